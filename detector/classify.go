@@ -1,0 +1,357 @@
+package detector
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mitmwatch/mitmwatch/fingerprints"
+)
+
+// oidSCTList marks a leaf's embedded Signed Certificate Timestamps. Public
+// CAs embed them because browsers demand Certificate Transparency; a CA that
+// lives on a middlebox cannot get its certificates into the logs.
+var oidSCTList = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 4, 2}
+
+// freshWindow is how recently a leaf may have started to be valid before it
+// looks minted on the fly for this very connection.
+const freshWindow = 24 * time.Hour
+
+// Case is one target to judge: what was seen and what was expected.
+type Case struct {
+	Obs    Observation
+	Expect Expectation
+}
+
+// Result is the judgement of one target.
+type Result struct {
+	Obs         Observation
+	Verdict     Verdict
+	Product     string // interception product, when it can be named
+	Findings    []Finding
+	Remediation string
+}
+
+// Judge classifies every case, including the signals that only show across
+// targets (one leaf key forged for many hosts).
+func Judge(cases []Case, pol Policy, now time.Time) []Result {
+	reused := reusedLeafKeys(cases)
+	out := make([]Result, len(cases))
+	for i, c := range cases {
+		findings, product := Classify(c.Obs, c.Expect, pol, now)
+		if hosts := reused[i]; len(hosts) > 0 && !approvedChain(c.Obs.TLS, pol) {
+			findings = append(findings, Finding{ReasonLeafKeyReused, Critical,
+				fmt.Sprintf("the leaf's public key also signs different certificates for %s: interceptors reuse one key for every forged leaf", strings.Join(hosts, ", "))})
+		}
+		v := VerdictOf(findings)
+		out[i] = Result{Obs: c.Obs, Verdict: v, Product: product, Findings: findings,
+			Remediation: Remediation(v, c.Obs, product)}
+	}
+	return out
+}
+
+// reusedLeafKeys maps a case index to the other hosts that presented a
+// different certificate with the same leaf key. Sharing one certificate
+// across names is normal; minting many with one key is not.
+func reusedLeafKeys(cases []Case) map[int][]string {
+	type use struct {
+		host string
+		raw  []byte
+	}
+	byKey := map[SPKI][]use{}
+	for _, c := range cases {
+		if c.Obs.TLS == nil || len(c.Obs.TLS.Chain) == 0 {
+			continue
+		}
+		leaf := c.Obs.TLS.Chain[0]
+		k := SPKIOf(leaf)
+		byKey[k] = append(byKey[k], use{c.Obs.Host, leaf.Raw})
+	}
+	out := map[int][]string{}
+	for i, c := range cases {
+		if c.Obs.TLS == nil || len(c.Obs.TLS.Chain) == 0 {
+			continue
+		}
+		leaf := c.Obs.TLS.Chain[0]
+		for _, u := range byKey[SPKIOf(leaf)] {
+			if u.host != c.Obs.Host && !bytes.Equal(u.raw, leaf.Raw) && !slices.Contains(out[i], u.host) {
+				out[i] = append(out[i], u.host)
+			}
+		}
+	}
+	return out
+}
+
+// Classify turns one observation into findings and names the product when
+// the chain betrays one. It is pure: now stands in for the clock.
+func Classify(obs Observation, exp Expectation, pol Policy, now time.Time) ([]Finding, string) {
+	if obs.TLS == nil {
+		return classifyFailure(obs), ""
+	}
+	var fs []Finding
+	st := obs.TLS
+	product := ""
+	if !st.Public.OK() {
+		if m, ok := fingerprints.Identify(withRoots(st)); ok {
+			product = m.Product
+		}
+	}
+	fs = append(fs, trustFindings(obs, exp, product, now)...)
+	if approvedChain(st, pol) {
+		fs = approve(fs, st, pol)
+	}
+	fs = append(fs, downgradeFindings(obs, exp)...)
+	if len(exp.IPRanges) > 0 && obs.ConnectedAddr.IsValid() && obs.Path.Kind != "proxy" {
+		a := obs.ConnectedAddr.Addr().Unmap()
+		if !slices.ContainsFunc(exp.IPRanges, func(p netip.Prefix) bool { return p.Contains(a) }) {
+			fs = append(fs, Finding{ReasonAddressOutOfRange, Warning,
+				fmt.Sprintf("connected to %s, outside the expected ranges %v", a, exp.IPRanges)})
+		}
+	}
+	return fs, product
+}
+
+// trustFindings judges who signed the presented chain.
+func trustFindings(obs Observation, exp Expectation, product string, now time.Time) []Finding {
+	st := obs.TLS
+	if len(st.Chain) == 0 {
+		return []Finding{{ReasonUntrustedChain, Critical, "the server presented no certificate"}}
+	}
+	leaf := st.Chain[0]
+	var fs []Finding
+	publicOK := st.Public.Failure == FailureNone || st.Public.Failure == FailureHostnameMismatch
+	systemOK := st.System.Failure == FailureNone || st.System.Failure == FailureHostnameMismatch
+	top := topCA(st)
+
+	if !publicOK && systemOK {
+		fs = append(fs, Finding{ReasonSystemRootOnly, Critical,
+			fmt.Sprintf("chain verifies against the system store but not the public roots: a locally installed root (%s, SPKI %s) signs it", describe(top), SPKIOf(top))})
+	}
+	if len(exp.CASPKI) > 0 && !pinned(st, exp.CASPKI) {
+		if publicOK {
+			fs = append(fs, Finding{ReasonCAChanged, Warning,
+				fmt.Sprintf("no CA above the leaf matches the expected pins, but the chain is publicly trusted (issuer %s): the host may have changed CA; relearn the baseline if so", describe(issuerOf(st)))})
+		} else {
+			fs = append(fs, Finding{ReasonCAPinMismatch, Critical,
+				fmt.Sprintf("no CA above the leaf matches the expected pins; issuer %s has SPKI %s", describe(issuerOf(st)), SPKIOf(issuerOf(st)))})
+		}
+	}
+	if product != "" {
+		fs = append(fs, Finding{ReasonKnownProduct, Critical,
+			fmt.Sprintf("the chain names %s (%s)", product, describe(issuerOf(st)))})
+	}
+	if !HasSCT(leaf) && (exp.SCT || !publicOK) {
+		fs = append(fs, Finding{ReasonLeafWithoutSCT, Warning,
+			"the leaf carries no embedded SCTs: it was never logged in Certificate Transparency, as certificates from public CAs are"})
+	}
+	if !publicOK {
+		if signedByRoot(st) {
+			fs = append(fs, Finding{ReasonLeafSignedByRoot, Warning,
+				fmt.Sprintf("the leaf is signed directly by a root (%s); public CAs issue from intermediates", describe(issuerOf(st)))})
+		}
+		if age := now.Sub(leaf.NotBefore); age >= -5*time.Minute && age < freshWindow {
+			fs = append(fs, Finding{ReasonLeafFresh, Warning,
+				fmt.Sprintf("the leaf became valid %s ago, as if minted for this connection", age.Round(time.Second))})
+		}
+	}
+	if !st.NameMatch {
+		fs = append(fs, Finding{ReasonCertOtherName, Critical,
+			fmt.Sprintf("the certificate is for %s, not %s", strings.Join(names(leaf), ", "), obs.Host)})
+	}
+	if !publicOK && !systemOK && !hasCritical(fs) {
+		f := st.System
+		reason := ReasonUntrustedChain
+		if f.Failure == FailureExpired || f.Failure == FailureInvalidCert {
+			reason = ReasonCertInvalid
+		}
+		fs = append(fs, Finding{reason, Critical,
+			fmt.Sprintf("the chain verifies against neither the public roots nor the system store (%s: %s)", f.Failure, f.Detail)})
+	}
+	return fs
+}
+
+// approve replaces the interception findings by one approved-inspection
+// finding: the organisation knows this CA and said so in rules.yaml.
+func approve(fs []Finding, st *TLSState, pol Policy) []Finding {
+	var signals []string
+	var out []Finding
+	for _, f := range fs {
+		if reasonVerdict[f.Reason] == Intercepted || f.Reason == ReasonUntrustedChain {
+			signals = append(signals, string(f.Reason))
+			continue
+		}
+		out = append(out, f)
+	}
+	ca := approvedCA(st, pol)
+	detail := fmt.Sprintf("TLS is terminated by an approved inspection CA (%s, SPKI %s)", describe(ca), SPKIOf(ca))
+	if len(signals) > 0 {
+		detail += "; signals: " + strings.Join(signals, ", ")
+	}
+	return append([]Finding{{ReasonApprovedInspection, Info, detail}}, out...)
+}
+
+// downgradeFindings compares what was negotiated with what the host offers.
+func downgradeFindings(obs Observation, exp Expectation) []Finding {
+	st := obs.TLS
+	var fs []Finding
+	if exp.MinVersion != 0 && st.Version < exp.MinVersion {
+		detail := fmt.Sprintf("negotiated %s, expected at least %s", VersionName(st.Version), VersionName(exp.MinVersion))
+		if obs.BestVersionFailure != FailureNone {
+			detail += fmt.Sprintf("; offering only TLS 1.3 fails (%s)", obs.BestVersionFailure)
+		}
+		fs = append(fs, Finding{ReasonVersionBelow, Critical, detail})
+	}
+	if len(exp.ALPN) > 0 && st.ALPN != exp.ALPN[0] {
+		got := st.ALPN
+		if got == "" {
+			got = "no ALPN"
+		}
+		fs = append(fs, Finding{ReasonALPNBelow, Warning,
+			fmt.Sprintf("negotiated %s while the host offers %s", got, exp.ALPN[0])})
+	}
+	if weakCipher(st.CipherSuite) {
+		fs = append(fs, Finding{ReasonWeakCipher, Warning,
+			fmt.Sprintf("negotiated cipher suite %s", tls.CipherSuiteName(st.CipherSuite))})
+	}
+	return fs
+}
+
+func weakCipher(id uint16) bool {
+	for _, s := range tls.InsecureCipherSuites() {
+		if s.ID == id {
+			return true
+		}
+	}
+	return strings.Contains(tls.CipherSuiteName(id), "_CBC_")
+}
+
+func hasCritical(fs []Finding) bool {
+	return slices.ContainsFunc(fs, func(f Finding) bool { return f.Severity == Critical })
+}
+
+// HasSCT reports whether a leaf embeds Signed Certificate Timestamps.
+func HasSCT(c *x509.Certificate) bool {
+	return slices.ContainsFunc(c.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(oidSCTList) })
+}
+
+// CAs returns every CA certificate above the leaf: the presented ones and
+// the roots the verifications ended in, since servers rarely send the root.
+func CAs(st *TLSState) []*x509.Certificate {
+	var out []*x509.Certificate
+	seen := map[SPKI]bool{}
+	add := func(c *x509.Certificate) {
+		if k := SPKIOf(c); !seen[k] {
+			seen[k] = true
+			out = append(out, c)
+		}
+	}
+	for _, c := range st.Chain[1:] {
+		add(c)
+	}
+	for _, v := range []Verification{st.System, st.Public} {
+		for _, ch := range v.Chains {
+			for _, c := range ch[1:] {
+				add(c)
+			}
+		}
+	}
+	return out
+}
+
+// withRoots is the presented chain plus any roots verification found.
+func withRoots(st *TLSState) []*x509.Certificate {
+	if len(st.Chain) == 0 {
+		return nil
+	}
+	return append([]*x509.Certificate{st.Chain[0]}, CAs(st)...)
+}
+
+func pinned(st *TLSState, pins []SPKI) bool {
+	return slices.ContainsFunc(CAs(st), func(c *x509.Certificate) bool { return slices.Contains(pins, SPKIOf(c)) })
+}
+
+func approvedCA(st *TLSState, pol Policy) *x509.Certificate {
+	if st == nil || len(st.Chain) == 0 {
+		return nil
+	}
+	for _, c := range CAs(st) {
+		if slices.Contains(pol.ApprovedInspection, SPKIOf(c)) {
+			return c
+		}
+	}
+	return nil
+}
+
+func approvedChain(st *TLSState, pol Policy) bool { return approvedCA(st, pol) != nil }
+
+// issuerOf is the certificate that signed the leaf, or the leaf itself when
+// nothing above it is known.
+func issuerOf(st *TLSState) *x509.Certificate {
+	for _, c := range CAs(st) {
+		if bytes.Equal(c.RawSubject, st.Chain[0].RawIssuer) {
+			return c
+		}
+	}
+	if len(st.Chain) > 1 {
+		return st.Chain[1]
+	}
+	return st.Chain[0]
+}
+
+// topCA is the root the system store chained to, else the last presented.
+func topCA(st *TLSState) *x509.Certificate {
+	if len(st.System.Chains) > 0 {
+		ch := st.System.Chains[0]
+		return ch[len(ch)-1]
+	}
+	return st.Chain[len(st.Chain)-1]
+}
+
+func signedByRoot(st *TLSState) bool {
+	leaf := st.Chain[0]
+	if bytes.Equal(leaf.RawIssuer, leaf.RawSubject) {
+		return true
+	}
+	iss := issuerOf(st)
+	return iss != leaf && bytes.Equal(iss.RawIssuer, iss.RawSubject)
+}
+
+func names(c *x509.Certificate) []string {
+	if len(c.DNSNames) > 0 {
+		return c.DNSNames
+	}
+	return []string{c.Subject.CommonName}
+}
+
+// describe names a certificate by its subject's CN and O, as people know it.
+func describe(c *x509.Certificate) string {
+	if c == nil {
+		return "unknown CA"
+	}
+	var parts []string
+	if c.Subject.CommonName != "" {
+		parts = append(parts, "CN="+c.Subject.CommonName)
+	}
+	if len(c.Subject.Organization) > 0 {
+		parts = append(parts, "O="+c.Subject.Organization[0])
+	}
+	if len(parts) == 0 {
+		return c.Subject.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// VersionName renders a TLS version as people write it ("TLS 1.3").
+func VersionName(v uint16) string {
+	if v == 0 {
+		return "none"
+	}
+	return tls.VersionName(v)
+}

@@ -1,0 +1,159 @@
+package detector
+
+import "encoding/json"
+
+// Severity ranks how much a finding matters on its own.
+type Severity int
+
+// Severities, lowest first.
+const (
+	Info Severity = iota
+	Warning
+	Critical
+)
+
+var severityNames = [...]string{"info", "warning", "critical"}
+
+func (s Severity) String() string {
+	if s < 0 || int(s) >= len(severityNames) {
+		return "unknown"
+	}
+	return severityNames[s]
+}
+
+// MarshalText makes severities read as words in JSON.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Verdict is the one conclusion per target, from a closed set. It is derived
+// from findings (see VerdictOf), never stored beside them.
+type Verdict string
+
+// The verdicts. Their order of precedence is in verdictRank.
+const (
+	OK               Verdict = "ok"
+	Inspected        Verdict = "inspected"
+	Intercepted      Verdict = "intercepted"
+	Downgraded       Verdict = "downgraded"
+	DNSTampered      Verdict = "dns-tampered"
+	TransparentProxy Verdict = "transparent-proxy"
+	Plaintext        Verdict = "plaintext"
+	CaptivePortal    Verdict = "captive-portal"
+	Blocked          Verdict = "blocked"
+	InvalidCert      Verdict = "invalid-cert"
+	Unreachable      Verdict = "unreachable"
+)
+
+// Verdicts lists every verdict, most severe first: when several findings
+// point at different verdicts, the earliest wins. A lying resolver comes
+// first because it explains whatever TLS then shows.
+var Verdicts = []Verdict{
+	DNSTampered, Intercepted, CaptivePortal, Blocked, Plaintext,
+	Downgraded, TransparentProxy, InvalidCert, Inspected, Unreachable, OK,
+}
+
+func verdictRank(v Verdict) int {
+	for i, w := range Verdicts {
+		if w == v {
+			return i
+		}
+	}
+	return len(Verdicts)
+}
+
+// Detected reports whether the verdict means something is in the way, as
+// opposed to clean (ok, inspected) or inconclusive (unreachable).
+func (v Verdict) Detected() bool {
+	return v != OK && v != Inspected && v != Unreachable
+}
+
+// Reason names a finding, from a closed set: dashboards, alerts and tests key
+// on it.
+type Reason string
+
+// The reasons, each with the verdict it implies in reasonVerdict.
+const (
+	ReasonSystemRootOnly     Reason = "system-root-only"
+	ReasonCAPinMismatch      Reason = "ca-pin-mismatch"
+	ReasonCAChanged          Reason = "ca-changed"
+	ReasonKnownProduct       Reason = "known-interception-product"
+	ReasonLeafWithoutSCT     Reason = "leaf-without-sct"
+	ReasonLeafKeyReused      Reason = "leaf-key-reused"
+	ReasonLeafSignedByRoot   Reason = "leaf-signed-by-root"
+	ReasonLeafFresh          Reason = "leaf-freshly-minted"
+	ReasonApprovedInspection Reason = "approved-inspection"
+	ReasonUntrustedChain     Reason = "untrusted-chain"
+	ReasonHostnameMismatch   Reason = "hostname-mismatch"
+	ReasonCertOtherName      Reason = "certificate-for-other-name"
+	ReasonCertInvalid        Reason = "certificate-invalid"
+	ReasonVersionBelow       Reason = "tls-version-below-expected"
+	ReasonALPNBelow          Reason = "alpn-below-expected"
+	ReasonWeakCipher         Reason = "weak-cipher"
+	ReasonDowngradeSentinel  Reason = "downgrade-sentinel"
+	ReasonPlaintext          Reason = "plaintext-on-tls-port"
+	ReasonBlockPage          Reason = "block-page"
+	ReasonPortalRedirect     Reason = "captive-portal-redirect"
+	ReasonProxyHeaders       Reason = "proxy-headers"
+	ReasonAddressOutOfRange  Reason = "address-out-of-range"
+	ReasonUnreachable        Reason = "unreachable"
+)
+
+// reasonVerdict is the verdict each reason implies; reasons absent here are
+// context that does not change the verdict on their own.
+var reasonVerdict = map[Reason]Verdict{
+	ReasonSystemRootOnly:     Intercepted,
+	ReasonCAPinMismatch:      Intercepted,
+	ReasonKnownProduct:       Intercepted,
+	ReasonLeafKeyReused:      Intercepted,
+	ReasonApprovedInspection: Inspected,
+	ReasonUntrustedChain:     InvalidCert,
+	ReasonHostnameMismatch:   InvalidCert,
+	ReasonCertInvalid:        InvalidCert,
+	ReasonCertOtherName:      CaptivePortal,
+	ReasonVersionBelow:       Downgraded,
+	ReasonALPNBelow:          Downgraded,
+	ReasonWeakCipher:         Downgraded,
+	ReasonDowngradeSentinel:  Downgraded,
+	ReasonPlaintext:          Plaintext,
+	ReasonBlockPage:          Blocked,
+	ReasonPortalRedirect:     CaptivePortal,
+	ReasonUnreachable:        Unreachable,
+}
+
+// Reasons lists every reason, for documentation and exhaustive tests.
+var Reasons = []Reason{
+	ReasonSystemRootOnly, ReasonCAPinMismatch, ReasonCAChanged, ReasonKnownProduct,
+	ReasonLeafWithoutSCT, ReasonLeafKeyReused, ReasonLeafSignedByRoot, ReasonLeafFresh,
+	ReasonApprovedInspection, ReasonUntrustedChain, ReasonHostnameMismatch,
+	ReasonCertOtherName, ReasonCertInvalid, ReasonVersionBelow, ReasonALPNBelow,
+	ReasonWeakCipher, ReasonDowngradeSentinel, ReasonPlaintext, ReasonBlockPage,
+	ReasonPortalRedirect, ReasonProxyHeaders, ReasonAddressOutOfRange, ReasonUnreachable,
+}
+
+// Finding is one signal that fired, with the evidence behind it.
+type Finding struct {
+	Reason   Reason
+	Severity Severity
+	Detail   string
+}
+
+// MarshalJSON keeps the report's stable field names.
+func (f Finding) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Reason   Reason   `json:"reason"`
+		Severity Severity `json:"severity"`
+		Detail   string   `json:"detail"`
+	}{f.Reason, f.Severity, f.Detail})
+}
+
+// VerdictOf derives the verdict from findings: the most severe verdict any
+// finding implies, ok when none implies one.
+func VerdictOf(findings []Finding) Verdict {
+	best := OK
+	for _, f := range findings {
+		v, ok := reasonVerdict[f.Reason]
+		if ok && verdictRank(v) < verdictRank(best) {
+			best = v
+		}
+	}
+	return best
+}

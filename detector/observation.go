@@ -1,0 +1,145 @@
+// Package detector decides, from what a probe saw, whether something between
+// this machine and a host intercepts, weakens or replaces its TLS.
+//
+// It is the pure middle of mitmwatch: probes (active or passive) gather an
+// Observation, and Classify turns it plus the host's Expectation into
+// Findings and one Verdict. Nothing here dials, reads the clock or parses
+// configuration files, so every signal can be table-tested and the same
+// judgement applies to every source of observations.
+package detector
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"net/netip"
+	"time"
+)
+
+// Failure names why an attempt did not complete, from a fixed vocabulary,
+// so that reports, metrics and tests can rely on it instead of parsing error
+// strings. The empty Failure means success.
+type Failure string
+
+// The failure vocabulary. Names follow the measurement community's habit
+// (connection_refused, ssl_unknown_authority) so they read the same in logs.
+const (
+	FailureNone             Failure = ""
+	FailureDNS              Failure = "dns_lookup_error"
+	FailureTimeout          Failure = "generic_timeout_error"
+	FailureRefused          Failure = "connection_refused"
+	FailureReset            Failure = "connection_reset"
+	FailureNetUnreachable   Failure = "network_unreachable"
+	FailureHostUnreachable  Failure = "host_unreachable"
+	FailureEOF              Failure = "eof_error"
+	FailureNotTLS           Failure = "ssl_not_tls"
+	FailureTLSAlert         Failure = "ssl_alert"
+	FailureProtocolVersion  Failure = "ssl_protocol_version"
+	FailureDowngrade        Failure = "ssl_downgrade_sentinel"
+	FailureUnknownAuthority Failure = "ssl_unknown_authority"
+	FailureHostnameMismatch Failure = "ssl_invalid_hostname"
+	FailureInvalidCert      Failure = "ssl_invalid_certificate"
+	FailureExpired          Failure = "ssl_expired_certificate"
+	FailureProxy            Failure = "proxy_connect_error"
+	FailureUnknown          Failure = "unknown_failure"
+)
+
+// Path tells how the probe reached the host: directly, or through an
+// explicit proxy the build tools would also use.
+type Path struct {
+	Kind  string `json:"kind"`            // "direct" or "proxy"
+	Proxy string `json:"proxy,omitempty"` // proxy host:port, credentials removed
+}
+
+// String renders the path the way the report prints it.
+func (p Path) String() string {
+	if p.Kind == "proxy" {
+		return "proxy " + p.Proxy
+	}
+	return "direct"
+}
+
+// Observation is flat data about one attempt to reach one host. It holds
+// everything needed to judge later, including a chain that failed to verify:
+// that chain is the evidence.
+type Observation struct {
+	Host string
+	Port int
+	Path Path
+
+	ResolvedAddrs []netip.Addr
+	ConnectedAddr netip.AddrPort
+	ConnectTime   time.Duration
+	HandshakeTime time.Duration
+
+	// Failure is set when the main attempt did not complete a TLS handshake.
+	Failure       Failure
+	FailureDetail string
+
+	TLS   *TLSState   // nil when no handshake completed
+	Plain *HTTPAnswer // what answered in clear text, when the port spoke plain HTTP
+
+	// BestVersion is the highest TLS version the path allowed in a separate
+	// attempt offering only TLS 1.3 (0 when that attempt was not made).
+	// BestVersionFailure says why TLS 1.3 alone did not work.
+	BestVersion        uint16
+	BestVersionFailure Failure
+}
+
+// TLSState is what the handshake negotiated and what the peer presented.
+type TLSState struct {
+	Version     uint16
+	CipherSuite uint16
+	ALPN        string
+	Chain       []*x509.Certificate // as presented, leaf first
+	NameMatch   bool                // the leaf is valid for the host name
+	Public      Verification        // against the public (Mozilla) roots
+	System      Verification        // against this machine's trust store
+}
+
+// Verification is the outcome of verifying the presented chain against one
+// trust store. Chains holds the verified chains, up to and including a root.
+type Verification struct {
+	Failure Failure
+	Detail  string
+	Chains  [][]*x509.Certificate
+}
+
+// OK reports whether the chain verified.
+func (v Verification) OK() bool { return v.Failure == FailureNone }
+
+// HTTPAnswer is what a plain-HTTP speaker on the TLS port said.
+type HTTPAnswer struct {
+	Status       int      `json:"status"`
+	Location     string   `json:"location,omitempty"`
+	Title        string   `json:"title,omitempty"`
+	ProxyHeaders []string `json:"proxy_headers,omitempty"` // headers that name a proxy (Via, X-BlueCoat-Via, ...), as "Name: value"
+	BodySnippet  string   `json:"body_snippet,omitempty"`
+}
+
+// SPKI is the SHA-256 of a certificate's SubjectPublicKeyInfo: a CA's identity
+// that survives a forged, copied subject name.
+type SPKI [32]byte
+
+// SPKIOf returns the pin of a certificate.
+func SPKIOf(c *x509.Certificate) SPKI { return sha256.Sum256(c.RawSubjectPublicKeyInfo) }
+
+// String renders the pin as base64, the form HPKP and rules.yaml use.
+func (s SPKI) String() string { return base64.StdEncoding.EncodeToString(s[:]) }
+
+// Expectation is what a host should look like, from rules.yaml and from a
+// baseline learned on a trusted network. Zero fields expect nothing.
+type Expectation struct {
+	CASPKI     []SPKI         // any CA above the leaf may match
+	IPRanges   []netip.Prefix // where the connected address should be
+	MinVersion uint16         // lowest acceptable negotiated TLS version
+	ALPN       []string       // protocols the host offers; the first is expected
+	SCT        bool           // the host's leaf carries embedded SCTs
+}
+
+// Policy holds what applies to every host.
+type Policy struct {
+	// ApprovedInspection lists corporate inspection CAs the organisation
+	// approved: interception through them is reported as inspected.
+	ApprovedInspection []SPKI
+}

@@ -1,0 +1,40 @@
+package detector
+
+import (
+	"fmt"
+)
+
+// caInstallHint is the fix people need instead of the one they copy: give
+// each tool the CA, never switch verification off.
+const caInstallHint = "install that CA for each tool instead of disabling verification: SSL_CERT_FILE (Go, curl, OpenSSL), GIT_SSL_CAINFO (git), NODE_EXTRA_CA_CERTS (npm, node), REQUESTS_CA_BUNDLE (pip)"
+
+// Remediation names the concrete next step for a verdict.
+func Remediation(v Verdict, obs Observation, product string) string {
+	who := "a middlebox"
+	if product != "" {
+		who = product
+	}
+	switch v {
+	case Intercepted:
+		return fmt.Sprintf("TLS to %s is terminated by %s. If it is your organisation's inspection proxy, add its CA pin to allow.inspection_ca_spki_sha256 in rules.yaml and %s; if nobody approved it, treat this network as hostile and do not send credentials over it.", obs.Host, who, caInstallHint)
+	case Inspected:
+		return fmt.Sprintf("Approved inspection by %s: %s.", who, caInstallHint)
+	case Downgraded:
+		return fmt.Sprintf("Something on the path weakens TLS to %s; ask the network team to exempt %s from inspection or to allow TLS 1.3 and h2 end to end. Do not lower the tools' minimum TLS version.", obs.Host, obs.Host)
+	case Plaintext:
+		return fmt.Sprintf("Port %d of %s is answered in clear text by something else: use the proxy your network requires (HTTPS_PROXY) rather than http:// URLs, GOINSECURE or GOPROXY over http.", obs.Port, obs.Host)
+	case CaptivePortal:
+		return "The network holds traffic behind a captive portal: log in through a browser, then run the check again."
+	case Blocked:
+		return fmt.Sprintf("Network policy blocks %s: ask for an allow-list entry; do not route around it with insecure settings.", obs.Host)
+	case InvalidCert:
+		return fmt.Sprintf("The certificate of %s does not verify. If it is a private mirror, install its CA for the tools (SSL_CERT_FILE, GIT_SSL_CAINFO, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE); if it is a public host, something on the path presents a forged certificate.", obs.Host)
+	case Unreachable:
+		return fmt.Sprintf("%s could not be reached (%s): check connectivity, DNS and HTTPS_PROXY. This is not evidence of interception.", obs.Host, obs.Failure)
+	case DNSTampered:
+		return "The system resolver lies about this host: use the resolver your network documents, or DNS over TLS/HTTPS to a trusted resolver."
+	case TransparentProxy:
+		return fmt.Sprintf("A transparent proxy terminates TCP to %s without breaking TLS; no action is needed for integrity, but expect its policies to apply.", obs.Host)
+	}
+	return ""
+}

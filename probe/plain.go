@@ -1,0 +1,223 @@
+package probe
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mitmwatch/mitmwatch/detector"
+)
+
+// Limits on what is read from a peer that is not the expected one: enough
+// to name it, never enough to hurt.
+const (
+	maxHead    = 16 << 10
+	maxBody    = 4 << 10
+	maxSnippet = 200
+	// headWait bounds the wait for the rest of a plain answer.
+	headWait = 500 * time.Millisecond
+)
+
+// ProxyError is a proxy's refusal of CONNECT; the answer is kept because a
+// 403 page from the proxy is evidence of a block.
+type ProxyError struct {
+	Status int
+	Answer *detector.HTTPAnswer
+}
+
+func (e *ProxyError) Error() string { return fmt.Sprintf("proxy refused CONNECT: HTTP %d", e.Status) }
+
+// proxyHeaderNames are response headers that name a proxy on the path.
+var proxyHeaderNames = []string{"Via", "X-Bluecoat-Via", "X-Cache", "X-Iwsaas-Via", "X-Mwg-Via", "X-Squid-Error", "X-Forwarded-For"}
+
+var titleRE = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
+
+// recordingConn keeps the first bytes read, so that when the peer answers a
+// ClientHello with plain HTTP, what it said can still be shown.
+type recordingConn struct {
+	net.Conn
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	if room := maxHead - c.buf.Len(); room > 0 && n > 0 {
+		c.buf.Write(p[:min(n, room)])
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+// head returns what was read so far plus what the peer still sends before
+// closing, so a response the handshake cut short is whole.
+func (c *recordingConn) head() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Conn.SetReadDeadline(time.Now().Add(headWait))
+	out := bytes.Clone(c.buf.Bytes())
+	rest := make([]byte, maxHead-len(out))
+	n, _ := io.ReadFull(c.Conn, rest)
+	return append(out, rest[:n]...)
+}
+
+// plainAnswer asks the port a proper HTTP question, as a person pointing a
+// browser at it would, and falls back to what the ClientHello got back.
+func (p *Prober) plainAnswer(ctx context.Context, t Target, rec *recordingConn) *detector.HTTPAnswer {
+	if a := p.httpGet(ctx, t); a != nil {
+		return a
+	}
+	head := rec.head()
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(head)), nil)
+	if err != nil {
+		return &detector.HTTPAnswer{BodySnippet: sanitize(string(head), maxSnippet)}
+	}
+	defer resp.Body.Close()
+	return readAnswer(resp)
+}
+
+func (p *Prober) httpGet(ctx context.Context, t Target) *detector.HTTPAnswer {
+	var scratch detector.Observation
+	conn, err := p.connect(ctx, t, &scratch)
+	if err != nil {
+		return nil
+	}
+	defer conn.Close()
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(d)
+	}
+	req := &http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: "http", Host: t.Host, Path: "/"},
+		Host: t.Host, Header: http.Header{"User-Agent": {"mitmwatch"}}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Close: true}
+	if err := req.Write(conn); err != nil {
+		return nil
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(io.LimitReader(conn, maxHead+maxBody)), req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	return readAnswer(resp)
+}
+
+func readAnswer(resp *http.Response) *detector.HTTPAnswer {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	a := &detector.HTTPAnswer{
+		Status:   resp.StatusCode,
+		Location: sanitize(resp.Header.Get("Location"), maxSnippet),
+	}
+	if m := titleRE.FindSubmatch(body); m != nil {
+		a.Title = sanitize(string(m[1]), maxSnippet)
+	}
+	a.BodySnippet = sanitize(string(body), maxSnippet)
+	for _, name := range proxyHeaderNames {
+		if v := resp.Header.Get(name); v != "" {
+			a.ProxyHeaders = append(a.ProxyHeaders, name+": "+sanitize(v, maxSnippet))
+		}
+	}
+	for name, vs := range resp.Header {
+		if strings.HasPrefix(strings.ToLower(name), "zsa-") && len(vs) > 0 {
+			a.ProxyHeaders = append(a.ProxyHeaders, name+": "+sanitize(vs[0], maxSnippet))
+		}
+	}
+	return a
+}
+
+// sanitize makes network-supplied text safe to print: valid UTF-8, no
+// control characters, collapsed space, bounded length.
+func sanitize(s string, n int) string {
+	s = strings.ToValidUTF8(s, "?")
+	var b strings.Builder
+	space := false
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == ' ' {
+			if !space && b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			space = true
+			continue
+		}
+		space = false
+		b.WriteRune(r)
+		if b.Len() >= n {
+			break
+		}
+	}
+	out := strings.TrimSpace(b.String())
+	for len(out) > n || !utf8.ValidString(out) {
+		out = out[:len(out)-1]
+	}
+	return out
+}
+
+// connectProxy opens a tunnel with CONNECT, as curl, git, npm and Go do
+// when HTTPS_PROXY is set.
+func (p *Prober) connectProxy(ctx context.Context, proxy *url.URL, hostport string, obs *detector.Observation) (net.Conn, error) {
+	paddr := proxy.Host
+	if proxy.Port() == "" {
+		port := "80"
+		if proxy.Scheme == "https" {
+			port = "443"
+		}
+		paddr = net.JoinHostPort(proxy.Hostname(), port)
+	}
+	conn, err := p.dialer().DialContext(ctx, "tcp", paddr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to proxy %s: %w", paddr, err)
+	}
+	if ap, err := netipAddrPort(conn.RemoteAddr()); err == nil {
+		obs.ConnectedAddr = ap
+	}
+	if proxy.Scheme == "https" {
+		tc := tls.Client(conn, &tls.Config{ServerName: proxy.Hostname(), RootCAs: p.SystemRoots})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("TLS to proxy %s: %w", paddr, err)
+		}
+		conn = tc
+	}
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(d)
+	}
+	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: hostport}, Host: hostport, Header: http.Header{}}
+	if u := proxy.User; u != nil {
+		pw, _ := u.Password()
+		req.SetBasicAuth(u.Username(), pw)
+		req.Header.Set("Proxy-Authorization", req.Header.Get("Authorization"))
+		req.Header.Del("Authorization")
+	}
+	if err := req.Write(conn); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("sending CONNECT to proxy %s: %w", paddr, err)
+	}
+	br := bufio.NewReader(io.LimitReader(conn, maxHead+maxBody))
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("reading CONNECT answer from proxy %s: %w", paddr, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		a := readAnswer(resp)
+		resp.Body.Close()
+		conn.Close()
+		obs.Plain = a
+		return nil, &ProxyError{Status: resp.StatusCode, Answer: a}
+	}
+	conn.SetDeadline(timeZero)
+	if br.Buffered() > 0 {
+		return nil, errors.Join(conn.Close(), fmt.Errorf("proxy %s sent data before the tunnel was used", paddr))
+	}
+	return conn, nil
+}

@@ -1,0 +1,228 @@
+// Package probe is the only code in mitmwatch that dials. It reaches a host
+// the way build tools do — resolving it, or through the proxy the
+// environment names — performs a TLS handshake that accepts any chain, and
+// records everything as a detector.Observation: the presented chain is kept
+// even when it fails verification, because it is the evidence. Judging is
+// left to package detector.
+package probe
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/mitmwatch/mitmwatch/detector"
+)
+
+// Target is what to probe. Address, when set, is dialled instead of
+// resolving Host, as curl --resolve does.
+type Target struct {
+	Host    string
+	Port    int
+	Address string
+}
+
+// Dialer opens connections; *net.Dialer is one. Tests and the lab swap it
+// to reroute traffic through a middlebox.
+type Dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Resolver looks names up; *net.Resolver is one.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Prober probes targets. The zero value is not usable: roots are required.
+type Prober struct {
+	PublicRoots *x509.CertPool // the public (Mozilla) roots
+	SystemRoots *x509.CertPool // this machine's trust store
+
+	Dialer   Dialer   // nil: a net.Dialer
+	Resolver Resolver // nil: net.DefaultResolver
+	// Proxy picks the proxy for a https URL, as http.Transport.Proxy does;
+	// nil means direct. cmd/ wires it to HTTPS_PROXY/NO_PROXY.
+	Proxy func(*url.URL) (*url.URL, error)
+	Now   func() time.Time // verification time; nil: time.Now
+}
+
+// nextProtos is what build tools offer: Go's net/http, curl and npm all
+// offer h2 first.
+var nextProtos = []string{"h2", "http/1.1"}
+
+// Probe observes one target within ctx's deadline. It never returns an
+// error: a failure is part of the observation.
+func (p *Prober) Probe(ctx context.Context, t Target) detector.Observation {
+	obs := detector.Observation{Host: t.Host, Port: t.Port, Path: detector.Path{Kind: "direct"}}
+	conn, err := p.connect(ctx, t, &obs)
+	if err != nil {
+		obs.Failure, obs.FailureDetail = Classify(err), err.Error()
+		return obs
+	}
+	defer conn.Close()
+
+	rec := &recordingConn{Conn: conn}
+	cfg := &tls.Config{
+		ServerName:         t.Host,
+		InsecureSkipVerify: true, // verified below against both stores; the chain is kept either way
+		NextProtos:         nextProtos,
+		MinVersion:         tls.VersionTLS10, // see what the path offers rather than refusing it
+	}
+	tc := tls.Client(rec, cfg)
+	start := time.Now()
+	err = tc.HandshakeContext(ctx)
+	obs.HandshakeTime = time.Since(start)
+	if err != nil {
+		obs.Failure, obs.FailureDetail = Classify(err), err.Error()
+		if obs.Failure == detector.FailureNotTLS {
+			obs.Plain = p.plainAnswer(ctx, t, rec)
+		}
+		return obs
+	}
+	cs := tc.ConnectionState()
+	obs.TLS = p.tlsState(t.Host, cs)
+	obs.BestVersion = cs.Version
+	if cs.Version < tls.VersionTLS13 {
+		obs.BestVersion, obs.BestVersionFailure = p.bestVersion(ctx, t, cs.Version)
+	}
+	return obs
+}
+
+// tlsState records the negotiated parameters and verifies the chain
+// against each store separately, so "trusted here but not publicly" shows.
+func (p *Prober) tlsState(host string, cs tls.ConnectionState) *detector.TLSState {
+	st := &detector.TLSState{
+		Version:     cs.Version,
+		CipherSuite: cs.CipherSuite,
+		ALPN:        cs.NegotiatedProtocol,
+		Chain:       cs.PeerCertificates,
+	}
+	if len(cs.PeerCertificates) == 0 {
+		return st
+	}
+	leaf := cs.PeerCertificates[0]
+	st.NameMatch = leaf.VerifyHostname(host) == nil
+	st.Public = p.verify(cs.PeerCertificates, p.PublicRoots)
+	st.System = p.verify(cs.PeerCertificates, p.SystemRoots)
+	return st
+}
+
+func (p *Prober) verify(chain []*x509.Certificate, roots *x509.CertPool) detector.Verification {
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	chains, err := chain[0].Verify(x509.VerifyOptions{
+		Roots:         roots,
+		Intermediates: inter,
+		CurrentTime:   p.now(),
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
+	if err != nil {
+		return detector.Verification{Failure: Classify(err), Detail: err.Error()}
+	}
+	return detector.Verification{Chains: chains}
+}
+
+// bestVersion learns whether the path allows TLS 1.3 at all, with a
+// separate attempt that offers nothing else.
+func (p *Prober) bestVersion(ctx context.Context, t Target, negotiated uint16) (uint16, detector.Failure) {
+	var scratch detector.Observation
+	conn, err := p.connect(ctx, t, &scratch)
+	if err != nil {
+		return negotiated, Classify(err)
+	}
+	defer conn.Close()
+	tc := tls.Client(conn, &tls.Config{
+		ServerName:         t.Host,
+		InsecureSkipVerify: true, // only the version matters here
+		MinVersion:         tls.VersionTLS13,
+		MaxVersion:         tls.VersionTLS13,
+	})
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return negotiated, Classify(err)
+	}
+	return tls.VersionTLS13, detector.FailureNone
+}
+
+// connect opens a TCP connection to the target, directly or through the
+// configured proxy, recording addresses and timings into obs.
+func (p *Prober) connect(ctx context.Context, t Target, obs *detector.Observation) (net.Conn, error) {
+	hostport := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+	if p.Proxy != nil {
+		u, err := p.Proxy(&url.URL{Scheme: "https", Host: hostport})
+		if err != nil {
+			return nil, fmt.Errorf("choosing proxy for %s: %w", hostport, err)
+		}
+		if u != nil {
+			obs.Path = detector.Path{Kind: "proxy", Proxy: u.Host}
+			return p.connectProxy(ctx, u, hostport, obs)
+		}
+	}
+	if t.Address != "" {
+		ap, err := netip.ParseAddrPort(t.Address)
+		if err != nil {
+			return nil, fmt.Errorf("target %s: address %q: %w", hostport, t.Address, err)
+		}
+		obs.ResolvedAddrs = []netip.Addr{ap.Addr()}
+		return p.dialAddr(ctx, ap, obs)
+	}
+	addrs, err := p.resolver().LookupNetIP(ctx, "ip", t.Host)
+	if err != nil {
+		return nil, fmt.Errorf("resolving %s: %w", t.Host, err)
+	}
+	obs.ResolvedAddrs = addrs
+	var lastErr error
+	for _, a := range addrs {
+		conn, err := p.dialAddr(ctx, netip.AddrPortFrom(a.Unmap(), uint16(t.Port)), obs)
+		if err == nil {
+			return conn, nil
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if lastErr == nil {
+		lastErr = fmt.Errorf("resolving %s: no addresses", t.Host)
+	}
+	return nil, lastErr
+}
+
+func (p *Prober) dialAddr(ctx context.Context, ap netip.AddrPort, obs *detector.Observation) (net.Conn, error) {
+	start := time.Now()
+	conn, err := p.dialer().DialContext(ctx, "tcp", ap.String())
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", ap, err)
+	}
+	obs.ConnectTime = time.Since(start)
+	obs.ConnectedAddr = ap
+	return conn, nil
+}
+
+func (p *Prober) dialer() Dialer {
+	if p.Dialer != nil {
+		return p.Dialer
+	}
+	return &net.Dialer{}
+}
+
+func (p *Prober) resolver() Resolver {
+	if p.Resolver != nil {
+		return p.Resolver
+	}
+	return net.DefaultResolver
+}
+
+func (p *Prober) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
