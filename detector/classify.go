@@ -97,13 +97,11 @@ func Classify(obs Observation, exp Expectation, pol Policy, now time.Time) ([]Fi
 	}
 	var fs []Finding
 	st := obs.TLS
-	product := ""
+	var match fingerprints.Match
 	if !st.Public.OK() {
-		if m, ok := fingerprints.Identify(withRoots(st)); ok {
-			product = m.Product
-		}
+		match, _ = fingerprints.Identify(withRoots(st))
 	}
-	fs = append(fs, trustFindings(obs, exp, product, now)...)
+	fs = append(fs, trustFindings(obs, exp, match, now)...)
 	if approvedChain(st, pol) {
 		fs = approve(fs, st, pol)
 	}
@@ -115,11 +113,11 @@ func Classify(obs Observation, exp Expectation, pol Policy, now time.Time) ([]Fi
 				fmt.Sprintf("connected to %s, outside the expected ranges %v", a, exp.IPRanges)})
 		}
 	}
-	return fs, product
+	return fs, match.Product
 }
 
 // trustFindings judges who signed the presented chain.
-func trustFindings(obs Observation, exp Expectation, product string, now time.Time) []Finding {
+func trustFindings(obs Observation, exp Expectation, match fingerprints.Match, now time.Time) []Finding {
 	st := obs.TLS
 	if len(st.Chain) == 0 {
 		return []Finding{{ReasonUntrustedChain, Critical, "the server presented no certificate"}}
@@ -143,9 +141,13 @@ func trustFindings(obs Observation, exp Expectation, product string, now time.Ti
 				fmt.Sprintf("no CA above the leaf matches the expected pins; issuer %s has SPKI %s", describe(issuerOf(st)), SPKIOf(issuerOf(st)))})
 		}
 	}
-	if product != "" {
+	if match.Product != "" {
+		where := "the leaf"
+		if match.Cert > 0 {
+			where = fmt.Sprintf("CA certificate %d", match.Cert)
+		}
 		fs = append(fs, Finding{ReasonKnownProduct, Critical,
-			fmt.Sprintf("the chain names %s (%s)", product, describe(issuerOf(st)))})
+			fmt.Sprintf("the chain names %s: %s %s is %q", match.Product, where, match.Field, match.Value)})
 	}
 	if !HasSCT(leaf) && (exp.SCT || !publicOK) {
 		fs = append(fs, Finding{ReasonLeafWithoutSCT, Warning,
@@ -177,13 +179,20 @@ func trustFindings(obs Observation, exp Expectation, product string, now time.Ti
 	return fs
 }
 
+// interceptionEvidence are the reasons that only restate that a CA other
+// than the host's signs the chain: with an approved CA they are expected.
+var interceptionEvidence = map[Reason]bool{
+	ReasonUntrustedChain: true, ReasonCAChanged: true, ReasonLeafWithoutSCT: true,
+	ReasonLeafSignedByRoot: true, ReasonLeafFresh: true,
+}
+
 // approve replaces the interception findings by one approved-inspection
 // finding: the organisation knows this CA and said so in rules.yaml.
 func approve(fs []Finding, st *TLSState, pol Policy) []Finding {
 	var signals []string
 	var out []Finding
 	for _, f := range fs {
-		if reasonVerdict[f.Reason] == Intercepted || f.Reason == ReasonUntrustedChain {
+		if reasonVerdict[f.Reason] == Intercepted || interceptionEvidence[f.Reason] {
 			signals = append(signals, string(f.Reason))
 			continue
 		}
@@ -324,10 +333,17 @@ func signedByRoot(st *TLSState) bool {
 }
 
 func names(c *x509.Certificate) []string {
-	if len(c.DNSNames) > 0 {
-		return c.DNSNames
+	out := slices.Clone(c.DNSNames)
+	for _, ip := range c.IPAddresses {
+		out = append(out, ip.String())
 	}
-	return []string{c.Subject.CommonName}
+	if len(out) == 0 && c.Subject.CommonName != "" {
+		out = append(out, c.Subject.CommonName)
+	}
+	if len(out) == 0 {
+		out = append(out, "no name at all")
+	}
+	return out
 }
 
 // describe names a certificate by its subject's CN and O, as people know it.

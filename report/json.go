@@ -1,0 +1,158 @@
+// Package report renders judged targets for people (a table) and for
+// programs (JSON with a stable, versioned shape). It formats; it never
+// judges.
+package report
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/mitmwatch/mitmwatch/check"
+	"github.com/mitmwatch/mitmwatch/detector"
+)
+
+// SchemaVersion is bumped only when a field changes meaning or goes away;
+// new fields may appear at any time.
+const SchemaVersion = 1
+
+// Document is the JSON report.
+type Document struct {
+	SchemaVersion int      `json:"schema_version"`
+	Targets       []Target `json:"targets"`
+}
+
+// Target is one host's entry in the JSON report.
+type Target struct {
+	Host              string               `json:"host"`
+	Port              int                  `json:"port"`
+	Source            string               `json:"source,omitempty"`
+	Verdict           detector.Verdict     `json:"verdict"`
+	Product           string               `json:"product,omitempty"`
+	Path              string               `json:"path"`
+	Proxy             string               `json:"proxy,omitempty"`
+	Findings          []detector.Finding   `json:"findings"`
+	Remediation       string               `json:"remediation,omitempty"`
+	ResolvedAddresses []netip.Addr         `json:"resolved_addresses,omitempty"`
+	ConnectedAddress  string               `json:"connected_address,omitempty"`
+	ConnectMS         float64              `json:"connect_ms"`
+	HandshakeMS       float64              `json:"handshake_ms"`
+	Failure           detector.Failure     `json:"failure,omitempty"`
+	FailureDetail     string               `json:"failure_detail,omitempty"`
+	TLS               *TLS                 `json:"tls,omitempty"`
+	HTTP              *detector.HTTPAnswer `json:"http,omitempty"`
+}
+
+// TLS is what the handshake negotiated and presented.
+type TLS struct {
+	Version      string `json:"version"`
+	BestVersion  string `json:"best_version,omitempty"`
+	CipherSuite  string `json:"cipher_suite"`
+	ALPN         string `json:"alpn,omitempty"`
+	PublicVerify string `json:"public_roots"` // "ok" or a failure
+	SystemVerify string `json:"system_roots"`
+	NameMatch    bool   `json:"name_match"`
+	Chain        []Cert `json:"chain"`
+	RootSPKI     string `json:"root_spki_sha256,omitempty"`
+}
+
+// Cert identifies one certificate of the presented chain.
+type Cert struct {
+	Subject    string    `json:"subject"`
+	Issuer     string    `json:"issuer"`
+	SPKISHA256 string    `json:"spki_sha256"`
+	SHA256     string    `json:"sha256"`
+	NotBefore  time.Time `json:"not_before"`
+	NotAfter   time.Time `json:"not_after"`
+	DNSNames   []string  `json:"dns_names,omitempty"`
+}
+
+// Build turns results into the JSON document.
+func Build(results []check.Result) Document {
+	doc := Document{SchemaVersion: SchemaVersion, Targets: make([]Target, 0, len(results))}
+	for _, r := range results {
+		doc.Targets = append(doc.Targets, target(r))
+	}
+	return doc
+}
+
+// JSON writes the document, indented, with a trailing newline.
+func JSON(w io.Writer, results []check.Result) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(Build(results))
+}
+
+func target(r check.Result) Target {
+	o := r.Obs
+	t := Target{
+		Host: o.Host, Port: o.Port, Source: r.Source, Verdict: r.Verdict, Product: r.Product,
+		Path: o.Path.Kind, Proxy: o.Path.Proxy, Findings: r.Findings, Remediation: r.Remediation,
+		ResolvedAddresses: o.ResolvedAddrs,
+		ConnectMS:         ms(o.ConnectTime), HandshakeMS: ms(o.HandshakeTime),
+		Failure: o.Failure, FailureDetail: o.FailureDetail, HTTP: o.Plain,
+	}
+	if t.Findings == nil {
+		t.Findings = []detector.Finding{}
+	}
+	if o.ConnectedAddr.IsValid() {
+		t.ConnectedAddress = o.ConnectedAddr.String()
+	}
+	if st := o.TLS; st != nil {
+		t.TLS = &TLS{
+			Version:      detector.VersionName(st.Version),
+			CipherSuite:  tls.CipherSuiteName(st.CipherSuite),
+			ALPN:         st.ALPN,
+			PublicVerify: verifyWord(st.Public),
+			SystemVerify: verifyWord(st.System),
+			NameMatch:    st.NameMatch,
+			RootSPKI:     RootSPKI(st),
+		}
+		if o.BestVersion != 0 {
+			t.TLS.BestVersion = detector.VersionName(o.BestVersion)
+		}
+		for _, c := range st.Chain {
+			t.TLS.Chain = append(t.TLS.Chain, certOf(c))
+		}
+	}
+	return t
+}
+
+// RootSPKI is the pin of the chain's anchor: the root the system store
+// chained to, else the last presented certificate. It identifies who
+// really signs a host's traffic.
+func RootSPKI(st *detector.TLSState) string {
+	for _, v := range []detector.Verification{st.System, st.Public} {
+		if len(v.Chains) > 0 {
+			ch := v.Chains[0]
+			return detector.SPKIOf(ch[len(ch)-1]).String()
+		}
+	}
+	if len(st.Chain) == 0 {
+		return ""
+	}
+	return detector.SPKIOf(st.Chain[len(st.Chain)-1]).String()
+}
+
+func certOf(c *x509.Certificate) Cert {
+	sum := sha256.Sum256(c.Raw)
+	return Cert{
+		Subject: c.Subject.String(), Issuer: c.Issuer.String(),
+		SPKISHA256: detector.SPKIOf(c).String(), SHA256: hex.EncodeToString(sum[:]),
+		NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(), DNSNames: c.DNSNames,
+	}
+}
+
+func verifyWord(v detector.Verification) string {
+	if v.OK() {
+		return "ok"
+	}
+	return string(v.Failure)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

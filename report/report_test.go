@@ -1,0 +1,149 @@
+package report
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mitmwatch/mitmwatch/check"
+	"github.com/mitmwatch/mitmwatch/detector"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func readCert(t *testing.T, name string) *x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(data)
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// results judges fixed observations: an interception by a named product,
+// a plain-HTTP answer and an unreachable host.
+func results(t *testing.T) []check.Result {
+	leaf, root := readCert(t, "leaf.pem"), readCert(t, "root.pem")
+	now := leaf.NotBefore.Add(40 * 24 * time.Hour)
+	cases := []detector.Case{
+		{Obs: detector.Observation{
+			Host: "github.com", Port: 443, Path: detector.Path{Kind: "direct"},
+			ResolvedAddrs: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
+			ConnectedAddr: netip.MustParseAddrPort("192.0.2.10:443"),
+			ConnectTime:   12 * time.Millisecond, HandshakeTime: 31500 * time.Microsecond,
+			TLS: &detector.TLSState{
+				Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256, ALPN: "h2",
+				Chain: []*x509.Certificate{leaf}, NameMatch: true,
+				Public: detector.Verification{Failure: detector.FailureUnknownAuthority, Detail: "x509: certificate signed by unknown authority"},
+				System: detector.Verification{Chains: [][]*x509.Certificate{{leaf, root}}},
+			},
+			BestVersion: tls.VersionTLS13,
+		}},
+		{Obs: detector.Observation{
+			Host: "repo.maven.apache.org", Port: 443, Path: detector.Path{Kind: "proxy", Proxy: "proxy.corp.example:3128"},
+			Failure: detector.FailureNotTLS, FailureDetail: "tls: first record does not look like a TLS handshake",
+			Plain: &detector.HTTPAnswer{Status: 400, Title: "Bad Request", BodySnippet: "<title>Bad Request</title>"},
+		}},
+		{Obs: detector.Observation{
+			Host: "ghcr.io", Port: 443, Path: detector.Path{Kind: "direct"},
+			Failure: detector.FailureTimeout, FailureDetail: "context deadline exceeded",
+		}},
+	}
+	var out []check.Result
+	for i, r := range detector.Judge(cases, detector.Policy{}, now) {
+		out = append(out, check.Result{Result: r, Source: []string{"rules.yaml:12", "rules.yaml:20", "--target"}[i]})
+	}
+	return out
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", name, diff)
+	}
+}
+
+func TestJSONGolden(t *testing.T) {
+	var buf bytes.Buffer
+	if err := JSON(&buf, results(t)); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "report.json", buf.Bytes())
+
+	// The contract external tooling relies on.
+	var doc struct {
+		SchemaVersion int `json:"schema_version"`
+		Targets       []struct {
+			Host     string `json:"host"`
+			Port     int    `json:"port"`
+			Verdict  string `json:"verdict"`
+			Product  string `json:"product"`
+			Path     string `json:"path"`
+			Findings []struct {
+				Reason, Severity, Detail string
+			} `json:"findings"`
+			Remediation string `json:"remediation"`
+		} `json:"targets"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.SchemaVersion != 1 || len(doc.Targets) != 3 {
+		t.Fatalf("schema %d, %d targets", doc.SchemaVersion, len(doc.Targets))
+	}
+	first := doc.Targets[0]
+	if first.Verdict != "intercepted" || first.Product != "Zscaler" || first.Path != "direct" || first.Findings[0].Severity != "critical" || first.Remediation == "" {
+		t.Errorf("first target = %+v", first)
+	}
+}
+
+func TestTableGolden(t *testing.T) {
+	var buf bytes.Buffer
+	if err := Table(&buf, results(t), false); err != nil {
+		t.Fatal(err)
+	}
+	buf.WriteString(Summary(results(t)) + "\n")
+	golden(t, "report.txt", buf.Bytes())
+}
+
+func TestTableColour(t *testing.T) {
+	var plain, coloured bytes.Buffer
+	rs := results(t)
+	if err := Table(&plain, rs, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := Table(&coloured, rs, true); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(plain.Bytes(), []byte("\x1b[")) {
+		t.Error("uncoloured table has escape codes")
+	}
+	if !bytes.Contains(coloured.Bytes(), []byte(red+"intercepted")) {
+		t.Error("coloured table does not paint the intercepted verdict red")
+	}
+}

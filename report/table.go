@@ -1,0 +1,114 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/mitmwatch/mitmwatch/check"
+	"github.com/mitmwatch/mitmwatch/detector"
+)
+
+// ANSI colours for verdicts; used only when the caller says the output is
+// a terminal and NO_COLOR is unset.
+const (
+	red    = "\x1b[31m"
+	yellow = "\x1b[33m"
+	green  = "\x1b[32m"
+	grey   = "\x1b[90m"
+	bold   = "\x1b[1m"
+	reset  = "\x1b[0m"
+)
+
+func colourOf(v detector.Verdict) string {
+	switch v {
+	case detector.OK:
+		return green
+	case detector.Inspected, detector.Unreachable:
+		return yellow
+	}
+	return red
+}
+
+// Table writes one row per target, then the findings and the fix for every
+// target that is not plainly ok.
+func Table(w io.Writer, results []check.Result, colour bool) error {
+	paint := func(c, s string) string {
+		if !colour {
+			return s
+		}
+		return c + s + reset
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tVERDICT\tPRODUCT\tPATH\tTLS\tISSUER")
+	for _, r := range results {
+		o := r.Obs
+		tlsCol, issuer := "-", "-"
+		if st := o.TLS; st != nil {
+			tlsCol = detector.VersionName(st.Version)
+			if st.ALPN != "" {
+				tlsCol += " " + st.ALPN
+			}
+			if len(st.Chain) > 0 {
+				issuer = issuerName(st)
+			}
+		} else if o.Failure != detector.FailureNone {
+			tlsCol = string(o.Failure)
+		}
+		// Pad before colouring so escape codes do not upset the columns.
+		verdict := fmt.Sprintf("%-17s", r.Verdict)
+		fmt.Fprintf(tw, "%s:%d\t%s\t%s\t%s\t%s\t%s\n", o.Host, o.Port, paint(colourOf(r.Verdict), verdict),
+			dash(r.Product), o.Path, tlsCol, issuer)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("writing table: %w", err)
+	}
+	for _, r := range results {
+		if r.Verdict == detector.OK && len(r.Findings) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s %s:%d (%s)\n", paint(bold+colourOf(r.Verdict), string(r.Verdict)), r.Obs.Host, r.Obs.Port, r.Source)
+		for _, f := range r.Findings {
+			fmt.Fprintf(w, "  %s %s: %s\n", paint(grey, fmt.Sprintf("[%s]", f.Severity)), f.Reason, f.Detail)
+		}
+		if r.Remediation != "" {
+			fmt.Fprintf(w, "  fix: %s\n", r.Remediation)
+		}
+	}
+	return nil
+}
+
+// Summary is the one-line tally printed under the table.
+func Summary(results []check.Result) string {
+	counts := map[detector.Verdict]int{}
+	for _, r := range results {
+		counts[r.Verdict]++
+	}
+	var parts []string
+	for _, v := range detector.Verdicts {
+		if n := counts[v]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, v))
+		}
+	}
+	return fmt.Sprintf("%d targets: %s", len(results), strings.Join(parts, ", "))
+}
+
+func issuerName(st *detector.TLSState) string {
+	c := st.Chain[0]
+	name := c.Issuer.CommonName
+	if name == "" && len(c.Issuer.Organization) > 0 {
+		name = c.Issuer.Organization[0]
+	}
+	if len(name) > 40 {
+		name = name[:40] + "…"
+	}
+	return dash(name)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,75 @@
+package scenario
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mitmwatch/mitmwatch/detector"
+)
+
+// scenarioTimeout bounds each probe; the black hole needs it to expire.
+const scenarioTimeout = 3 * time.Second
+
+func newEnv(t *testing.T) *Env {
+	t.Helper()
+	e, err := NewEnv(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// TestScenarios runs every scenario through the real probe, classification
+// and output path and checks the verdict, product and reasons of each target.
+func TestScenarios(t *testing.T) {
+	e := newEnv(t)
+	for _, s := range All() {
+		t.Run(s.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 4*scenarioTimeout)
+			defer cancel()
+			results, err := e.Run(ctx, s, scenarioTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(results) == 0 {
+				t.Fatal("no results")
+			}
+			for _, r := range results {
+				if r.Verdict != s.Want.Verdict || r.Product != s.Want.Product {
+					t.Errorf("%s: verdict %s product %q, want %s %q; findings:\n%v", r.Obs.Host, r.Verdict, r.Product,
+						s.Want.Verdict, s.Want.Product, r.Findings)
+				}
+				var got []detector.Reason
+				for _, f := range r.Findings {
+					got = append(got, f.Reason)
+				}
+				for _, want := range s.Want.Reasons {
+					if !slices.Contains(got, want) {
+						t.Errorf("%s: reason %s missing; got %v", r.Obs.Host, want, got)
+					}
+				}
+				if r.Remediation == "" && r.Verdict != detector.OK {
+					t.Errorf("%s: no remediation for %s", r.Obs.Host, r.Verdict)
+				}
+			}
+		})
+	}
+}
+
+// TestCleanHasNoFindings guards against noise on a clean network.
+func TestCleanHasNoFindings(t *testing.T) {
+	e := newEnv(t)
+	results, err := e.Run(context.Background(), All()[0], scenarioTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]detector.Finding(nil), results[0].Findings); diff != "" {
+		t.Errorf("clean origin has findings (-want +got):\n%s", diff)
+	}
+}
