@@ -1,0 +1,209 @@
+// Command checkbench measures `mitmwatch check` against the lab: 13 targets
+// behind an origin that adds a fixed latency per round trip. It compares
+// the check's wall time with the slowest bare crypto/tls handshake measured
+// in the same run, its CPU per target with a bare verified handshake's, and
+// reports its peak RSS. Both clients run as child processes, so the lab's
+// own CPU is not counted against either.
+//
+// Run it through bench/check.sh, which builds the binary first.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mitmwatch/mitmwatch/scenario"
+)
+
+// hosts are the 13 targets: the default rules' ten and three toolchain-like
+// names of the lab's own.
+var hosts = []string{
+	"github.com", "codeload.github.com", "objects.githubusercontent.com", "pypi.org",
+	"files.pythonhosted.org", "index.crates.io", "static.crates.io", "registry-1.docker.io",
+	"ghcr.io", "repo.maven.apache.org", "proxy.lab.example", "sum.lab.example", "npm.lab.example",
+}
+
+func main() {
+	var (
+		bin     = flag.String("mitmwatch", "bench/out/mitmwatch", "mitmwatch binary to measure")
+		latency = flag.Duration("latency", 20*time.Millisecond, "latency the origin adds per round trip")
+		runs    = flag.Int("runs", 7, "measured runs (medians are reported)")
+		bare    = flag.String("bare", "", "child mode: handshake with every host at this address")
+		pemFile = flag.String("roots", "", "child mode: PEM roots to verify against")
+	)
+	flag.Parse()
+	if *bare != "" {
+		if err := bareChild(*bare, *pemFile); err != nil {
+			fmt.Fprintln(os.Stderr, "checkbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := parent(*bin, *latency, *runs); err != nil {
+		fmt.Fprintln(os.Stderr, "checkbench:", err)
+		os.Exit(1)
+	}
+}
+
+// bareChild performs one verified handshake per host, one after another,
+// and prints each handshake's wall time (dial included) in milliseconds.
+func bareChild(addr, pemFile string) error {
+	data, err := os.ReadFile(pemFile)
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(data) {
+		return fmt.Errorf("%s: no certificates", pemFile)
+	}
+	var ms []float64
+	for _, h := range hosts {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		start := time.Now()
+		var d net.Dialer
+		raw, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			cancel()
+			return err
+		}
+		c := tls.Client(raw, &tls.Config{ServerName: h, RootCAs: roots, NextProtos: []string{"h2", "http/1.1"}})
+		err = c.HandshakeContext(ctx)
+		ms = append(ms, float64(time.Since(start).Microseconds())/1000)
+		c.Close()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: %w", h, err)
+		}
+	}
+	return json.NewEncoder(os.Stdout).Encode(ms)
+}
+
+type sample struct {
+	wall   time.Duration
+	cpu    time.Duration
+	maxRSS int64 // bytes
+	out    []byte
+}
+
+func runChild(name string, args ...string) (sample, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	out, err := cmd.Output()
+	wall := time.Since(start)
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 0 {
+			return sample{}, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return sample{wall: wall, cpu: cpu, maxRSS: ru.Maxrss * 1024, out: out}, nil
+}
+
+func parent(bin string, latency time.Duration, runs int) error {
+	env, err := scenario.NewEnv(scenario.Options{Latency: latency})
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	dir, err := os.MkdirTemp("", "checkbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	public, system := filepath.Join(dir, "public.pem"), filepath.Join(dir, "system.pem")
+	if err := os.WriteFile(public, env.PKI.PublicPEM(), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(system, env.PKI.SystemPEM(), 0o644); err != nil {
+		return err
+	}
+	var rules strings.Builder
+	fmt.Fprintf(&rules, "toolchain: none\ntrust:\n  public_roots: %s\n  system_roots: %s\ntargets:\n", public, system)
+	for _, h := range hosts {
+		fmt.Fprintf(&rules, "  - host: %s\n    address: %s\n", h, env.Origin.Addr())
+	}
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rulesFile, []byte(rules.String()), 0o644); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+
+	var walls, slowest, checkCPU, bareCPU, rss []float64
+	for i := 0; i < runs+1; i++ { // the first run warms caches and is dropped
+		b, err := runChild(self, "-bare", env.Origin.Addr(), "-roots", public)
+		if err != nil {
+			return err
+		}
+		var ms []float64
+		if err := json.Unmarshal(b.out, &ms); err != nil {
+			return fmt.Errorf("bare child output: %w", err)
+		}
+		c, err := runChild(bin, "check", "--config", rulesFile, "-o", "json", "--no-toolchain")
+		if err != nil {
+			return err
+		}
+		if err := allOK(c.out); err != nil {
+			return err
+		}
+		if i == 0 {
+			continue
+		}
+		walls = append(walls, msOf(c.wall))
+		slowest = append(slowest, slices.Max(ms))
+		checkCPU = append(checkCPU, msOf(c.cpu)/float64(len(hosts)))
+		bareCPU = append(bareCPU, msOf(b.cpu)/float64(len(hosts)))
+		rss = append(rss, float64(c.maxRSS)/(1<<20))
+	}
+	w, s, cc, bc, r := median(walls), median(slowest), median(checkCPU), median(bareCPU), median(rss)
+	fmt.Printf("lab: %d targets, %v added per round trip, %d runs (medians)\n", len(hosts), latency, runs)
+	fmt.Printf("%-44s %10s %10s %8s %8s\n", "measure", "mitmwatch", "bare", "ratio", "target")
+	fmt.Printf("%-44s %8.1fms %8.1fms %8.2f %8s\n", "wall: check vs slowest bare handshake", w, s, w/s, "<=1.3")
+	fmt.Printf("%-44s %8.2fms %8.2fms %8.2f %8s\n", "CPU per target vs per bare verified handshake", cc, bc, cc/bc, "<=2")
+	fmt.Printf("%-44s %8.1fMB %10s %8s %8s\n", "peak RSS of check", r, "-", "-", "<=40MB")
+	return nil
+}
+
+func allOK(out []byte) error {
+	var doc struct {
+		Targets []struct {
+			Host, Verdict string
+		} `json:"targets"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		return fmt.Errorf("check output: %w", err)
+	}
+	if len(doc.Targets) != len(hosts) {
+		return fmt.Errorf("check reported %d targets, want %d", len(doc.Targets), len(hosts))
+	}
+	for _, t := range doc.Targets {
+		if t.Verdict != "ok" {
+			return fmt.Errorf("check: %s is %s, want ok: the benchmark measures a clean round", t.Host, t.Verdict)
+		}
+	}
+	return nil
+}
+
+func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

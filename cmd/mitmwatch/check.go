@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"golang.org/x/net/http/httpproxy"
+
+	"github.com/mitmwatch/mitmwatch/baseline"
+	"github.com/mitmwatch/mitmwatch/check"
+	"github.com/mitmwatch/mitmwatch/config"
+	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/probe"
+	"github.com/mitmwatch/mitmwatch/report"
+	"github.com/mitmwatch/mitmwatch/toolchain"
+)
+
+// roundFlags are shared by the commands that probe.
+type roundFlags struct {
+	config      string
+	targets     []string
+	timeout     time.Duration
+	concurrency int
+	toolchain   bool
+}
+
+func (f *roundFlags) register(cmd *kingpin.CmdClause) {
+	cmd.Flag("config", "rules.yaml to use. Without it: $MITMWATCH_CONFIG, /etc/mitmwatch/rules.yaml, the user's config dir, then the embedded default.").
+		Short('c').PlaceHolder("FILE").StringVar(&f.config)
+	cmd.Flag("target", "Probe only this host (HOST or HOST:PORT); repeatable. A host the config does not list is probed on its own.").
+		PlaceHolder("HOST").StringsVar(&f.targets)
+	cmd.Flag("timeout", "Time allowed per target; overrides probe.timeout.").DurationVar(&f.timeout)
+	cmd.Flag("concurrency", "Targets probed at once; overrides probe.concurrency.").IntVar(&f.concurrency)
+	cmd.Flag("toolchain", "Add the hosts the local toolchain is configured to use, when the config says toolchain: auto. --no-toolchain skips them.").Default("true").BoolVar(&f.toolchain)
+}
+
+// round is a loaded configuration ready to probe.
+type round struct {
+	cfg     *config.Config
+	targets []config.Target
+	runner  *check.Runner
+}
+
+// load locates and parses the config, adds toolchain targets, applies
+// --target, and builds the runner. Errors are usage errors (exit 2).
+func (f *roundFlags) load(ctx context.Context, e env) (*round, error) {
+	name, data, err := config.Locate(f.config, config.LocateOptions{Getenv: e.getenv})
+	if err != nil {
+		return nil, &exitError{check.ExitUsage, err}
+	}
+	cfg, err := config.Parse(name, data)
+	if err != nil {
+		return nil, &exitError{check.ExitUsage, err}
+	}
+	targets := cfg.Targets
+	if cfg.Toolchain && f.toolchain {
+		found, errs := toolchain.Discover(ctx, nil, e.getenv)
+		for _, err := range errs {
+			fmt.Fprintf(e.stderr, "mitmwatch: toolchain: %v\n", err)
+		}
+		var bad []error
+		targets, bad = config.WithToolchain(targets, found)
+		for _, err := range bad {
+			fmt.Fprintf(e.stderr, "mitmwatch: toolchain: %v\n", err)
+		}
+	}
+	if len(f.targets) > 0 {
+		if targets, err = selectTargets(targets, f.targets); err != nil {
+			return nil, &exitError{check.ExitUsage, err}
+		}
+	}
+	timeout, conc := cfg.Timeout, cfg.Concurrency
+	if f.timeout > 0 {
+		timeout = f.timeout
+	}
+	if f.concurrency > 0 {
+		conc = f.concurrency
+	}
+	return &round{cfg: cfg, targets: targets, runner: &check.Runner{
+		Prober:      &probe.Prober{PublicRoots: cfg.PublicRoots, SystemRoots: cfg.SystemRoots, Proxy: proxyFromEnv(e.getenv)},
+		Policy:      cfg.Policy,
+		Concurrency: conc,
+		Timeout:     timeout,
+	}}, nil
+}
+
+// selectTargets keeps the named targets; a name the list lacks becomes an
+// ad-hoc target on port 443.
+func selectTargets(all []config.Target, names []string) ([]config.Target, error) {
+	var out []config.Target
+	for _, n := range names {
+		host, port := strings.ToLower(n), 0
+		if h, p, err := net.SplitHostPort(n); err == nil {
+			pn, err := strconv.Atoi(p)
+			if err != nil || pn < 1 || pn > 65535 {
+				return nil, fmt.Errorf("--target %q: bad port", n)
+			}
+			host, port = strings.ToLower(h), pn
+		}
+		matched := false
+		for _, t := range all {
+			if t.Host == host && (port == 0 || t.Port == port) {
+				out = append(out, t)
+				matched = true
+			}
+		}
+		if !matched {
+			if port == 0 {
+				port = 443
+			}
+			out = append(out, config.Target{Host: host, Port: port, Source: "--target"})
+		}
+	}
+	return out, nil
+}
+
+// proxyFromEnv chooses the proxy the way curl, git, npm and Go do, from
+// HTTPS_PROXY, HTTP_PROXY and NO_PROXY in either case.
+func proxyFromEnv(getenv func(string) string) func(*url.URL) (*url.URL, error) {
+	pick := func(names ...string) string {
+		for _, n := range names {
+			if v := getenv(n); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	cfg := &httpproxy.Config{
+		HTTPProxy:  pick("HTTP_PROXY", "http_proxy"),
+		HTTPSProxy: pick("HTTPS_PROXY", "https_proxy"),
+		NoProxy:    pick("NO_PROXY", "no_proxy"),
+	}
+	if cfg.HTTPProxy == "" && cfg.HTTPSProxy == "" {
+		return nil
+	}
+	return cfg.ProxyFunc()
+}
+
+func registerCheck(app *kingpin.Application, ctx context.Context, e env, set func(int)) {
+	var (
+		rf       roundFlags
+		output   string
+		baseFile string
+		color    bool
+	)
+	cmd := app.Command("check", "Probe every target once and print a verdict per host. Exit 0: all ok or inspected; 1: something detected; 2: usage or config error; 3: inconclusive (some targets unreachable, nothing detected).")
+	rf.register(cmd)
+	cmd.Flag("output", "Output format.").Short('o').Default("table").EnumVar(&output, "table", "json")
+	cmd.Flag("baseline", "Compare against a baseline learned with 'mitmwatch baseline learn'.").PlaceHolder("FILE").StringVar(&baseFile)
+	cmd.Flag("color", "Colour the verdicts when stdout is a terminal and NO_COLOR is unset; --no-color never does.").Default("true").BoolVar(&color)
+	cmd.Action(func(*kingpin.ParseContext) error {
+		r, err := rf.load(ctx, e)
+		if err != nil {
+			return err
+		}
+		if baseFile != "" {
+			b, err := baseline.Load(baseFile)
+			if err != nil {
+				return &exitError{check.ExitUsage, err}
+			}
+			if r.targets, err = b.Apply(r.targets); err != nil {
+				return &exitError{check.ExitUsage, err}
+			}
+		}
+		if e.stderrTTY {
+			r.runner.Progress = func(done, total int, host string) {
+				fmt.Fprintf(e.stderr, "\r\x1b[Kprobing %d/%d %s", done, total, host)
+				if done == total {
+					fmt.Fprint(e.stderr, "\r\x1b[K")
+				}
+			}
+		}
+		results := r.runner.Run(ctx, r.targets)
+		colour := color && e.stdoutTTY && e.getenv("NO_COLOR") == ""
+		set(check.ExitCode(results))
+		return printResults(e, output, results, colour)
+	})
+}
+
+func printResults(e env, output string, results []check.Result, colour bool) error {
+	if output == "json" {
+		if err := report.JSON(e.stdout, results); err != nil {
+			return &exitError{check.ExitUsage, fmt.Errorf("writing JSON: %w", err)}
+		}
+		return nil
+	}
+	if err := report.Table(e.stdout, results, colour); err != nil {
+		return &exitError{check.ExitUsage, err}
+	}
+	fmt.Fprintf(e.stdout, "\n%s\n", report.Summary(results))
+	return nil
+}
+
+func registerValidate(app *kingpin.Application, e env, set func(int)) {
+	var path string
+	cmd := app.Command("validate", "Check a rules.yaml and report every problem with file, line and field. Exit 2 when it is broken.")
+	cmd.Flag("config", "rules.yaml to validate (default: the one check would use).").Short('c').PlaceHolder("FILE").StringVar(&path)
+	cmd.Action(func(*kingpin.ParseContext) error {
+		name, data, err := config.Locate(path, config.LocateOptions{Getenv: e.getenv})
+		if err != nil {
+			return &exitError{check.ExitUsage, err}
+		}
+		cfg, err := config.Parse(name, data)
+		if err != nil {
+			fmt.Fprintln(e.stderr, err)
+			set(check.ExitUsage)
+			return nil
+		}
+		fmt.Fprintf(e.stdout, "%s: ok (%d targets)\n", name, len(cfg.Targets))
+		return nil
+	})
+}
+
+func registerBaseline(app *kingpin.Application, ctx context.Context, e env, set func(int)) {
+	var (
+		rf  roundFlags
+		out string
+	)
+	cmd := app.Command("baseline", "Learn what the targets look like on a network you trust.")
+	learn := cmd.Command("learn", "Probe every target and record its CA pins, addresses, TLS version and ALPN, for `check --baseline`. Hosts that do not look clean are not learned.")
+	rf.register(learn)
+	learn.Flag("out", "Where to write the baseline (written atomically).").Required().PlaceHolder("FILE").StringVar(&out)
+	learn.Action(func(*kingpin.ParseContext) error {
+		r, err := rf.load(ctx, e)
+		if err != nil {
+			return err
+		}
+		results := r.runner.Run(ctx, r.targets)
+		judged := make([]detector.Result, len(results))
+		for i, res := range results {
+			judged[i] = res.Result
+		}
+		b, skipped := baseline.Learn(judged, time.Now())
+		for _, s := range skipped {
+			fmt.Fprintf(e.stderr, "mitmwatch: not learned: %s\n", s)
+		}
+		if err := b.Save(out); err != nil {
+			return &exitError{check.ExitUsage, err}
+		}
+		fmt.Fprintf(e.stdout, "learned %d targets into %s\n", len(b.Targets), out)
+		if len(skipped) > 0 {
+			set(check.ExitInconclusive)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mitmwatch/mitmwatch/lab"
+	"github.com/mitmwatch/mitmwatch/scenario"
+)
+
+// cli runs the command in-process with its own environment.
+type cli struct {
+	t   *testing.T
+	env map[string]string
+}
+
+func (c cli) run(args ...string) (code int, stdout, stderr string) {
+	c.t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code = run(ctx, args, env{stdout: &out, stderr: &errb, getenv: func(k string) string { return c.env[k] }})
+	return code, out.String(), errb.String()
+}
+
+type labTarget struct{ host, addr string }
+
+// writeRules writes a rules.yaml whose trust stores are the lab's and whose
+// targets are played by lab servers.
+func writeRules(t *testing.T, e *scenario.Env, extra string, targets ...labTarget) string {
+	t.Helper()
+	dir := t.TempDir()
+	pub, sys := filepath.Join(dir, "public.pem"), filepath.Join(dir, "system.pem")
+	must(t, os.WriteFile(pub, e.PKI.PublicPEM(), 0o644))
+	must(t, os.WriteFile(sys, e.PKI.SystemPEM(), 0o644))
+	var b strings.Builder
+	fmt.Fprintf(&b, "toolchain: none\ntrust:\n  public_roots: %s\n  system_roots: %s\nprobe:\n  timeout: 2s\n%s\ntargets:\n", pub, sys, extra)
+	for _, tg := range targets {
+		fmt.Fprintf(&b, "  - host: %s\n", tg.host)
+		if tg.addr != "" {
+			fmt.Fprintf(&b, "    address: %s\n", tg.addr)
+		}
+	}
+	path := filepath.Join(dir, "rules.yaml")
+	must(t, os.WriteFile(path, []byte(b.String()), 0o644))
+	return path
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newEnv(t *testing.T) *scenario.Env {
+	t.Helper()
+	e, err := scenario.NewEnv(scenario.Options{})
+	must(t, err)
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+type jsonDoc struct {
+	SchemaVersion int `json:"schema_version"`
+	Targets       []struct {
+		Host     string `json:"host"`
+		Verdict  string `json:"verdict"`
+		Product  string `json:"product"`
+		Path     string `json:"path"`
+		Source   string `json:"source"`
+		Findings []struct {
+			Reason string `json:"reason"`
+		} `json:"findings"`
+	} `json:"targets"`
+}
+
+func decode(t *testing.T, s string) jsonDoc {
+	t.Helper()
+	var d jsonDoc
+	if err := json.Unmarshal([]byte(s), &d); err != nil {
+		t.Fatalf("%v in %q", err, s)
+	}
+	return d
+}
+
+func verdicts(d jsonDoc) map[string]string {
+	m := map[string]string{}
+	for _, t := range d.Targets {
+		m[t.Host] = t.Verdict
+	}
+	return m
+}
+
+// TestCheckExitCodes drives `check` end to end against lab servers and
+// checks the exit code contract: 0 clean, 1 detected, 3 inconclusive.
+func TestCheckExitCodes(t *testing.T) {
+	e := newEnv(t)
+	forger, err := lab.NewForger(lab.ForgerOptions{CA: e.PKI.ProductRoot})
+	must(t, err)
+	defer forger.Close()
+	closed, err := lab.ClosedAddr()
+	must(t, err)
+	rules := writeRules(t, e, "",
+		labTarget{"github.com", e.Origin.Addr()},
+		labTarget{"pypi.org", forger.Addr()},
+		labTarget{"ghcr.io", closed})
+	c := cli{t: t}
+
+	for _, tc := range []struct {
+		targets []string
+		code    int
+		want    map[string]string
+	}{
+		{[]string{"github.com"}, 0, map[string]string{"github.com": "ok"}},
+		{[]string{"github.com", "pypi.org"}, 1, map[string]string{"github.com": "ok", "pypi.org": "intercepted"}},
+		{[]string{"github.com", "ghcr.io"}, 3, map[string]string{"github.com": "ok", "ghcr.io": "unreachable"}},
+		{nil, 1, map[string]string{"github.com": "ok", "pypi.org": "intercepted", "ghcr.io": "unreachable"}},
+	} {
+		args := []string{"check", "--config", rules, "-o", "json"}
+		for _, tg := range tc.targets {
+			args = append(args, "--target", tg)
+		}
+		code, out, stderr := c.run(args...)
+		if code != tc.code {
+			t.Errorf("%v: exit %d, want %d; stderr %s", tc.targets, code, tc.code, stderr)
+		}
+		d := decode(t, out)
+		if got := verdicts(d); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%v: verdicts %v, want %v", tc.targets, got, tc.want)
+		}
+		if d.SchemaVersion != 1 {
+			t.Errorf("schema_version %d", d.SchemaVersion)
+		}
+	}
+
+	// The table names the product and the fix.
+	code, out, _ := c.run("check", "--config", rules, "--target", "pypi.org")
+	if code != 1 || !strings.Contains(out, "Fortinet") || !strings.Contains(out, "NODE_EXTRA_CA_CERTS") || strings.Contains(out, "\x1b[") {
+		t.Errorf("table (exit %d):\n%s", code, out)
+	}
+}
+
+// TestCheckThroughProxyEnv probes the way build tools do when HTTPS_PROXY
+// is set, and reports that path.
+func TestCheckThroughProxyEnv(t *testing.T) {
+	e := newEnv(t)
+	ic, err := lab.NewInterceptor(e.PKI, lab.InterceptorOptions{Routes: lab.Routes{"pypi.org": e.Origin.Addr()}})
+	must(t, err)
+	defer ic.Close()
+	rules := writeRules(t, e, "", labTarget{"pypi.org", ""})
+	c := cli{t: t, env: map[string]string{"HTTPS_PROXY": ic.URL().String(), "MITMWATCH_CONFIG": rules}}
+	code, out, stderr := c.run("check", "-o", "json")
+	if code != 1 {
+		t.Fatalf("exit %d; stderr %s", code, stderr)
+	}
+	d := decode(t, out)
+	if got := d.Targets[0]; got.Verdict != "intercepted" || got.Path != "proxy" || got.Product != "goproxy" {
+		t.Errorf("target %+v", got)
+	}
+}
+
+// TestBaselineLearnAndCheck learns on a clean network, then sees a leaf
+// renewal stay ok and a cloned-name CA caught by the learned pins alone.
+func TestBaselineLearnAndCheck(t *testing.T) {
+	e := newEnv(t)
+	cloned, err := lab.NewForger(lab.ForgerOptions{CA: e.PKI.ClonedIntermediate, SCT: true, KeyPerHost: true,
+		NotBefore: time.Now().Add(-30 * 24 * time.Hour)})
+	must(t, err)
+	defer cloned.Close()
+	base := filepath.Join(t.TempDir(), "baseline.json")
+	c := cli{t: t}
+
+	clean := writeRules(t, e, "", labTarget{"github.com", e.Origin.Addr()})
+	if code, out, stderr := c.run("baseline", "learn", "--config", clean, "--out", base); code != 0 || !strings.Contains(out, "learned 1 targets") {
+		t.Fatalf("learn: exit %d, %s %s", code, out, stderr)
+	}
+	e.Origin.Renew()
+	if code, out, _ := c.run("check", "--config", clean, "--baseline", base, "-o", "json"); code != 0 || verdicts(decode(t, out))["github.com"] != "ok" {
+		t.Errorf("after leaf renewal: exit %d %s", code, out)
+	}
+
+	// The same name now reaches the cloned-DN interceptor. Its CA is in the
+	// system store here, so make it a trusted-looking chain on both sides:
+	// only the learned pins can tell.
+	moved := writeRules(t, e, "", labTarget{"github.com", cloned.Addr()})
+	code, out, _ := c.run("check", "--config", moved, "--baseline", base, "-o", "json")
+	d := decode(t, out)
+	if code != 1 || d.Targets[0].Verdict != "intercepted" {
+		t.Fatalf("cloned DN: exit %d %s", code, out)
+	}
+	found := false
+	for _, f := range d.Targets[0].Findings {
+		found = found || f.Reason == "ca-pin-mismatch"
+	}
+	if !found {
+		t.Errorf("no ca-pin-mismatch finding: %s", out)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "rules.yaml")
+	must(t, os.WriteFile(bad, []byte("targets:\n  - host: github.com\n    port: 70000\n"), 0o644))
+	c := cli{t: t}
+	code, _, stderr := c.run("validate", "--config", bad)
+	if code != 2 || !strings.Contains(stderr, bad+":3") || !strings.Contains(stderr, "targets[0].port") {
+		t.Errorf("validate bad: exit %d, stderr %q", code, stderr)
+	}
+	code, out, _ := c.run("validate")
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Errorf("validate default: exit %d, %q", code, out)
+	}
+	if code, _, stderr := c.run("check", "--config", bad); code != 2 || !strings.Contains(stderr, "targets[0].port") {
+		t.Errorf("check with bad config: exit %d, %q", code, stderr)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	c := cli{t: t}
+	for _, args := range [][]string{nil, {"frobnicate"}, {"check", "--output", "xml"}, {"check", "--target", "a:99999"}} {
+		if code, _, _ := c.run(args...); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+	if code, out, _ := c.run("version"); code != 0 || !strings.HasPrefix(out, "mitmwatch ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	if code, _, stderr := c.run("check", "--help"); code != 0 || !strings.Contains(stderr, "--baseline") {
+		t.Errorf("check --help: %d %q", code, stderr)
+	}
+}
+
+// TestDemo shows every verdict the lab can produce and succeeds.
+func TestDemo(t *testing.T) {
+	code, out, stderr := cli{t: t}.run("demo", "-o", "json", "--timeout", "1s")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	seen := map[string]bool{}
+	for _, tg := range decode(t, out).Targets {
+		seen[tg.Verdict] = true
+	}
+	for _, v := range []string{"ok", "intercepted", "inspected", "downgraded", "plaintext", "blocked", "captive-portal", "invalid-cert", "unreachable"} {
+		if !seen[v] {
+			t.Errorf("demo shows no %s", v)
+		}
+	}
+}

@@ -1,0 +1,137 @@
+// Package config turns rules.yaml into a typed, validated Config.
+//
+// Every conversion happens here, once: pins become [32]byte, address ranges
+// netip.Prefix, versions TLS constants, trust specs certificate pools. After
+// Parse returns, nothing downstream can fail for a configuration reason. Each
+// problem is reported with its file, line and field path, all at once, so a
+// broken file is fixed in one pass.
+package config
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mitmwatch/mitmwatch/detector"
+)
+
+// Config is a loaded rules file with every default applied.
+type Config struct {
+	Source string // file the config came from, or EmbeddedName
+
+	// Toolchain says whether to also watch the hosts the local build tools
+	// are configured to use (toolchain: auto).
+	Toolchain bool
+
+	PublicRoots       *x509.CertPool // stands for the public web PKI
+	SystemRoots       *x509.CertPool // what this machine trusts
+	PublicRootsSource string         // "mozilla" or the PEM bundle path read
+	SystemRootsSource string         // "system" or the PEM bundle path read
+
+	Policy detector.Policy
+
+	Timeout     time.Duration // per target
+	Concurrency int           // targets probed at once
+
+	Targets []Target
+}
+
+// Target is one host to probe and what it should look like.
+type Target struct {
+	Host    string // lower case DNS name, or a canonical IP address
+	Port    int
+	Address string // "ip:port" to dial instead of resolving Host; empty to resolve
+	// Source says where the target came from, so a report can point at the
+	// line to edit: "rules.yaml:12", or a toolchain source like "go env GOPROXY".
+	Source string
+	Expect detector.Expectation
+}
+
+// Key identifies a target: two targets with the same key are the same probe.
+func (t Target) Key() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
+
+// Defaults and limits of the probe section.
+const (
+	DefaultTimeout     = 10 * time.Second
+	MaxTimeout         = 5 * time.Minute
+	DefaultConcurrency = 16
+	MaxConcurrency     = 256
+	DefaultPort        = 443
+)
+
+// Load reads and parses the rules file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("loading config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes a rules file. name is used in error messages and target
+// sources, and relative trust paths are resolved against its directory. An
+// empty file is valid: all defaults, no targets. The error, if any, joins one
+// *Error per problem, sorted by line.
+func Parse(name string, data []byte) (*Config, error) {
+	d := newDecoder(name)
+	cfg := d.decode(data)
+	if len(d.errs) > 0 {
+		return nil, d.err()
+	}
+	return cfg, nil
+}
+
+// Error is one problem in a rules file.
+type Error struct {
+	File string
+	Line int    // 1-based; 0 when the problem has no line
+	Path string // field path such as targets[2].expect.alpn; empty for the document
+	Msg  string
+	Err  error // underlying cause, if any (a missing PEM bundle, say)
+}
+
+// Error renders the problem as file:line: path: message, the form editors
+// and CI logs link to.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Path != "" {
+		b.WriteString(": " + e.Path)
+	}
+	if e.Msg != "" {
+		b.WriteString(": " + e.Msg)
+	}
+	if e.Err != nil {
+		b.WriteString(": " + e.Err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap exposes the cause, so errors.Is(err, fs.ErrNotExist) works.
+func (e *Error) Unwrap() error { return e.Err }
+
+// maxErrors keeps the report of a badly broken (or hostile) file readable.
+const maxErrors = 50
+
+// err joins the collected errors, sorted by line.
+func (d *decoder) err() error {
+	sort.SliceStable(d.errs, func(i, j int) bool { return d.errs[i].Line < d.errs[j].Line })
+	errs := make([]error, 0, min(len(d.errs), maxErrors)+1)
+	for i, e := range d.errs {
+		if i == maxErrors {
+			errs = append(errs, &Error{File: d.file, Msg: fmt.Sprintf("%d more errors not shown", len(d.errs)-maxErrors)})
+			break
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,329 @@
+package config
+
+import (
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/mitmwatch/mitmwatch"
+	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/toolchain"
+	"github.com/mitmwatch/mitmwatch/trust"
+)
+
+// TestBad maps every invalid config in testdata/bad to its exact error.
+// Adding a file without a row here fails the test.
+func TestBad(t *testing.T) {
+	t.Parallel()
+	const (
+		tlsWant  = `(want "1.0", "1.1", "1.2" or "1.3")`
+		portWant = "(want an integer from 1 to 65535)"
+	)
+	want := map[string]string{
+		"address.yaml":              `3: targets[0].address: invalid address "proxy.lab.example:443" (want "ip:port", e.g. "192.0.2.10:443")`,
+		"alias_expansion.yaml":      `5: too many values once aliases are expanded (more than 1048576)`,
+		"alpn.yaml":                 `4: targets[0].expect.alpn[1]: invalid ALPN protocol "" (want 1 to 255 bytes)`,
+		"cidr.yaml":                 `4: targets[0].expect.ip_ranges[1]: invalid CIDR "192.0.2.0/33" (want e.g. "192.0.2.0/24" or "2001:db8::/32")`,
+		"concurrency.yaml":          `2: probe.concurrency: invalid concurrency "1000" (want an integer from 1 to 256)`,
+		"duplicate_field.yaml":      `4: probe.timeout: duplicate field (first at line 2)`,
+		"duplicate_target.yaml":     `4: targets[2]: duplicate target proxy.lab.example:443 (first at testdata/bad/duplicate_target.yaml:2)`,
+		"invalid_host.yaml":         `2: targets[0].host: invalid host "https://proxy.lab.example/" (want a DNS name or an IP address)`,
+		"merge_key.yaml":            `7: targets[1].expect.<<: merge keys are not supported; use an alias for the whole value`,
+		"missing_host.yaml":         `3: targets[1].host: required`,
+		"multiple_documents.yaml":   `2: only one YAML document is allowed`,
+		"pin_base64.yaml":           `3: allow.inspection_ca_spki_sha256[0]: pin "not base64!" is not base64: illegal base64 data at input byte 3`,
+		"pin_length.yaml":           `6: targets[0].expect.ca_spki_sha256[1]: pin "q83vEjRWeJA=" is 8 bytes (want the 32 bytes of a SHA-256)`,
+		"port_range.yaml":           `3: targets[0].port: invalid port "65536" ` + portWant,
+		"sct.yaml":                  `4: targets[0].expect.sct: invalid boolean "maybe" (want true or false)`,
+		"syntax.yaml":               `3: found character that cannot start any token`,
+		"timeout.yaml":              `2: probe.timeout: invalid timeout "0s" (want a duration above 0 and at most 5m, e.g. "10s")`,
+		"tls_min_version.yaml":      `4: targets[0].expect.tls_min_version: unknown TLS version "1.5" ` + tlsWant,
+		"toolchain_mode.yaml":       `1: toolchain: unknown mode "maybe" (want "auto" or "none")`,
+		"trust_empty.yaml":          `2: trust.public_roots: empty (want "mozilla" or a path to a PEM bundle)`,
+		"trust_missing.yaml":        `3: trust.system_roots: PEM bundle testdata/bad/missing.pem: no such file or directory`,
+		"trust_no_certs.yaml":       `2: trust.public_roots: PEM bundle testdata/bad/no-certs.pem: no certificates found`,
+		"unknown_field.yaml":        `3: trust.publc_roots: unknown field`,
+		"unknown_nested_field.yaml": `4: targets[0].expect.ca_pins: unknown field`,
+		"wrong_kind.yaml":           `2: targets: want a list, got a mapping`,
+		"many_errors.yaml": strings.Join([]string{
+			`3: probe.concurrency: invalid concurrency "0" (want an integer from 1 to 256)`,
+			`4: toolchain: unknown mode "sometimes" (want "auto" or "none")`,
+			`7: targets[0].port: invalid port "http" ` + portWant,
+			`9: targets[0].expect.tls_min_version: unknown TLS version "1.5" ` + tlsWant,
+			`10: targets[0].expect.alpn: want a list, got "h2"`,
+			`11: targets[1].host: required`,
+			`13: targets[3]: duplicate target sum.lab.example:443 (first at testdata/bad/many_errors.yaml:12)`,
+			`15: trust.system_roots: want a single value, got a list`,
+		}, "\n"),
+	}
+	files, err := filepath.Glob("testdata/bad/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range files {
+		name := filepath.Base(path)
+		w, ok := want[name]
+		delete(want, name)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if !ok {
+				t.Fatalf("no expected error for %s", path)
+			}
+			// Every line of the message starts with the file name.
+			w = path + ":" + strings.ReplaceAll(w, "\n", "\n"+path+":")
+			cfg, err := Load(path)
+			if err == nil {
+				t.Fatalf("Load succeeded: %+v", cfg)
+			}
+			if err.Error() != w {
+				t.Errorf("error:\n got %s\nwant %s", err, w)
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.File != path {
+				t.Errorf("error %v does not carry a *Error for %s", err, path)
+			}
+		})
+	}
+	for name := range want {
+		t.Errorf("expected error for missing file testdata/bad/%s", name)
+	}
+}
+
+func TestErrorsKeepCause(t *testing.T) {
+	t.Parallel()
+	_, err := Load("testdata/bad/trust_missing.yaml")
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%v does not match fs.ErrNotExist", err)
+	}
+}
+
+func TestTooManyErrors(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("targets:\n")
+	for i := range 60 {
+		fmt.Fprintf(&b, "  - {host: h%d.lab.example, port: 0}\n", i)
+	}
+	_, err := Parse("rules.yaml", []byte(b.String()))
+	lines := strings.Split(fmt.Sprint(err), "\n")
+	if len(lines) != maxErrors+1 || lines[maxErrors] != "rules.yaml: 10 more errors not shown" {
+		t.Errorf("got %d lines ending %q, want %d and a count of the rest", len(lines), lines[len(lines)-1], maxErrors+1)
+	}
+	if lines[0] != `rules.yaml:2: targets[0].port: invalid port "0" (want an integer from 1 to 65535)` {
+		t.Errorf("first line %q", lines[0])
+	}
+}
+
+func pin(t *testing.T, s string) detector.SPKI {
+	t.Helper()
+	var p detector.SPKI
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(raw) != len(p) {
+		t.Fatalf("bad test pin %q", s)
+	}
+	copy(p[:], raw)
+	return p
+}
+
+// ignorePools leaves the certificate pools to their own checks.
+var ignorePools = cmp.Options{
+	cmpopts.IgnoreFields(Config{}, "PublicRoots", "SystemRoots"),
+	cmpopts.EquateComparable(netip.Prefix{}),
+}
+
+func TestGood(t *testing.T) {
+	t.Parallel()
+	labPin := pin(t, "SCdCR3AqcrKvHCfvVkKULTTUDjAIGnfMd1xEXUQlycc=")
+	inspectionPin := pin(t, "ac9xPwPy8dRIE0WyyGgU1cOq6lRIftsHUpcEtTtL5n4=")
+	mirror := detector.Expectation{
+		IPRanges: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
+		ALPN:     []string{"http/1.1"},
+	}
+	defaults := func(source string, targets ...Target) *Config {
+		return &Config{
+			Source: source, Toolchain: true,
+			PublicRootsSource: trust.Mozilla, SystemRootsSource: trust.System,
+			Timeout: DefaultTimeout, Concurrency: DefaultConcurrency,
+			Targets: targets,
+		}
+	}
+	tests := map[string]*Config{
+		"empty.yaml": defaults("testdata/good/empty.yaml"),
+		"full.yaml": {
+			Source:            "testdata/good/full.yaml",
+			Toolchain:         false,
+			PublicRootsSource: "testdata/good/lab-roots.pem",
+			SystemRootsSource: "testdata/good/lab-roots.pem",
+			Policy:            detector.Policy{ApprovedInspection: []detector.SPKI{inspectionPin}},
+			Timeout:           2500 * time.Millisecond,
+			Concurrency:       32,
+			Targets: []Target{
+				{
+					Host: "proxy.lab.example", Port: 8443, Address: "192.0.2.10:8443",
+					Source: "testdata/good/full.yaml:13",
+					Expect: detector.Expectation{
+						CASPKI: []detector.SPKI{labPin},
+						IPRanges: []netip.Prefix{
+							netip.MustParsePrefix("192.0.2.0/24"),
+							netip.MustParsePrefix("2001:db8::/32"),
+						},
+						MinVersion: tls.VersionTLS13,
+						ALPN:       []string{"h2", "http/1.1"},
+						SCT:        true,
+					},
+				},
+				{
+					Host: "sum.lab.example", Port: 443, Source: "testdata/good/full.yaml:22",
+					Expect: detector.Expectation{MinVersion: tls.VersionTLS12},
+				},
+				{
+					Host: "2001:db8::7", Port: 443, Address: "[2001:db8::7]:443",
+					Source: "testdata/good/full.yaml:26",
+				},
+			},
+		},
+		"aliases.yaml": func() *Config {
+			c := defaults("testdata/good/aliases.yaml",
+				Target{Host: "mirror-a.lab.example", Port: 443, Source: "testdata/good/aliases.yaml:9", Expect: mirror},
+				Target{Host: "mirror-b.lab.example", Port: 443, Source: "testdata/good/aliases.yaml:13", Expect: mirror},
+				Target{Host: "mirror-a.lab.example", Port: 8443, Source: "testdata/good/aliases.yaml:15"},
+				Target{Host: "198.51.100.9", Port: 1, Source: "testdata/good/aliases.yaml:18"},
+			)
+			c.Timeout = 5 * time.Minute
+			return c
+		}(),
+	}
+	files, err := filepath.Glob("testdata/good/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range files {
+		name := filepath.Base(path)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			want, ok := tests[name]
+			if !ok {
+				t.Fatalf("no expected config for %s", path)
+			}
+			got, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got, ignorePools); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+			if got.PublicRoots == nil || got.SystemRoots == nil {
+				t.Error("trust pools not built")
+			}
+		})
+	}
+}
+
+// TestTrustPaths checks that a PEM path builds the pool from that bundle
+// rather than from a built-in store.
+func TestTrustPaths(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load("testdata/good/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab, certs, err := trust.LoadPEM("testdata/good/lab-roots.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(certs) != 2 || !cfg.PublicRoots.Equal(lab) || !cfg.SystemRoots.Equal(lab) {
+		t.Error("pools differ from testdata/good/lab-roots.pem")
+	}
+	// The same file, read from another directory, still finds its bundle.
+	data, err := os.ReadFile("testdata/good/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, err := filepath.Abs("testdata/good/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = Parse(abs, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(filepath.Dir(abs), "lab-roots.pem"); cfg.PublicRootsSource != want {
+		t.Errorf("PublicRootsSource = %q, want %q", cfg.PublicRootsSource, want)
+	}
+}
+
+func TestDefaultRules(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse(EmbeddedName, mitmwatch.DefaultRules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Toolchain || cfg.PublicRootsSource != trust.Mozilla || cfg.SystemRootsSource != trust.System ||
+		cfg.Timeout != DefaultTimeout || cfg.Concurrency != DefaultConcurrency || len(cfg.Policy.ApprovedInspection) != 0 {
+		t.Errorf("defaults not as documented: %+v", cfg)
+	}
+	wantHosts := []string{
+		"github.com", "codeload.github.com", "objects.githubusercontent.com",
+		"pypi.org", "files.pythonhosted.org", "index.crates.io", "static.crates.io",
+		"registry-1.docker.io", "ghcr.io", "repo.maven.apache.org",
+	}
+	var hosts []string
+	for _, tg := range cfg.Targets {
+		hosts = append(hosts, tg.Host)
+		if tg.Port != 443 || tg.Address != "" || !cmp.Equal(tg.Expect, detector.Expectation{}) {
+			t.Errorf("%s: want port 443, no address and no expectations: %+v", tg.Host, tg)
+		}
+		if !strings.HasPrefix(tg.Source, EmbeddedName+":") {
+			t.Errorf("%s: source %q", tg.Host, tg.Source)
+		}
+	}
+	if diff := cmp.Diff(wantHosts, hosts); diff != "" {
+		t.Errorf("default targets (-want +got):\n%s", diff)
+	}
+}
+
+func TestWithToolchain(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse("rules.yaml", []byte("targets:\n  - host: proxy.lab.example\n    expect: {sct: true}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, errs := WithToolchain(cfg.Targets, []toolchain.Host{
+		{Host: "proxy.lab.example", Port: 443, Source: "go env GOPROXY"},
+		{Host: "Sum.Lab.Example", Port: 443, Source: "go env GOSUMDB"},
+		{Host: "npm.lab.example", Port: 4873, Source: "npm config get registry"},
+		{Host: "sum.lab.example", Port: 443, Source: "pip config (global.index-url)"},
+		{Host: "bad_name.lab.example", Port: 443, Source: "PIP_INDEX_URL"},
+		{Host: "pypi.lab.example", Port: 0, Source: "PIP_EXTRA_INDEX_URL"},
+	})
+	want := []Target{
+		{Host: "proxy.lab.example", Port: 443, Source: "rules.yaml:2", Expect: detector.Expectation{SCT: true}},
+		{Host: "sum.lab.example", Port: 443, Source: "go env GOSUMDB"},
+		{Host: "npm.lab.example", Port: 4873, Source: "npm config get registry"},
+	}
+	if diff := cmp.Diff(want, got, ignorePools); diff != "" {
+		t.Errorf("targets (-want +got):\n%s", diff)
+	}
+	wantErrs := []string{
+		`PIP_INDEX_URL: invalid host "bad_name.lab.example" (want a DNS name or an IP address)`,
+		`PIP_EXTRA_INDEX_URL: invalid port 0`,
+	}
+	var gotErrs []string
+	for _, err := range errs {
+		gotErrs = append(gotErrs, err.Error())
+	}
+	if diff := cmp.Diff(wantErrs, gotErrs); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+}

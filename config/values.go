@@ -1,0 +1,146 @@
+package config
+
+import (
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mitmwatch/mitmwatch/detector"
+)
+
+// The converters below turn one YAML value into its typed form, or return a
+// problem description naming the value and what was wanted.
+
+func parseToolchain(s string) (bool, string) {
+	switch s {
+	case "auto":
+		return true, ""
+	case "none":
+		return false, ""
+	}
+	return false, fmt.Sprintf(`unknown mode %q (want "auto" or "none")`, s)
+}
+
+func parseTimeout(s string) (time.Duration, string) {
+	t, err := time.ParseDuration(s)
+	if err != nil || t <= 0 || t > MaxTimeout {
+		return 0, fmt.Sprintf(`invalid timeout %q (want a duration above 0 and at most 5m, e.g. "10s")`, s)
+	}
+	return t, ""
+}
+
+func parseConcurrency(s string) (int, string) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > MaxConcurrency {
+		return 0, fmt.Sprintf("invalid concurrency %q (want an integer from 1 to %d)", s, MaxConcurrency)
+	}
+	return n, ""
+}
+
+func parsePort(s string) (int, string) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Sprintf("invalid port %q (want an integer from 1 to 65535)", s)
+	}
+	return n, ""
+}
+
+// parseHost accepts what can be dialled and checked against a certificate:
+// an IP address (made canonical) or a DNS name (lower-cased). Ports, URLs,
+// wildcards, trailing dots and zones are refused rather than guessed at.
+func parseHost(s string) (string, string) {
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		return a.String(), ""
+	}
+	h := strings.ToLower(s)
+	if !isDNSName(h) {
+		return "", fmt.Sprintf("invalid host %q (want a DNS name or an IP address)", s)
+	}
+	return h, ""
+}
+
+// isDNSName reports whether h is a lower-case LDH host name. A name whose
+// last label is numeric is refused: resolvers and browsers read it as a
+// mistyped IPv4 address.
+func isDNSName(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	labels := strings.Split(h, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return strings.Trim(labels[len(labels)-1], "0123456789") != ""
+}
+
+func parseAddress(s string) (string, string) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 || ap.Addr().Zone() != "" {
+		return "", fmt.Sprintf(`invalid address %q (want "ip:port", e.g. "192.0.2.10:443")`, s)
+	}
+	return ap.String(), ""
+}
+
+func parsePin(s string) (detector.SPKI, string) {
+	var pin detector.SPKI
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return pin, fmt.Sprintf("pin %q is not base64: %v", s, err)
+	}
+	if len(raw) != len(pin) {
+		return pin, fmt.Sprintf("pin %q is %d bytes (want the 32 bytes of a SHA-256)", s, len(raw))
+	}
+	copy(pin[:], raw)
+	return pin, ""
+}
+
+func parseCIDR(s string) (netip.Prefix, string) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return p, fmt.Sprintf(`invalid CIDR %q (want e.g. "192.0.2.0/24" or "2001:db8::/32")`, s)
+	}
+	return p.Masked(), ""
+}
+
+var tlsVersions = map[string]uint16{
+	"1.0": tls.VersionTLS10,
+	"1.1": tls.VersionTLS11,
+	"1.2": tls.VersionTLS12,
+	"1.3": tls.VersionTLS13,
+}
+
+func parseTLSVersion(s string) (uint16, string) {
+	if v, ok := tlsVersions[s]; ok {
+		return v, ""
+	}
+	return 0, fmt.Sprintf(`unknown TLS version %q (want "1.0", "1.1", "1.2" or "1.3")`, s)
+}
+
+func parseALPN(s string) (string, string) {
+	if s == "" || len(s) > 255 {
+		return "", fmt.Sprintf("invalid ALPN protocol %q (want 1 to 255 bytes)", s)
+	}
+	return s, ""
+}
+
+func parseBool(s string) (bool, string) {
+	switch s {
+	case "true", "True", "TRUE":
+		return true, ""
+	case "false", "False", "FALSE":
+		return false, ""
+	}
+	return false, fmt.Sprintf("invalid boolean %q (want true or false)", s)
+}

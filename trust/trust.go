@@ -1,0 +1,159 @@
+// Package trust builds the two certificate pools mitmwatch verifies every
+// presented chain against: the public web PKI, and whatever this machine
+// trusts. A chain that only the machine's store accepts is the mark of a
+// locally installed interception CA, so the two must be built independently.
+//
+// The public roots come from the Mozilla bundle compiled into the binary,
+// never from the operating system, so an inspection CA pushed into the OS
+// store cannot make itself look public.
+package trust
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+
+	"golang.org/x/crypto/x509roots/fallback/bundle"
+)
+
+// Specs that name a built-in store rather than a PEM bundle path.
+const (
+	Mozilla = "mozilla" // the Mozilla root program, as compiled into the binary
+	System  = "system"  // this machine's store (SSL_CERT_FILE, SSL_CERT_DIR honoured)
+)
+
+// maxPEMSize bounds a bundle read so a path to a device or a huge file fails
+// fast instead of exhausting memory. The largest OS bundles are under 1 MiB.
+const maxPEMSize = 16 << 20
+
+// mozillaPool builds the Mozilla pool once: parsing ~150 roots costs
+// milliseconds. The cached pool is never modified; callers get clones.
+var mozillaPool = sync.OnceValues(buildMozilla)
+
+func buildMozilla() (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	n := 0
+	for root := range bundle.Roots() {
+		cert, err := x509.ParseCertificate(root.Certificate)
+		if err != nil {
+			return nil, fmt.Errorf("trust: parsing Mozilla root %d: %w", n, err)
+		}
+		if root.Constraint != nil {
+			// Distrust-after dates and the like cannot be expressed in
+			// X.509; the pool applies them when it anchors a chain.
+			pool.AddCertWithConstraint(cert, root.Constraint)
+		} else {
+			pool.AddCert(cert)
+		}
+		n++
+	}
+	if n == 0 {
+		return nil, errors.New("trust: the Mozilla bundle is empty")
+	}
+	return pool, nil
+}
+
+// PublicRoots returns the pool that stands for the public web PKI: the
+// Mozilla bundle for "mozilla", else the certificates of the PEM bundle at
+// spec (for a lab, or an organisation that curates its own public set).
+// The pool is the caller's own copy.
+func PublicRoots(spec string) (*x509.CertPool, error) {
+	if spec == Mozilla {
+		pool, err := mozillaPool()
+		if err != nil {
+			return nil, err
+		}
+		return pool.Clone(), nil
+	}
+	pool, _, err := LoadPEM(spec)
+	return pool, err
+}
+
+// SystemRoots returns the pool this machine's TLS clients trust: the OS store
+// for "system", else the certificates of the PEM bundle at spec (to judge
+// another machine's store, or in tests).
+func SystemRoots(spec string) (*x509.CertPool, error) {
+	if spec == System {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			return nil, fmt.Errorf("trust: loading the system store: %w", err)
+		}
+		return pool, nil
+	}
+	pool, _, err := LoadPEM(spec)
+	return pool, err
+}
+
+// LoadPEM reads a bundle of PEM certificates, returning them both as a pool
+// and as a list (for reporting what a store holds). Blocks other than
+// CERTIFICATE are skipped, as in OS bundles that carry comments or keys; a
+// certificate that does not parse or a bundle with none is an error, because
+// a silently empty store would make every host look intercepted.
+func LoadPEM(path string) (*x509.CertPool, []*x509.Certificate, error) {
+	data, err := readRegular(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool := x509.NewCertPool()
+	var certs []*x509.Certificate
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, nil, fmt.Errorf("PEM bundle %s: certificate %d: %w", path, len(certs)+1, err)
+		}
+		pool.AddCert(cert)
+		certs = append(certs, cert)
+	}
+	if len(certs) == 0 {
+		return nil, nil, fmt.Errorf("PEM bundle %s: no certificates found", path)
+	}
+	return pool, certs, nil
+}
+
+// readRegular reads a regular file of bounded size. Errors name the path
+// once and keep the fs error for errors.Is.
+func readRegular(path string) ([]byte, error) {
+	// Stat before opening: opening a FIFO would block.
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("PEM bundle %s: %w", path, unwrapPath(err))
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("PEM bundle %s: not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("PEM bundle %s: %w", path, unwrapPath(err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxPEMSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("PEM bundle %s: %w", path, unwrapPath(err))
+	}
+	if len(data) > maxPEMSize {
+		return nil, fmt.Errorf("PEM bundle %s: larger than %d MiB", path, maxPEMSize>>20)
+	}
+	return data, nil
+}
+
+// unwrapPath drops the *fs.PathError layer, whose message repeats the path.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
