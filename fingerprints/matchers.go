@@ -2,6 +2,7 @@ package fingerprints
 
 import (
 	"regexp"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -69,19 +70,63 @@ func anyOf(ps []pred, v string) bool {
 
 // exact matches the whole value, ignoring case and surrounding spaces.
 func exact(s string) pred {
-	return re(`^\s*` + regexp.QuoteMeta(s) + `\s*$`)
+	ls := strings.ToLower(s)
+	return func(v string) bool { return strings.ToLower(strings.TrimSpace(v)) == ls }
 }
 
 // prefix matches a value that starts with s as a whole word: "Fortinet" matches
 // "Fortinet Ltd." and "Fortinet_CA_SSL" but not "FortinetFanClub".
 func prefix(s string) pred {
-	return re(`^\s*` + regexp.QuoteMeta(s) + rightEdge(s))
+	ls := strings.ToLower(s)
+	return func(v string) bool {
+		lv := strings.ToLower(strings.TrimLeftFunc(v, unicode.IsSpace))
+		return strings.HasPrefix(lv, ls) && rightEdgeOK(ls, lv[len(ls):])
+	}
 }
 
 // word matches s as a whole word anywhere in the value. Only letters and digits
 // make up a word, so "_" and "-" separate words.
 func word(s string) pred {
-	return re(leftEdge(s) + regexp.QuoteMeta(s) + rightEdge(s))
+	ls := strings.ToLower(s)
+	return func(v string) bool {
+		lv := strings.ToLower(v)
+		for off := 0; off <= len(lv); {
+			i := strings.Index(lv[off:], ls)
+			if i < 0 {
+				return false
+			}
+			at := off + i
+			if leftEdgeOK(ls, lv[:at]) && rightEdgeOK(ls, lv[at+len(ls):]) {
+				return true
+			}
+			_, size := utf8.DecodeRuneInString(lv[at:])
+			off = at + max(size, 1)
+		}
+		return false
+	}
+}
+
+// Plain string matching keeps start-up cheap: compiling a regular expression
+// per pattern cost milliseconds on every run of the command.
+
+// leftEdgeOK reports whether what precedes a match ends a word, when the
+// pattern starts with a word character.
+func leftEdgeOK(pattern, before string) bool {
+	if r, _ := utf8.DecodeRuneInString(pattern); !isWordRune(r) || before == "" {
+		return true
+	}
+	r, _ := utf8.DecodeLastRuneInString(before)
+	return !isWordRune(r)
+}
+
+// rightEdgeOK reports whether what follows a match starts a new word, when
+// the pattern ends with a word character.
+func rightEdgeOK(pattern, after string) bool {
+	if r, _ := utf8.DecodeLastRuneInString(pattern); !isWordRune(r) || after == "" {
+		return true
+	}
+	r, _ := utf8.DecodeRuneInString(after)
+	return !isWordRune(r)
 }
 
 // re matches a case-insensitive regular expression; it panics on a bad one, which
@@ -93,22 +138,6 @@ func re(expr string) pred {
 // except narrows p: it no longer matches values that q matches.
 func (p pred) except(q pred) pred {
 	return func(v string) bool { return p(v) && !q(v) }
-}
-
-const notWordChar = `[^\pL\pN]`
-
-func leftEdge(s string) string {
-	if r, _ := utf8.DecodeRuneInString(s); isWordRune(r) {
-		return `(?:^|` + notWordChar + `)`
-	}
-	return ``
-}
-
-func rightEdge(s string) string {
-	if r, _ := utf8.DecodeLastRuneInString(s); isWordRune(r) {
-		return `(?:$|` + notWordChar + `)`
-	}
-	return ``
 }
 
 func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }
