@@ -80,7 +80,12 @@ func (p *Prober) plainAnswer(ctx context.Context, t Target, rec *recordingConn) 
 	if a := p.httpGet(ctx, t); a != nil {
 		return a
 	}
-	head := rec.head()
+	return parseAnswer(rec.head())
+}
+
+// parseAnswer reads whatever the peer sent as an HTTP response; bytes that
+// are not one are kept, sanitised, as the snippet.
+func parseAnswer(head []byte) *detector.HTTPAnswer {
 	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(head)), nil)
 	if err != nil {
 		return &detector.HTTPAnswer{BodySnippet: sanitize(string(head), maxSnippet)}
