@@ -76,7 +76,9 @@ func reusedLeafKeys(cases []Case) map[int][]string {
 	}
 	out := map[int][]string{}
 	for i, c := range cases {
-		if c.Obs.TLS == nil || len(c.Obs.TLS.Chain) == 0 {
+		if c.Obs.TLS == nil || len(c.Obs.TLS.Chain) == 0 || trusted(c.Obs.TLS.Public) {
+			// A publicly trusted operator may reuse its own key across
+			// hosts; only forged chains make this a signal.
 			continue
 		}
 		leaf := c.Obs.TLS.Chain[0]
@@ -98,7 +100,7 @@ func Classify(obs Observation, exp Expectation, pol Policy, now time.Time) ([]Fi
 	var fs []Finding
 	st := obs.TLS
 	var match fingerprints.Match
-	if !st.Public.OK() {
+	if !trusted(st.Public) {
 		match, _ = fingerprints.Identify(withRoots(st))
 	}
 	fs = append(fs, trustFindings(obs, exp, match, now)...)
@@ -124,21 +126,22 @@ func trustFindings(obs Observation, exp Expectation, match fingerprints.Match, n
 	}
 	leaf := st.Chain[0]
 	var fs []Finding
-	publicOK := st.Public.Failure == FailureNone || st.Public.Failure == FailureHostnameMismatch
-	systemOK := st.System.Failure == FailureNone || st.System.Failure == FailureHostnameMismatch
+	publicOK, systemOK := trusted(st.Public), trusted(st.System)
 	top := topCA(st)
 
 	if !publicOK && systemOK {
 		fs = append(fs, Finding{ReasonSystemRootOnly, Critical,
 			fmt.Sprintf("chain verifies against the system store but not the public roots: a locally installed root (%s, SPKI %s) signs it", describe(top), SPKIOf(top))})
 	}
-	if len(exp.CASPKI) > 0 && !pinned(st, exp.CASPKI) {
+	// With no CA known above the leaf (a chain sent without its
+	// intermediate), there is nothing to compare the pins with.
+	if len(exp.CASPKI) > 0 && len(CAs(st)) > 0 && !pinned(st, exp.CASPKI) {
 		if publicOK {
 			fs = append(fs, Finding{ReasonCAChanged, Warning,
 				fmt.Sprintf("no CA above the leaf matches the expected pins, but the chain is publicly trusted (issuer %s): the host may have changed CA; relearn the baseline if so", describe(issuerOf(st)))})
 		} else {
 			fs = append(fs, Finding{ReasonCAPinMismatch, Critical,
-				fmt.Sprintf("no CA above the leaf matches the expected pins; issuer %s has SPKI %s", describe(issuerOf(st)), SPKIOf(issuerOf(st)))})
+				fmt.Sprintf("no CA above the leaf matches the expected pins; the nearest CA, %s, has SPKI %s", describe(CAs(st)[0]), SPKIOf(CAs(st)[0]))})
 		}
 	}
 	if match.Product != "" {
@@ -155,8 +158,12 @@ func trustFindings(obs Observation, exp Expectation, match fingerprints.Match, n
 	}
 	if !publicOK {
 		if signedByRoot(st) {
+			signer := "itself"
+			if iss := issuerOf(st); iss != nil {
+				signer = "a root (" + describe(iss) + ")"
+			}
 			fs = append(fs, Finding{ReasonLeafSignedByRoot, Warning,
-				fmt.Sprintf("the leaf is signed directly by a root (%s); public CAs issue from intermediates", describe(issuerOf(st)))})
+				fmt.Sprintf("the leaf is signed directly by %s; public CAs issue from intermediates", signer)})
 		}
 		if age := now.Sub(leaf.NotBefore); age >= -5*time.Minute && age < freshWindow {
 			fs = append(fs, Finding{ReasonLeafFresh, Warning,
@@ -177,6 +184,12 @@ func trustFindings(obs Observation, exp Expectation, match fingerprints.Match, n
 			fmt.Sprintf("the chain verifies against neither the public roots nor the system store (%s: %s)", f.Failure, f.Detail)})
 	}
 	return fs
+}
+
+// trusted reports whether a store vouches for the chain's signers; whether
+// the leaf names the host is judged apart (NameMatch).
+func trusted(v Verification) bool {
+	return v.Failure == FailureNone || v.Failure == FailureHostnameMismatch
 }
 
 // interceptionEvidence are the reasons that only restate that a CA other
@@ -250,8 +263,12 @@ func HasSCT(c *x509.Certificate) bool {
 	return slices.ContainsFunc(c.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(oidSCTList) })
 }
 
-// CAs returns every CA certificate above the leaf: the presented ones and
-// the roots the verifications ended in, since servers rarely send the root.
+// CAs returns the CA certificates that really sign the leaf: those of the
+// verified chains, up to their roots (servers rarely send the root), or,
+// when no store verified the chain, the presented certificates that sign
+// one another upwards from the leaf. A certificate merely appended to the
+// chain counts for nothing: anyone can append a copy of an approved or
+// pinned CA.
 func CAs(st *TLSState) []*x509.Certificate {
 	var out []*x509.Certificate
 	seen := map[SPKI]bool{}
@@ -261,9 +278,6 @@ func CAs(st *TLSState) []*x509.Certificate {
 			out = append(out, c)
 		}
 	}
-	for _, c := range st.Chain[1:] {
-		add(c)
-	}
 	for _, v := range []Verification{st.System, st.Public} {
 		for _, ch := range v.Chains {
 			for _, c := range ch[1:] {
@@ -271,7 +285,29 @@ func CAs(st *TLSState) []*x509.Certificate {
 			}
 		}
 	}
+	if len(out) > 0 || len(st.Chain) == 0 {
+		return out
+	}
+	cur := st.Chain[0]
+	for range len(st.Chain) {
+		next := signerOf(cur, st.Chain[1:])
+		if next == nil || seen[SPKIOf(next)] {
+			break
+		}
+		add(next)
+		cur = next
+	}
 	return out
+}
+
+// signerOf finds the certificate among candidates whose key signed c.
+func signerOf(c *x509.Certificate, candidates []*x509.Certificate) *x509.Certificate {
+	for _, p := range candidates {
+		if bytes.Equal(p.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(p) == nil {
+			return p
+		}
+	}
+	return nil
 }
 
 // withRoots is the presented chain plus any roots verification found.
@@ -300,18 +336,9 @@ func approvedCA(st *TLSState, pol Policy) *x509.Certificate {
 
 func approvedChain(st *TLSState, pol Policy) bool { return approvedCA(st, pol) != nil }
 
-// issuerOf is the certificate that signed the leaf, or the leaf itself when
-// nothing above it is known.
+// issuerOf is the certificate that signed the leaf, nil when none is known.
 func issuerOf(st *TLSState) *x509.Certificate {
-	for _, c := range CAs(st) {
-		if bytes.Equal(c.RawSubject, st.Chain[0].RawIssuer) {
-			return c
-		}
-	}
-	if len(st.Chain) > 1 {
-		return st.Chain[1]
-	}
-	return st.Chain[0]
+	return signerOf(st.Chain[0], CAs(st))
 }
 
 // topCA is the root the system store chained to, else the last presented.
@@ -329,7 +356,7 @@ func signedByRoot(st *TLSState) bool {
 		return true
 	}
 	iss := issuerOf(st)
-	return iss != leaf && bytes.Equal(iss.RawIssuer, iss.RawSubject)
+	return iss != nil && bytes.Equal(iss.RawIssuer, iss.RawSubject)
 }
 
 func names(c *x509.Certificate) []string {

@@ -52,6 +52,11 @@ func plainFindings(obs Observation) []Finding {
 		where = "the proxy"
 	}
 	switch {
+	case obs.Failure == FailureProxy && p.Status == 407:
+		// Squid titles its login page "Cache Access Denied": a proxy
+		// asking for credentials is not a block.
+		return append(fs, Finding{ReasonUnreachable, Info,
+			"the proxy requires authentication (HTTP 407): set the credentials in HTTPS_PROXY"})
 	case p.Status >= 300 && p.Status < 400 && p.Location != "" && redirectsAway(p.Location, obs.Host):
 		fs = append(fs, Finding{ReasonPortalRedirect, Critical,
 			fmt.Sprintf("%s answers HTTP %d redirecting to %s", where, p.Status, p.Location)})

@@ -82,7 +82,6 @@ const (
 	ReasonLeafFresh          Reason = "leaf-freshly-minted"
 	ReasonApprovedInspection Reason = "approved-inspection"
 	ReasonUntrustedChain     Reason = "untrusted-chain"
-	ReasonHostnameMismatch   Reason = "hostname-mismatch"
 	ReasonCertOtherName      Reason = "certificate-for-other-name"
 	ReasonCertInvalid        Reason = "certificate-invalid"
 	ReasonVersionBelow       Reason = "tls-version-below-expected"
@@ -106,7 +105,6 @@ var reasonVerdict = map[Reason]Verdict{
 	ReasonLeafKeyReused:      Intercepted,
 	ReasonApprovedInspection: Inspected,
 	ReasonUntrustedChain:     InvalidCert,
-	ReasonHostnameMismatch:   InvalidCert,
 	ReasonCertInvalid:        InvalidCert,
 	ReasonCertOtherName:      CaptivePortal,
 	ReasonVersionBelow:       Downgraded,
@@ -123,7 +121,7 @@ var reasonVerdict = map[Reason]Verdict{
 var Reasons = []Reason{
 	ReasonSystemRootOnly, ReasonCAPinMismatch, ReasonCAChanged, ReasonKnownProduct,
 	ReasonLeafWithoutSCT, ReasonLeafKeyReused, ReasonLeafSignedByRoot, ReasonLeafFresh,
-	ReasonApprovedInspection, ReasonUntrustedChain, ReasonHostnameMismatch,
+	ReasonApprovedInspection, ReasonUntrustedChain,
 	ReasonCertOtherName, ReasonCertInvalid, ReasonVersionBelow, ReasonALPNBelow,
 	ReasonWeakCipher, ReasonDowngradeSentinel, ReasonPlaintext, ReasonBlockPage,
 	ReasonPortalRedirect, ReasonProxyHeaders, ReasonAddressOutOfRange, ReasonUnreachable,

@@ -61,7 +61,7 @@ func Classify(err error) detector.Failure {
 		return detector.FailureNetUnreachable
 	case errors.Is(err, syscall.EHOSTUNREACH):
 		return detector.FailureHostUnreachable
-	case errors.As(err, &alertErr):
+	case errors.As(err, &alertErr): // only QUIC wraps alerts this way; TCP alerts are matched by text below
 		if alertErr == 70 { // protocol_version
 			return detector.FailureProtocolVersion
 		}
@@ -77,7 +77,8 @@ func Classify(err error) detector.Failure {
 	switch {
 	case strings.Contains(msg, "downgrade attempt detected"):
 		return detector.FailureDowngrade
-	case strings.Contains(msg, "protocol version not supported"), strings.Contains(msg, "no supported versions"):
+	case strings.Contains(msg, "protocol version not supported"), strings.Contains(msg, "no supported versions"),
+		strings.Contains(msg, "unsupported protocol version"):
 		return detector.FailureProtocolVersion
 	case strings.Contains(msg, "remote error: tls:"):
 		return detector.FailureTLSAlert
