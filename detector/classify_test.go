@@ -656,9 +656,8 @@ func TestVersionName(t *testing.T) {
 	}
 }
 
-// TestKnownBugs holds scenarios where Classify is wrong today. Each states
-// the right answer; while the code disagrees the subtest is skipped with
-// the bug, and it passes by itself once the bug is fixed.
+// TestRegressions holds situations a review found Classify getting wrong;
+// each states the right answer and why.
 func TestRegressions(t *testing.T) {
 	t.Parallel()
 	p := newLabPKI(t)
