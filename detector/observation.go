@@ -67,7 +67,14 @@ type Observation struct {
 	Port int
 	Path Path
 
-	ResolvedAddrs []netip.Addr
+	// DNS holds each resolver's answer for Host: the system's (what build
+	// tools use) and the reference resolvers'. Canary holds their answers
+	// for a name that cannot exist: an address there reveals a resolver
+	// that answers everything.
+	DNS    []DNSAnswer
+	Canary []DNSAnswer
+
+	ResolvedAddrs []netip.Addr // the addresses the connection was attempted to
 	ConnectedAddr netip.AddrPort
 	ConnectTime   time.Duration
 	HandshakeTime time.Duration
@@ -85,6 +92,22 @@ type Observation struct {
 	BestVersion        uint16
 	BestVersionFailure Failure
 }
+
+// DNSAnswer is what one resolver said about one name, A and AAAA together.
+type DNSAnswer struct {
+	Resolver string        `json:"resolver"`        // as configured, e.g. "udp://192.0.2.53:53"
+	System   bool          `json:"system"`          // one of the system's resolvers, which build tools use
+	Rcode    string        `json:"rcode,omitempty"` // "NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", ...
+	Addrs    []netip.Addr  `json:"addresses,omitempty"`
+	MinTTL   uint32        `json:"min_ttl"`
+	Failure  Failure       `json:"failure,omitempty"` // set when no answer came at all
+	Detail   string        `json:"detail,omitempty"`
+	RTT      time.Duration `json:"-"`
+}
+
+// Answered reports whether the resolver gave a DNS answer, whatever its
+// rcode.
+func (a DNSAnswer) Answered() bool { return a.Failure == FailureNone && a.Rcode != "" }
 
 // TLSState is what the handshake negotiated and what the peer presented.
 type TLSState struct {
