@@ -94,6 +94,13 @@ func reusedLeafKeys(cases []Case) map[int][]string {
 // Classify turns one observation into findings and names the product when
 // the chain betrays one. It is pure: now stands in for the clock.
 func Classify(obs Observation, exp Expectation, pol Policy, now time.Time) ([]Finding, string) {
+	dns := dnsFindings(obs, exp, pol)
+	fs, product := classifyTLS(obs, exp, pol, now)
+	return append(dns, fs...), product
+}
+
+// classifyTLS judges what the connection showed.
+func classifyTLS(obs Observation, exp Expectation, pol Policy, now time.Time) ([]Finding, string) {
 	if obs.TLS == nil {
 		return classifyFailure(obs), ""
 	}

@@ -338,6 +338,13 @@ var severityOf = map[detector.Reason]detector.Severity{
 	detector.ReasonProxyHeaders:       detector.Info,
 	detector.ReasonAddressOutOfRange:  detector.Warning,
 	detector.ReasonUnreachable:        detector.Info,
+	detector.ReasonDNSDenied:          detector.Critical,
+	detector.ReasonDNSServfail:        detector.Warning,
+	detector.ReasonDNSBogon:           detector.Critical,
+	detector.ReasonDNSMismatch:        detector.Critical,
+	detector.ReasonDNSDiffers:         detector.Info,
+	detector.ReasonDNSWildcard:        detector.Critical,
+	detector.ReasonDNSTTLZero:         detector.Warning,
 }
 
 // checkFindings holds for every finding: a known reason, its usual
@@ -599,7 +606,7 @@ func TestEveryReasonAndVerdictIsExercised(t *testing.T) {
 	p := newLabPKI(t)
 	reasons := map[detector.Reason]bool{}
 	verdicts := map[detector.Verdict]bool{}
-	for _, c := range classifyTable(p) {
+	for _, c := range append(classifyTable(p), dnsTable(p)...) {
 		fs, _ := detector.Classify(c.obs, c.exp, c.pol, labNow)
 		for _, f := range fs {
 			reasons[f.Reason] = true
@@ -614,9 +621,7 @@ func TestEveryReasonAndVerdictIsExercised(t *testing.T) {
 			verdicts[r.Verdict] = true
 		}
 	}
-	// Nothing produces these today: no code path emits
-	// ReasonHostnameMismatch, and no reason implies dns-tampered or
-	// transparent-proxy yet.
+	// No reason implies transparent-proxy yet.
 	unproduced := map[detector.Reason]bool{}
 	for _, r := range detector.Reasons {
 		if !reasons[r] && !unproduced[r] {
@@ -628,7 +633,7 @@ func TestEveryReasonAndVerdictIsExercised(t *testing.T) {
 	}
 	for _, v := range []detector.Verdict{
 		detector.OK, detector.Inspected, detector.Intercepted, detector.Downgraded, detector.Plaintext,
-		detector.CaptivePortal, detector.Blocked, detector.InvalidCert, detector.Unreachable,
+		detector.CaptivePortal, detector.Blocked, detector.InvalidCert, detector.Unreachable, detector.DNSTampered,
 	} {
 		if !verdicts[v] {
 			t.Errorf("no scenario produces verdict %s", v)

@@ -94,6 +94,13 @@ const (
 	ReasonProxyHeaders       Reason = "proxy-headers"
 	ReasonAddressOutOfRange  Reason = "address-out-of-range"
 	ReasonUnreachable        Reason = "unreachable"
+	ReasonDNSDenied          Reason = "dns-denied"
+	ReasonDNSServfail        Reason = "dns-servfail"
+	ReasonDNSBogon           Reason = "dns-bogon-answer"
+	ReasonDNSMismatch        Reason = "dns-answer-off-range"
+	ReasonDNSDiffers         Reason = "dns-answers-differ"
+	ReasonDNSWildcard        Reason = "dns-wildcard"
+	ReasonDNSTTLZero         Reason = "dns-ttl-zero"
 )
 
 // reasonVerdict is the verdict each reason implies; reasons absent here are
@@ -115,6 +122,10 @@ var reasonVerdict = map[Reason]Verdict{
 	ReasonBlockPage:          Blocked,
 	ReasonPortalRedirect:     CaptivePortal,
 	ReasonUnreachable:        Unreachable,
+	ReasonDNSDenied:          DNSTampered,
+	ReasonDNSBogon:           DNSTampered,
+	ReasonDNSMismatch:        DNSTampered,
+	ReasonDNSWildcard:        DNSTampered,
 }
 
 // Reasons lists every reason, for documentation and exhaustive tests.
@@ -125,6 +136,8 @@ var Reasons = []Reason{
 	ReasonCertOtherName, ReasonCertInvalid, ReasonVersionBelow, ReasonALPNBelow,
 	ReasonWeakCipher, ReasonDowngradeSentinel, ReasonPlaintext, ReasonBlockPage,
 	ReasonPortalRedirect, ReasonProxyHeaders, ReasonAddressOutOfRange, ReasonUnreachable,
+	ReasonDNSDenied, ReasonDNSServfail, ReasonDNSBogon, ReasonDNSMismatch, ReasonDNSDiffers,
+	ReasonDNSWildcard, ReasonDNSTTLZero,
 }
 
 // Finding is one signal that fired, with the evidence behind it.

@@ -144,6 +144,13 @@ func TestVerdictOfEachReason(t *testing.T) {
 		detector.ReasonProxyHeaders:       detector.OK,
 		detector.ReasonAddressOutOfRange:  detector.OK,
 		detector.ReasonUnreachable:        detector.Unreachable,
+		detector.ReasonDNSDenied:          detector.DNSTampered,
+		detector.ReasonDNSServfail:        detector.OK,
+		detector.ReasonDNSBogon:           detector.DNSTampered,
+		detector.ReasonDNSMismatch:        detector.DNSTampered,
+		detector.ReasonDNSDiffers:         detector.OK,
+		detector.ReasonDNSWildcard:        detector.DNSTampered,
+		detector.ReasonDNSTTLZero:         detector.OK,
 	}
 	for _, r := range detector.Reasons {
 		w, ok := want[r]
@@ -302,7 +309,7 @@ func insecureAdvice(text string) []string {
 func TestInsecureAdvice(t *testing.T) {
 	t.Parallel()
 	for text, want := range map[string]int{
-		"Set GOINSECURE=goproxy.lab.example.":                                 1,
+		"Set GOINSECURE=goproxy.lab.example.":                              1,
 		"Use InsecureSkipVerify: true in the client.":                      1,
 		"Run git config --global http.sslVerify false. Then retry.":        1,
 		"npm config set strict-ssl=false":                                  1,

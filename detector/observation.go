@@ -165,4 +165,7 @@ type Policy struct {
 	// ApprovedInspection lists corporate inspection CAs the organisation
 	// approved: interception through them is reported as inspected.
 	ApprovedInspection []SPKI
+	// Bogons are ranges a public name must not resolve into; nil means
+	// DefaultBogons.
+	Bogons []netip.Prefix
 }

@@ -32,7 +32,14 @@ func Remediation(v Verdict, obs Observation, product string) string {
 	case Unreachable:
 		return fmt.Sprintf("%s could not be reached (%s): check connectivity, DNS and HTTPS_PROXY. This is not evidence of interception.", obs.Host, obs.Failure)
 	case DNSTampered:
-		return "The system resolver lies about this host: use the resolver your network documents, or DNS over TLS/HTTPS to a trusted resolver."
+		text := fmt.Sprintf("The system resolver lies about %s (see the dns findings): ask who runs it why, and until then resolve through a trusted resolver (DNS over TLS or HTTPS) rather than pinning addresses in /etc/hosts.", obs.Host)
+		switch {
+		case obs.Failure != FailureNone:
+			text += fmt.Sprintf(" The connection then failed (%s) because it went where DNS pointed: that failure is a consequence, not a second problem.", obs.Failure)
+		case obs.TLS != nil && !obs.TLS.NameMatch:
+			text += " The address it gave serves a certificate for another name: that is where DNS pointed, not the host."
+		}
+		return text
 	case TransparentProxy:
 		return fmt.Sprintf("A transparent proxy terminates TCP to %s without breaking TLS; no action is needed for integrity, but expect its policies to apply.", obs.Host)
 	}
