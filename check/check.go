@@ -23,6 +23,9 @@ type Runner struct {
 	Timeout     time.Duration // per target
 	Now         func() time.Time
 	Progress    func(done, total int, host string)
+	// DNS, when set, resolves targets through the system's and reference
+	// resolvers; nil leaves resolution to the prober.
+	DNS *DNS
 }
 
 // Result is a judged target together with where the target came from.
@@ -33,8 +36,23 @@ type Result struct {
 
 // Run probes targets and returns one result per target, in target order.
 func (r *Runner) Run(ctx context.Context, targets []config.Target) []Result {
+	return r.Judge(targets, r.Observe(ctx, targets))
+}
+
+// Observe probes targets concurrently, at most Concurrency at a time, each
+// within Timeout, and returns one observation per target. Cancelling ctx
+// ends the round early; targets not reached are observed as not probed.
+func (r *Runner) Observe(ctx context.Context, targets []config.Target) []detector.Observation {
 	obs := make([]detector.Observation, len(targets))
 	sem := make(chan struct{}, max(r.Concurrency, 1))
+	var canary []detector.DNSAnswer
+	canaryDone := make(chan struct{})
+	go func() {
+		defer close(canaryDone)
+		cctx, cancel := context.WithTimeout(ctx, r.Timeout)
+		defer cancel()
+		canary = r.DNS.canary(cctx)
+	}()
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -51,9 +69,7 @@ func (r *Runner) Run(ctx context.Context, targets []config.Target) []Result {
 				return
 			}
 			defer func() { <-sem }()
-			pctx, cancel := context.WithTimeout(ctx, r.Timeout)
-			defer cancel()
-			obs[i] = r.Prober.Probe(pctx, probe.Target{Host: t.Host, Port: t.Port, Address: t.Address})
+			obs[i] = r.observe(ctx, t)
 			if r.Progress != nil {
 				mu.Lock()
 				done++
@@ -63,7 +79,30 @@ func (r *Runner) Run(ctx context.Context, targets []config.Target) []Result {
 		}()
 	}
 	wg.Wait()
+	<-canaryDone
+	for i := range obs {
+		if len(obs[i].DNS) > 0 {
+			obs[i].Canary = canary
+		}
+	}
+	return obs
+}
 
+// observe probes one target within the timeout: through the resolvers when
+// DNS is set and the target is resolved locally, else through the prober.
+func (r *Runner) observe(ctx context.Context, t config.Target) detector.Observation {
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	pt := probe.Target{Host: t.Host, Port: t.Port, Address: t.Address}
+	if r.DNS != nil && t.Address == "" && !r.Prober.Proxied(pt) {
+		return r.DNS.observe(ctx, r.Prober, pt)
+	}
+	return r.Prober.Probe(ctx, pt)
+}
+
+// Judge classifies observations of targets (in the same order) together,
+// since some signals only show across hosts.
+func (r *Runner) Judge(targets []config.Target, obs []detector.Observation) []Result {
 	cases := make([]detector.Case, len(targets))
 	for i, t := range targets {
 		cases[i] = detector.Case{Obs: obs[i], Expect: t.Expect}

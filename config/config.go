@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/resolver"
 )
 
 // Config is a loaded rules file with every default applied.
@@ -38,9 +39,36 @@ type Config struct {
 
 	Timeout     time.Duration // per target
 	Concurrency int           // targets probed at once
+	Interval    time.Duration // probe.interval: how often `run` probes each target
+
+	DNS DNS
+
+	// RangesSource is the provider ranges snapshot "provider:NAME" was
+	// resolved against: a path, or "built in".
+	RangesSource string
 
 	Targets []Target
 }
+
+// DefaultRangesFile is where `mitmwatch ranges update` writes the snapshot
+// for the service, and where a config without ranges_file looks first.
+const DefaultRangesFile = "/var/lib/mitmwatch/ranges.json"
+
+// DNS says which resolvers to compare. The system resolvers are read from
+// ResolvConf at probe time, so a namespace's own resolv.conf is honoured.
+type DNS struct {
+	ResolvConf string            // dns.resolv_conf, default /etc/resolv.conf
+	Reference  []resolver.Server // dns.reference_resolvers
+	Canary     bool              // dns.canary: ask for a name that cannot exist
+}
+
+// DefaultReferenceResolvers are well-known public resolvers reached over
+// encrypted transports where they offer one, so that a lying local resolver
+// cannot answer for them.
+var DefaultReferenceResolvers = []string{"tls://1.1.1.1:853", "udp://9.9.9.9:53", "https://dns.google/dns-query"}
+
+// DefaultResolvConf is where the system's resolvers are listed.
+const DefaultResolvConf = "/etc/resolv.conf"
 
 // Target is one host to probe and what it should look like.
 type Target struct {
@@ -51,6 +79,9 @@ type Target struct {
 	// line to edit: "rules.yaml:12", or a toolchain source like "go env GOPROXY".
 	Source string
 	Expect detector.Expectation
+	// Interval overrides probe.interval for this target in `run`; zero
+	// means the global interval.
+	Interval time.Duration
 }
 
 // Key identifies a target: two targets with the same key are the same probe.
@@ -59,6 +90,9 @@ func (t Target) Key() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Po
 // Defaults and limits of the probe section.
 const (
 	DefaultTimeout     = 10 * time.Second
+	DefaultInterval    = 5 * time.Minute
+	MinInterval        = time.Second
+	MaxInterval        = 24 * time.Hour
 	MaxTimeout         = 5 * time.Minute
 	DefaultConcurrency = 16
 	MaxConcurrency     = 256

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mitmwatch/mitmwatch"
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/resolver"
 	"github.com/mitmwatch/mitmwatch/toolchain"
 	"github.com/mitmwatch/mitmwatch/trust"
 )
@@ -34,7 +35,12 @@ func TestBad(t *testing.T) {
 		"address.yaml":              `3: targets[0].address: invalid address "proxy.lab.example:443" (want "ip:port", e.g. "192.0.2.10:443")`,
 		"alias_expansion.yaml":      `5: too many values once aliases are expanded (more than 1048576)`,
 		"alpn.yaml":                 `4: targets[0].expect.alpn[1]: invalid ALPN protocol "" (want 1 to 255 bytes)`,
-		"cidr.yaml":                 `4: targets[0].expect.ip_ranges[1]: invalid CIDR "192.0.2.0/33" (want e.g. "192.0.2.0/24" or "2001:db8::/32")`,
+		"cidr.yaml":                 `4: targets[0].expect.ip_ranges[1]: invalid range "192.0.2.0/33" (want a CIDR such as "192.0.2.0/24", or "provider:NAME")`,
+		"interval.yaml":             `3: targets[0].interval: invalid interval "100ms" (want a duration from 1s to 24h0m0s, e.g. "5m")`,
+		"dns_resolver.yaml":         `4: dns.reference_resolvers[1]: invalid resolver "dns.lab.example:53": missing scheme (want udp://, tcp://, tls:// or https://)`,
+		"dns_bogon.yaml":            `3: dns.bogons[0]: invalid CIDR "10.0.0.0/40" (want e.g. "192.0.2.0/24" or "2001:db8::/32")`,
+		"provider_empty.yaml":       "4: targets[0].expect.ip_ranges[0]: ranges: \"provider:github\": provider github has no ranges in the snapshot; run `mitmwatch ranges update` (snapshot built in)",
+		"ranges_file_missing.yaml":  `1: ranges_file: ranges: open testdata/bad/no-such-ranges.json: no such file or directory`,
 		"concurrency.yaml":          `2: probe.concurrency: invalid concurrency "1000" (want an integer from 1 to 256)`,
 		"duplicate_field.yaml":      `4: probe.timeout: duplicate field (first at line 2)`,
 		"duplicate_target.yaml":     `4: targets[2]: duplicate target proxy.lab.example:443 (first at testdata/bad/duplicate_target.yaml:2)`,
@@ -142,6 +148,19 @@ var ignorePools = cmp.Options{
 	cmpopts.EquateComparable(netip.Prefix{}),
 }
 
+func defaultResolvers(t *testing.T) []resolver.Server {
+	t.Helper()
+	var out []resolver.Server
+	for _, s := range DefaultReferenceResolvers {
+		srv, err := resolver.ParseServer(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, srv)
+	}
+	return out
+}
+
 func TestGood(t *testing.T) {
 	t.Parallel()
 	labPin := pin(t, "SCdCR3AqcrKvHCfvVkKULTTUDjAIGnfMd1xEXUQlycc=")
@@ -154,8 +173,10 @@ func TestGood(t *testing.T) {
 		return &Config{
 			Source: source, Toolchain: true,
 			PublicRootsSource: trust.Mozilla, SystemRootsSource: trust.System,
-			Timeout: DefaultTimeout, Concurrency: DefaultConcurrency,
-			Targets: targets,
+			Timeout: DefaultTimeout, Concurrency: DefaultConcurrency, Interval: DefaultInterval,
+			DNS:          DNS{ResolvConf: DefaultResolvConf, Reference: defaultResolvers(t), Canary: true},
+			RangesSource: "built in",
+			Targets:      targets,
 		}
 	}
 	tests := map[string]*Config{
@@ -165,13 +186,20 @@ func TestGood(t *testing.T) {
 			Toolchain:         false,
 			PublicRootsSource: "testdata/good/lab-roots.pem",
 			SystemRootsSource: "testdata/good/lab-roots.pem",
-			Policy:            detector.Policy{ApprovedInspection: []detector.SPKI{inspectionPin}},
-			Timeout:           2500 * time.Millisecond,
-			Concurrency:       32,
+			Policy: detector.Policy{ApprovedInspection: []detector.SPKI{inspectionPin},
+				Bogons: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/8")}},
+			Timeout:     2500 * time.Millisecond,
+			Concurrency: 32,
+			Interval:    30 * time.Second,
+			DNS: DNS{ResolvConf: "/run/lab/resolv.conf", Reference: []resolver.Server{
+				{Spec: "udp://192.0.2.53", Proto: "udp", Addr: "192.0.2.53:53"},
+				{Spec: "tls://192.0.2.53:853#dns.lab.example", Proto: "tls", Addr: "192.0.2.53:853", ServerName: "dns.lab.example"},
+			}},
+			RangesSource: "testdata/good/ranges.json",
 			Targets: []Target{
 				{
 					Host: "proxy.lab.example", Port: 8443, Address: "192.0.2.10:8443",
-					Source: "testdata/good/full.yaml:13",
+					Source: "testdata/good/full.yaml:20",
 					Expect: detector.Expectation{
 						CASPKI: []detector.SPKI{labPin},
 						IPRanges: []netip.Prefix{
@@ -184,12 +212,14 @@ func TestGood(t *testing.T) {
 					},
 				},
 				{
-					Host: "sum.lab.example", Port: 443, Source: "testdata/good/full.yaml:22",
-					Expect: detector.Expectation{MinVersion: tls.VersionTLS12},
+					Host: "sum.lab.example", Port: 443, Source: "testdata/good/full.yaml:29",
+					Expect: detector.Expectation{MinVersion: tls.VersionTLS12,
+						IPRanges: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/25")}},
+					Interval: 10 * time.Minute,
 				},
 				{
 					Host: "2001:db8::7", Port: 443, Address: "[2001:db8::7]:443",
-					Source: "testdata/good/full.yaml:26",
+					Source: "testdata/good/full.yaml:35",
 				},
 			},
 		},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -13,6 +14,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mitmwatch/mitmwatch/ranges"
+	"github.com/mitmwatch/mitmwatch/resolver"
 	"github.com/mitmwatch/mitmwatch/trust"
 )
 
@@ -28,6 +31,9 @@ type decoder struct {
 	errs      []*Error
 	budget    int
 	exhausted bool
+
+	ranges       ranges.Snapshot // what "provider:NAME" resolves against
+	rangesSource string
 }
 
 // spec is a trust store setting and where it was written.
@@ -54,15 +60,62 @@ func (d *decoder) decode(data []byte) *Config {
 		Toolchain:   true,
 		Timeout:     DefaultTimeout,
 		Concurrency: DefaultConcurrency,
+		Interval:    DefaultInterval,
+		DNS:         DNS{ResolvConf: DefaultResolvConf, Canary: true},
+	}
+	for _, spec := range DefaultReferenceResolvers {
+		srv, err := resolver.ParseServer(spec)
+		if err != nil {
+			panic("config: bad default resolver " + spec) // a programming error, caught by the tests
+		}
+		cfg.DNS.Reference = append(cfg.DNS.Reference, srv)
 	}
 	public := spec{value: trust.Mozilla, path: "trust.public_roots"}
 	system := spec{value: trust.System, path: "trust.system_roots"}
-	if root := d.parseYAML(data); root != nil {
+	root := d.parseYAML(data)
+	d.loadRanges(root)
+	cfg.RangesSource = d.rangesSource
+	if root != nil {
 		d.document(root, cfg, &public, &system)
 	}
 	cfg.PublicRoots, cfg.PublicRootsSource = d.pool(public, trust.Mozilla, trust.PublicRoots)
 	cfg.SystemRoots, cfg.SystemRootsSource = d.pool(system, trust.System, trust.SystemRoots)
 	return cfg
+}
+
+// loadRanges reads the provider ranges snapshot before anything else, so
+// that "provider:NAME" resolves wherever ranges_file stands in the file:
+// ranges_file if set, else DefaultRangesFile if it exists, else the
+// snapshot built into mitmwatch.
+func (d *decoder) loadRanges(root *yaml.Node) {
+	d.ranges, d.rangesSource = ranges.Embedded(), "built in"
+	path, line := "", 0
+	if root != nil && root.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			if k, v := root.Content[i], root.Content[i+1]; k.Value == "ranges_file" {
+				if v.Kind != yaml.ScalarNode || v.Value == "" {
+					d.errorf(v.Line, "ranges_file", "want a path to a snapshot written by mitmwatch ranges update")
+					return
+				}
+				path, line = v.Value, v.Line
+			}
+		}
+	}
+	if path == "" {
+		if _, err := os.Stat(DefaultRangesFile); err != nil {
+			return
+		}
+		path = DefaultRangesFile
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(d.dir, path)
+	}
+	snap, err := ranges.Load(path)
+	if err != nil {
+		d.errs = append(d.errs, &Error{File: d.file, Line: line, Path: "ranges_file", Err: err})
+		return
+	}
+	d.ranges, d.rangesSource = snap, path
 }
 
 // yamlLine matches the line yaml.v3 puts in its syntax errors.

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"net/netip"
+
 	"fmt"
 
 	"go.yaml.in/yaml/v3"
@@ -45,9 +47,40 @@ func (d *decoder) document(root *yaml.Node, cfg *Config, public, system *spec) {
 						cfg.Concurrency = c
 					}
 				},
+				"interval": func(v *yaml.Node, p string) {
+					if i, ok := one(d, v, p, parseInterval); ok {
+						cfg.Interval = i
+					}
+				},
 			})
 		},
-		"targets": func(v *yaml.Node, p string) { cfg.Targets = d.targets(v, p) },
+		"dns": func(v *yaml.Node, p string) {
+			d.fields(v, p, map[string]field{
+				"resolv_conf": func(v *yaml.Node, p string) {
+					if path, ok := d.scalar(v, p); ok {
+						if path == "" {
+							d.errorf(v.Line, p, "empty (want a path such as %q)", DefaultResolvConf)
+							return
+						}
+						cfg.DNS.ResolvConf = path
+					}
+				},
+				"reference_resolvers": func(v *yaml.Node, p string) {
+					cfg.DNS.Reference = each(d, v, p, parseResolver)
+				},
+				"bogons": func(v *yaml.Node, p string) {
+					// An explicit empty list means no bogons, not the defaults.
+					cfg.Policy.Bogons = append([]netip.Prefix{}, each(d, v, p, parseCIDR)...)
+				},
+				"canary": func(v *yaml.Node, p string) {
+					if on, ok := one(d, v, p, parseBool); ok {
+						cfg.DNS.Canary = on
+					}
+				},
+			})
+		},
+		"targets":     func(v *yaml.Node, p string) { cfg.Targets = d.targets(v, p) },
+		"ranges_file": func(*yaml.Node, string) {}, // read first, by loadRanges
 	})
 }
 
@@ -99,6 +132,9 @@ func (d *decoder) target(n *yaml.Node, path string, line int) (t Target, keyOK b
 			t.Address, _ = one(d, v, p, parseAddress)
 		},
 		"expect": func(v *yaml.Node, p string) { t.Expect = d.expect(v, p) },
+		"interval": func(v *yaml.Node, p string) {
+			t.Interval, _ = one(d, v, p, parseInterval)
+		},
 	})
 	if present == nil {
 		return t, false
@@ -114,7 +150,11 @@ func (d *decoder) expect(n *yaml.Node, path string) detector.Expectation {
 	var e detector.Expectation
 	d.fields(n, path, map[string]field{
 		"ca_spki_sha256": func(v *yaml.Node, p string) { e.CASPKI = each(d, v, p, parsePin) },
-		"ip_ranges":      func(v *yaml.Node, p string) { e.IPRanges = each(d, v, p, parseCIDR) },
+		"ip_ranges": func(v *yaml.Node, p string) {
+			for _, ps := range each(d, v, p, d.parseRange) {
+				e.IPRanges = append(e.IPRanges, ps...)
+			}
+		},
 		"tls_min_version": func(v *yaml.Node, p string) {
 			e.MinVersion, _ = one(d, v, p, parseTLSVersion)
 		},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/resolver"
 )
 
 // The converters below turn one YAML value into its typed form, or return a
@@ -33,12 +34,28 @@ func parseTimeout(s string) (time.Duration, string) {
 	return t, ""
 }
 
+func parseInterval(s string) (time.Duration, string) {
+	t, err := time.ParseDuration(s)
+	if err != nil || t < MinInterval || t > MaxInterval {
+		return 0, fmt.Sprintf(`invalid interval %q (want a duration from %s to %s, e.g. "5m")`, s, MinInterval, MaxInterval)
+	}
+	return t, ""
+}
+
 func parseConcurrency(s string) (int, string) {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || n > MaxConcurrency {
 		return 0, fmt.Sprintf("invalid concurrency %q (want an integer from 1 to %d)", s, MaxConcurrency)
 	}
 	return n, ""
+}
+
+func parseResolver(s string) (resolver.Server, string) {
+	srv, err := resolver.ParseServer(s)
+	if err != nil {
+		return resolver.Server{}, fmt.Sprintf("invalid resolver %q: %v", s, err)
+	}
+	return srv, ""
 }
 
 func parsePort(s string) (int, string) {
@@ -112,6 +129,23 @@ func parseCIDR(s string) (netip.Prefix, string) {
 		return p, fmt.Sprintf(`invalid CIDR %q (want e.g. "192.0.2.0/24" or "2001:db8::/32")`, s)
 	}
 	return p.Masked(), ""
+}
+
+// parseRange reads one ip_ranges entry: a CIDR, or "provider:NAME" (or
+// "provider:NAME/SERVICE") from the ranges snapshot.
+func (d *decoder) parseRange(s string) ([]netip.Prefix, string) {
+	if strings.HasPrefix(s, "provider:") {
+		ps, err := d.ranges.Resolve(s)
+		if err != nil {
+			return nil, fmt.Sprintf("%v (snapshot %s)", err, d.rangesSource)
+		}
+		return ps, ""
+	}
+	p, problem := parseCIDR(s)
+	if problem != "" {
+		return nil, fmt.Sprintf(`invalid range %q (want a CIDR such as "192.0.2.0/24", or "provider:NAME")`, s)
+	}
+	return []netip.Prefix{p}, ""
 }
 
 var tlsVersions = map[string]uint16{

@@ -1,0 +1,73 @@
+// Package exporter turns mitmwatch's latest judgements into Prometheus
+// metrics. It keeps no state of its own: at every scrape it reads a
+// Snapshot from its Source and emits const metrics, so a scrape always
+// shows the last completed probe of every target and never blocks a probe.
+package exporter
+
+import (
+	"time"
+
+	"github.com/mitmwatch/mitmwatch/check"
+	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/report"
+)
+
+// Snapshot is what the daemon knows at one moment.
+type Snapshot struct {
+	Targets []Target
+	// ConfigLoaded is false after a reload failed (the last good config
+	// keeps running); ConfigLoadedAt is when the running config was loaded.
+	ConfigLoaded   bool
+	ConfigLoadedAt time.Time
+}
+
+// Target is one target's latest judgement, flattened to what metrics, the
+// status page and the state file need. It holds no certificates, so it
+// can be saved and restored across restarts.
+type Target struct {
+	Key      string             `json:"key"` // "host:port", the target label
+	Host     string             `json:"host"`
+	Port     int                `json:"port"`
+	Source   string             `json:"source,omitempty"`
+	Verdict  detector.Verdict   `json:"verdict,omitempty"` // empty until the first probe
+	Product  string             `json:"product,omitempty"`
+	Findings []detector.Finding `json:"findings,omitempty"`
+	Failure  detector.Failure   `json:"failure,omitempty"`
+
+	TLSVersion string `json:"tls_version,omitempty"` // "TLS 1.3"; empty without a handshake
+	IssuerCN   string `json:"issuer_cn,omitempty"`   // the leaf's issuer, kept when verification fails
+	RootSPKI   string `json:"root_spki_sha256,omitempty"`
+
+	// LastProbe is when the last probe finished; Duration how long it took.
+	LastProbe time.Time     `json:"last_probe"`
+	Duration  time.Duration `json:"duration"`
+	// Probes and Failures count probes; a failure is a probe that completed
+	// no TLS handshake.
+	Probes   uint64 `json:"probes"`
+	Failures uint64 `json:"failures"`
+}
+
+// Record flattens a judged result into a Target, leaving the counters and
+// times to the caller.
+func Record(key string, r check.Result) Target {
+	t := Target{
+		Key: key, Host: r.Obs.Host, Port: r.Obs.Port, Source: r.Source,
+		Verdict: r.Verdict, Product: r.Product, Findings: r.Findings, Failure: r.Obs.Failure,
+	}
+	if st := r.Obs.TLS; st != nil {
+		t.TLSVersion = detector.VersionName(st.Version)
+		if len(st.Chain) > 0 {
+			t.IssuerCN = st.Chain[0].Issuer.CommonName
+			if t.IssuerCN == "" && len(st.Chain[0].Issuer.Organization) > 0 {
+				t.IssuerCN = st.Chain[0].Issuer.Organization[0]
+			}
+		}
+		t.RootSPKI = report.RootSPKI(st)
+	}
+	return t
+}
+
+// Source gives the collector the snapshot to expose; the daemon is one.
+type Source interface {
+	Snapshot() Snapshot
+}
