@@ -21,11 +21,13 @@ import (
 )
 
 // Target is what to probe. Address, when set, is dialled instead of
-// resolving Host, as curl --resolve does.
+// resolving Host, as curl --resolve does; Addrs, when set, are the answers
+// the system resolver already gave for Host.
 type Target struct {
 	Host    string
 	Port    int
 	Address string
+	Addrs   []netip.Addr
 }
 
 // Dialer opens connections; *net.Dialer is one. Tests and the lab swap it
@@ -151,6 +153,16 @@ func (p *Prober) bestVersion(ctx context.Context, t Target, negotiated uint16) (
 	return tls.VersionTLS13, detector.FailureNone
 }
 
+// Proxied reports whether the target is reached through a proxy, which
+// then resolves the name itself.
+func (p *Prober) Proxied(t Target) bool {
+	if p.Proxy == nil {
+		return false
+	}
+	u, err := p.Proxy(&url.URL{Scheme: "https", Host: net.JoinHostPort(t.Host, strconv.Itoa(t.Port))})
+	return err == nil && u != nil
+}
+
 // connect opens a TCP connection to the target, directly or through the
 // configured proxy, recording addresses and timings into obs.
 func (p *Prober) connect(ctx context.Context, t Target, obs *detector.Observation) (net.Conn, error) {
@@ -173,9 +185,12 @@ func (p *Prober) connect(ctx context.Context, t Target, obs *detector.Observatio
 		obs.ResolvedAddrs = []netip.Addr{ap.Addr()}
 		return p.dialAddr(ctx, ap, obs)
 	}
-	addrs, err := p.resolver().LookupNetIP(ctx, "ip", t.Host)
-	if err != nil {
-		return nil, fmt.Errorf("resolving %s: %w", t.Host, err)
+	addrs := t.Addrs
+	if len(addrs) == 0 {
+		var err error
+		if addrs, err = p.resolver().LookupNetIP(ctx, "ip", t.Host); err != nil {
+			return nil, fmt.Errorf("resolving %s: %w", t.Host, err)
+		}
 	}
 	obs.ResolvedAddrs = addrs
 	var lastErr error
