@@ -6,6 +6,7 @@ package check
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,6 +50,9 @@ func (r *Runner) Observe(ctx context.Context, targets []config.Target) []detecto
 	canaryDone := make(chan struct{})
 	go func() {
 		defer close(canaryDone)
+		if !slices.ContainsFunc(targets, r.resolves) {
+			return // nothing is resolved here: no resolver is asked anything
+		}
 		cctx, cancel := context.WithTimeout(ctx, r.Timeout)
 		defer cancel()
 		canary = r.DNS.canary(cctx)
@@ -94,10 +98,16 @@ func (r *Runner) observe(ctx context.Context, t config.Target) detector.Observat
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
 	pt := probe.Target{Host: t.Host, Port: t.Port, Address: t.Address}
-	if r.DNS != nil && t.Address == "" && !r.Prober.Proxied(pt) {
+	if r.resolves(t) {
 		return r.DNS.observe(ctx, r.Prober, pt)
 	}
 	return r.Prober.Probe(ctx, pt)
+}
+
+// resolves reports whether t is resolved through the configured resolvers:
+// not when its address is fixed, nor when a proxy resolves it.
+func (r *Runner) resolves(t config.Target) bool {
+	return r.DNS != nil && t.Address == "" && !r.Prober.Proxied(probe.Target{Host: t.Host, Port: t.Port})
 }
 
 // Judge classifies observations of targets (in the same order) together,

@@ -38,6 +38,8 @@ type Target struct {
 	Proxy             string               `json:"proxy,omitempty"`
 	Findings          []detector.Finding   `json:"findings"`
 	Remediation       string               `json:"remediation,omitempty"`
+	DNS               []detector.DNSAnswer `json:"dns,omitempty"`        // each resolver's answer for the host
+	DNSCanary         []detector.DNSAnswer `json:"dns_canary,omitempty"` // their answers for a name that cannot exist
 	ResolvedAddresses []netip.Addr         `json:"resolved_addresses,omitempty"`
 	ConnectedAddress  string               `json:"connected_address,omitempty"`
 	ConnectMS         float64              `json:"connect_ms"`
@@ -93,6 +95,7 @@ func target(r check.Result) Target {
 	t := Target{
 		Host: o.Host, Port: o.Port, Source: r.Source, Verdict: r.Verdict, Product: r.Product,
 		Path: o.Path.Kind, Proxy: o.Path.Proxy, Findings: r.Findings, Remediation: r.Remediation,
+		DNS: o.DNS, DNSCanary: o.Canary,
 		ResolvedAddresses: o.ResolvedAddrs,
 		ConnectMS:         ms(o.ConnectTime), HandshakeMS: ms(o.HandshakeTime),
 		Failure: o.Failure, FailureDetail: o.FailureDetail, HTTP: o.Plain,

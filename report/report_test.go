@@ -63,10 +63,20 @@ func results(t *testing.T) []check.Result {
 			Host: "ghcr.io", Port: 443, Path: detector.Path{Kind: "direct"},
 			Failure: detector.FailureTimeout, FailureDetail: "context deadline exceeded",
 		}},
+		{Obs: detector.Observation{
+			Host: "pypi.org", Port: 443, Path: detector.Path{Kind: "direct"},
+			Failure: detector.FailureDNS, FailureDetail: "resolving pypi.org with system udp://192.0.2.53:53: NXDOMAIN",
+			DNS: []detector.DNSAnswer{
+				{Resolver: "system udp://192.0.2.53:53", System: true, Rcode: "NXDOMAIN"},
+				{Resolver: "tls://192.0.2.153:853", Rcode: "NOERROR", Addrs: []netip.Addr{netip.MustParseAddr("151.101.0.223")}, MinTTL: 300},
+				{Resolver: "udp://192.0.2.154:53", Failure: detector.FailureTimeout, Detail: "i/o timeout"},
+			},
+			Canary: []detector.DNSAnswer{{Resolver: "system udp://192.0.2.53:53", System: true, Rcode: "NXDOMAIN"}},
+		}},
 	}
 	var out []check.Result
 	for i, r := range detector.Judge(cases, detector.Policy{}, now) {
-		out = append(out, check.Result{Result: r, Source: []string{"rules.yaml:12", "rules.yaml:20", "--target"}[i]})
+		out = append(out, check.Result{Result: r, Source: []string{"rules.yaml:12", "rules.yaml:20", "--target", "npm config get registry"}[i]})
 	}
 	return out
 }
@@ -113,7 +123,7 @@ func TestJSONGolden(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc.SchemaVersion != 1 || len(doc.Targets) != 3 {
+	if doc.SchemaVersion != 1 || len(doc.Targets) != 4 {
 		t.Fatalf("schema %d, %d targets", doc.SchemaVersion, len(doc.Targets))
 	}
 	first := doc.Targets[0]

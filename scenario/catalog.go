@@ -14,6 +14,11 @@ import (
 
 // All returns every scenario, clean first.
 func All() []Scenario {
+	return append(tlsScenarios(), dnsScenarios()...)
+}
+
+// tlsScenarios are the middleboxes on the connection itself.
+func tlsScenarios() []Scenario {
 	return []Scenario{
 		{
 			Name:        "clean",

@@ -77,6 +77,7 @@ type Setup struct {
 	Dialer  probe.Dialer // nil: dial targets' addresses directly
 	Proxy   *url.URL     // an explicit proxy, as HTTPS_PROXY would name
 	Policy  detector.Policy
+	DNS     *check.DNS // resolvers for targets without an address
 }
 
 // Want is what mitmwatch must conclude for every target of a scenario.
@@ -105,7 +106,7 @@ func (e *Env) Run(ctx context.Context, s Scenario, timeout time.Duration) ([]che
 		u := setup.Proxy
 		p.Proxy = func(*url.URL) (*url.URL, error) { return u, nil }
 	}
-	r := &check.Runner{Prober: p, Policy: setup.Policy, Concurrency: 4, Timeout: timeout}
+	r := &check.Runner{Prober: p, Policy: setup.Policy, Concurrency: 4, Timeout: timeout, DNS: setup.DNS}
 	for i := range setup.Targets {
 		setup.Targets[i].Source = "lab: " + s.Name
 	}

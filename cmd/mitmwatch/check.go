@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -18,6 +20,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/probe"
 	"github.com/mitmwatch/mitmwatch/report"
+	"github.com/mitmwatch/mitmwatch/resolver"
 	"github.com/mitmwatch/mitmwatch/toolchain"
 )
 
@@ -82,12 +85,38 @@ func (f *roundFlags) load(ctx context.Context, e env) (*round, error) {
 	if f.concurrency > 0 {
 		conc = f.concurrency
 	}
-	return &round{cfg: cfg, targets: targets, runner: &check.Runner{
+	runner := &check.Runner{
 		Prober:      &probe.Prober{PublicRoots: cfg.PublicRoots, SystemRoots: cfg.SystemRoots, Proxy: proxyFromEnv(e.getenv)},
 		Policy:      cfg.Policy,
 		Concurrency: conc,
 		Timeout:     timeout,
-	}}, nil
+	}
+	runner.DNS, err = dnsFor(cfg)
+	if err != nil {
+		// Without the system's resolver list the prober falls back to
+		// Go's resolver: targets are still probed, DNS is not compared.
+		fmt.Fprintf(e.stderr, "mitmwatch: dns: %v; DNS answers are not compared\n", err)
+	}
+	return &round{cfg: cfg, targets: targets, runner: runner}, nil
+}
+
+// dnsFor builds the resolvers of a round. Reference resolvers over TLS are
+// verified against the public roots: a locally installed interception root
+// must not be able to answer for them.
+func dnsFor(cfg *config.Config) (*check.DNS, error) {
+	sys, err := resolver.SystemServers(cfg.DNS.ResolvConf)
+	if err != nil {
+		return nil, err
+	}
+	d := &check.DNS{
+		Client:    &resolver.Client{TLSConfig: &tls.Config{RootCAs: cfg.PublicRoots}},
+		System:    sys,
+		Reference: cfg.DNS.Reference,
+	}
+	if cfg.DNS.Canary {
+		d.Canary = resolver.CanaryName(rand.Reader)
+	}
+	return d, nil
 }
 
 // selectTargets keeps the named targets; a name the list lacks becomes an

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,7 +42,9 @@ func writeRules(t *testing.T, e *scenario.Env, extra string, targets ...labTarge
 	must(t, os.WriteFile(pub, e.PKI.PublicPEM(), 0o644))
 	must(t, os.WriteFile(sys, e.PKI.SystemPEM(), 0o644))
 	var b strings.Builder
-	fmt.Fprintf(&b, "toolchain: none\ntrust:\n  public_roots: %s\n  system_roots: %s\nprobe:\n  timeout: 2s\n%s\ntargets:\n", pub, sys, extra)
+	// No resolver outside the lab is ever asked: references off, and
+	// targets either have an address or go through a lab proxy.
+	fmt.Fprintf(&b, "toolchain: none\ntrust:\n  public_roots: %s\n  system_roots: %s\nprobe:\n  timeout: 2s\ndns:\n  reference_resolvers: []\n  canary: false\n%s\ntargets:\n", pub, sys, extra)
 	for _, tg := range targets {
 		fmt.Fprintf(&b, "  - host: %s\n", tg.host)
 		if tg.addr != "" {
@@ -248,9 +251,51 @@ func TestDemo(t *testing.T) {
 	for _, tg := range decode(t, out).Targets {
 		seen[tg.Verdict] = true
 	}
-	for _, v := range []string{"ok", "intercepted", "inspected", "downgraded", "plaintext", "blocked", "captive-portal", "invalid-cert", "unreachable"} {
+	for _, v := range []string{"ok", "intercepted", "inspected", "downgraded", "plaintext", "blocked", "captive-portal", "invalid-cert", "unreachable", "dns-tampered"} {
 		if !seen[v] {
 			t.Errorf("demo shows no %s", v)
 		}
+	}
+}
+
+// TestCheckDNSWiring runs check with resolvers from rules.yaml: the system
+// resolver from a resolv.conf of the test's own, a reference resolver in
+// the lab, and reports every answer in the JSON.
+func TestCheckDNSWiring(t *testing.T) {
+	e := newEnv(t)
+	ref, err := lab.NewDNSServer(lab.DNSOptions{Zone: map[string][]netip.Addr{"pypi.org": {netip.MustParseAddr("127.0.0.1")}}})
+	must(t, err)
+	defer ref.Close()
+	dir := t.TempDir()
+	resolvConf := filepath.Join(dir, "resolv.conf")
+	// Port 53 of 127.0.0.9: nothing of the lab listens there, so the
+	// system resolver fails or refuses, whatever this machine runs.
+	must(t, os.WriteFile(resolvConf, []byte("nameserver 127.0.0.9\n"), 0o644))
+	rules := writeRules(t, e, "", labTarget{"pypi.org", ""})
+	data, err := os.ReadFile(rules)
+	must(t, err)
+	data = []byte(strings.Replace(string(data), "dns:\n  reference_resolvers: []\n  canary: false\n",
+		fmt.Sprintf("dns:\n  resolv_conf: %s\n  reference_resolvers: [\"udp://%s\"]\n  canary: false\n", resolvConf, ref.Addr()), 1))
+	must(t, os.WriteFile(rules, data, 0o644))
+
+	code, out, stderr := cli{t: t}.run("check", "--config", rules, "-o", "json", "--timeout", "2s")
+	var doc struct {
+		Targets []struct {
+			Verdict string `json:"verdict"`
+			DNS     []struct {
+				Resolver string   `json:"resolver"`
+				System   bool     `json:"system"`
+				Rcode    string   `json:"rcode"`
+				Addrs    []string `json:"addresses"`
+			} `json:"dns"`
+		} `json:"targets"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Targets) != 1 {
+		t.Fatalf("exit %d, %v: %s %s", code, err, out, stderr)
+	}
+	dns := doc.Targets[0].DNS
+	if len(dns) != 2 || !dns[0].System || dns[0].Resolver != "system udp://127.0.0.9:53" ||
+		dns[1].System || dns[1].Rcode != "NOERROR" || len(dns[1].Addrs) != 1 {
+		t.Errorf("dns answers %+v", dns)
 	}
 }
