@@ -83,6 +83,7 @@ func run(ctx context.Context, args []string, e env) (code int) {
 	registerBaseline(app, ctx, e, set)
 	registerValidate(app, e, set)
 	registerDemo(app, ctx, e, set)
+	registerRanges(app, ctx, e, set)
 	app.Command("version", "Print the version.").Action(func(*kingpin.ParseContext) error {
 		fmt.Fprintf(e.stdout, "mitmwatch %s\n", version)
 		return nil

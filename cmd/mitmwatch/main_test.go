@@ -299,3 +299,45 @@ func TestCheckDNSWiring(t *testing.T) {
 		t.Errorf("dns answers %+v", dns)
 	}
 }
+
+// TestRangesUpdate writes a snapshot from files in each provider's format,
+// then a rules.yaml uses provider:github from it; a failing update keeps
+// the old snapshot.
+func TestRangesUpdate(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "ranges.json")
+	td := "../../ranges/testdata/"
+	from := []string{
+		"--from", "github=" + td + "github/meta.json",
+		"--from", "google=" + td + "google/goog.json",
+		"--from", "cloudflare=" + td + "cloudflare/ips-v4," + td + "cloudflare/ips-v6",
+		"--from", "fastly=" + td + "fastly/public-ip-list.json",
+		"--from", "aws=" + td + "aws/ip-ranges.json",
+	}
+	c := cli{t: t}
+	code, stdout, stderr := c.run(append([]string{"ranges", "update", "--out", out}, from...)...)
+	if code != 0 || !strings.Contains(stdout, "github") || !strings.Contains(stdout, "wrote "+out) {
+		t.Fatalf("exit %d: %s %s", code, stdout, stderr)
+	}
+	before, err := os.ReadFile(out)
+	must(t, err)
+
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	must(t, os.WriteFile(rules, []byte(fmt.Sprintf("ranges_file: %s\ntargets:\n  - host: github.com\n    expect:\n      ip_ranges: [\"provider:github\"]\n", out)), 0o644))
+	if code, stdout, stderr := c.run("validate", "--config", rules); code != 0 {
+		t.Errorf("validate with provider ranges: exit %d %s %s", code, stdout, stderr)
+	}
+
+	bad := append([]string{"ranges", "update", "--out", out}, from...)
+	bad = append(bad, "--from", "fastly="+td+"github/meta.json")
+	if code, _, stderr := c.run(bad...); code != 1 || !strings.Contains(stderr, "fastly") {
+		t.Errorf("bad update: exit %d, %s", code, stderr)
+	}
+	after, err := os.ReadFile(out)
+	must(t, err)
+	if !bytes.Equal(before, after) {
+		t.Error("a failed update changed the snapshot")
+	}
+	if code, _, _ := c.run("ranges", "update", "--out", out, "--from", "nonsense"); code != 2 {
+		t.Errorf("bad --from: exit %d, want 2", code)
+	}
+}
