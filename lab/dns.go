@@ -3,6 +3,7 @@ package lab
 import (
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -62,6 +64,13 @@ type DNSOptions struct {
 	// DoHStatus, for a DoH server, answers every request with this HTTP
 	// status and no DNS message: a DoH endpoint that is gone or broken.
 	DoHStatus int
+
+	// Latency delays every answer, as a resolver across a network would.
+	Latency time.Duration
+	// Listen is the plain resolver's "ip:port"; default a free port on
+	// 127.0.0.1. A fixed port 53 on another loopback address lets a
+	// resolv.conf (which cannot name a port) point at the lab.
+	Listen string
 }
 
 // maxCNAMEChain bounds alias chains, so a loop in the options ends.
@@ -82,6 +91,7 @@ type zone struct {
 	override, addrs            map[string][]netip.Addr
 	cname                      map[string]string
 	dohStatus                  int
+	latency                    time.Duration
 
 	udp, tcp, https atomic.Int64 // queries received per transport
 }
@@ -90,7 +100,8 @@ func compileZone(opts DNSOptions) (*zone, error) {
 	z := &zone{
 		silent: opts.Silent, truncate: opts.Truncate, sinkhole: opts.Sinkhole,
 		sinkholeAddrs: opts.SinkholeAddrs, dohStatus: opts.DoHStatus,
-		cname: make(map[string]string),
+		latency: opts.Latency,
+		cname:   make(map[string]string),
 	}
 	if z.sinkholeAddrs == nil {
 		z.sinkholeAddrs = []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()}
@@ -249,6 +260,7 @@ func (z *zone) reply(req *dns.Msg, network string) *dns.Msg {
 func (z *zone) handler(network string) dns.Handler {
 	return dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		if m := z.reply(req, network); m != nil {
+			time.Sleep(z.latency) // the network's delay, not a wait for readiness
 			w.WriteMsg(m)
 		}
 	})
@@ -261,6 +273,7 @@ type DNSServer struct {
 	addr    string
 	servers []*dns.Server
 	served  []chan error // each server's ActivateAndServe result
+	raw     *rawServer   // the DoT server's own loop
 	once    sync.Once
 	err     error
 }
@@ -271,7 +284,7 @@ func NewDNSServer(opts DNSOptions) (*DNSServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc, ln, err := listenUDPAndTCP()
+	pc, ln, err := listenUDPAndTCP(opts.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("lab: dns: %w", err)
 	}
@@ -290,7 +303,9 @@ func NewDNSServer(opts DNSOptions) (*DNSServer, error) {
 }
 
 // NewDoTServer starts a DNS-over-TLS resolver (RFC 7858) whose leaf, from
-// PublicIntermediate, names DNSHost and 127.0.0.1.
+// PublicIntermediate, names DNSHost and 127.0.0.1. Like public resolvers it
+// answers pipelined queries concurrently, each after Latency, so a client
+// that shares one connection is not served one query at a time.
 func NewDoTServer(p *PKI, opts DNSOptions) (*DNSServer, error) {
 	z, err := compileZone(opts)
 	if err != nil {
@@ -300,17 +315,57 @@ func NewDoTServer(p *PKI, opts DNSOptions) (*DNSServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lab: dot: %w", err)
 	}
-	ln, err := listen()
+	raw, err := serveRaw(func(c net.Conn, _ *connSet) { z.serveDoT(tls.Server(c, cfg)) })
 	if err != nil {
 		return nil, fmt.Errorf("lab: dot: %w", err)
 	}
-	s := &DNSServer{zone: z, addr: ln.Addr().String()}
-	if err := s.start(&dns.Server{Net: "tcp-tls", Listener: tls.NewListener(ln, cfg), Handler: z.handler("tcp")}); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("lab: dot: %w", err)
-	}
-	return s, nil
+	return &DNSServer{zone: z, addr: raw.Addr(), raw: raw}, nil
 }
+
+// serveDoT reads length-prefixed queries (RFC 1035 section 4.2.2) and
+// answers each in its own goroutine, writes serialised; it returns when the
+// connection ends, after its answers.
+func (z *zone) serveDoT(c *tls.Conn) {
+	var (
+		wmu sync.Mutex
+		wg  sync.WaitGroup
+	)
+	defer wg.Wait()
+	c.SetDeadline(time.Now().Add(dotIdle))
+	for {
+		var n [2]byte
+		if _, err := io.ReadFull(c, n[:]); err != nil {
+			return
+		}
+		buf := make([]byte, binary.BigEndian.Uint16(n[:]))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return
+		}
+		req := new(dns.Msg)
+		if err := req.Unpack(buf); err != nil {
+			return // a broken stream: drop the connection, as resolvers do
+		}
+		wg.Go(func() {
+			m := z.reply(req, "tcp")
+			if m == nil {
+				return // silent
+			}
+			time.Sleep(z.latency) // the network's delay
+			out, err := m.Pack()
+			if err != nil {
+				return
+			}
+			wmu.Lock()
+			defer wmu.Unlock()
+			c.Write(binary.BigEndian.AppendUint16(nil, uint16(len(out))))
+			c.Write(out)
+		})
+	}
+}
+
+// dotIdle bounds how long a DoT connection may stay open, so nothing in the
+// lab waits forever.
+const dotIdle = time.Minute
 
 func dnsTLSConfig(p *PKI) (*tls.Config, error) {
 	leaf, err := p.PublicIntermediate.Issue(LeafOptions{}, DNSHost, "127.0.0.1")
@@ -322,11 +377,14 @@ func dnsTLSConfig(p *PKI) (*tls.Config, error) {
 
 // listenUDPAndTCP binds UDP on a kernel-chosen port and TCP on the same
 // one, retrying when another socket already holds that TCP port.
-func listenUDPAndTCP() (net.PacketConn, net.Listener, error) {
+func listenUDPAndTCP(addr string) (net.PacketConn, net.Listener, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
 	var err error
 	for range 16 {
 		var pc net.PacketConn
-		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
+		pc, err = net.ListenPacket("udp", addr)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -377,6 +435,9 @@ func (s *DNSServer) Close() error {
 	s.once.Do(func() {
 		for i, srv := range s.servers {
 			s.err = errors.Join(s.err, srv.Shutdown(), <-s.served[i])
+		}
+		if s.raw != nil {
+			s.err = errors.Join(s.err, s.raw.Close())
 		}
 	})
 	return s.err
@@ -438,6 +499,7 @@ func (z *zone) serveDoH(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	time.Sleep(z.latency) // the network's delay
 	w.Header().Set("Content-Type", dnsMessageType)
 	w.Write(out)
 }

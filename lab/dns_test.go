@@ -483,3 +483,29 @@ func FuzzDoHQuery(f *testing.F) {
 		}
 	})
 }
+
+// TestDNSLatencyAndListen: answers wait Latency, and Listen picks the
+// address, so a resolv.conf can point at the lab.
+func TestDNSLatencyAndListen(t *testing.T) {
+	const latency = 40 * time.Millisecond
+	s, err := NewDNSServer(DNSOptions{Zone: map[string][]netip.Addr{"pypi.org": {netip.MustParseAddr("127.0.0.1")}},
+		Latency: latency, Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := &dns.Client{Timeout: 2 * time.Second}
+	m := new(dns.Msg)
+	m.SetQuestion("pypi.org.", dns.TypeA)
+	start := time.Now()
+	r, _, err := c.Exchange(m, s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if elapsed := time.Since(start); elapsed < latency {
+		t.Errorf("answer after %v, want at least %v", elapsed, latency)
+	}
+	if len(r.Answer) != 1 {
+		t.Errorf("answer %v", r.Answer)
+	}
+}

@@ -31,6 +31,8 @@ type Client struct {
 	// Timeout bounds each query attempt; zero means 3s. A UDP query
 	// truncated and retried over TCP makes two attempts.
 	Timeout time.Duration
+
+	pool pool // connections kept to DoT and DoH resolvers; see Close
 }
 
 const defaultTimeout = 3 * time.Second
@@ -121,7 +123,7 @@ func (c *Client) exchanger(srv Server) (exchangeFunc, func(), error) {
 			cfg.ServerName, _, _ = net.SplitHostPort(srv.Addr)
 		}
 		return func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-			return c.exchangeConn(ctx, "tcp-tls", srv.Addr, cfg, q)
+			return c.exchangeDoT(ctx, srv.Addr, cfg, q)
 		}, nothing, nil
 	case "https":
 		hc, done := c.httpClient()

@@ -22,22 +22,18 @@ const dnsMessageType = "application/dns-message"
 const maxDoHReply = 64 << 10
 
 // httpClient returns the DoH client and what to release after a lookup.
-// The one built here lives for one lookup, so that no connection or
-// goroutine outlives it.
+// The one built here shares the Client's transport, so lookups reuse one
+// HTTP/2 connection per resolver until Close.
 func (c *Client) httpClient() (*http.Client, func()) {
 	if c.HTTPClient != nil {
 		return c.HTTPClient, func() {}
 	}
-	tr := &http.Transport{
-		TLSClientConfig:   c.TLSConfig.Clone(),
-		ForceAttemptHTTP2: true,
-	}
 	hc := &http.Client{
-		Transport: tr,
+		Transport: c.dohTransport(),
 		// A redirect is evidence (a block page, a portal), not a detour.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return hc, tr.CloseIdleConnections
+	return hc, func() {}
 }
 
 // exchangeDoH sends q to an RFC 8484 endpoint and reads the reply.

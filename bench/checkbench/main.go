@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mitmwatch/mitmwatch/lab"
 	"github.com/mitmwatch/mitmwatch/scenario"
 )
 
@@ -45,6 +47,8 @@ func main() {
 		bare    = flag.String("bare", "", "child mode: handshake with every host at this address")
 		pemFile = flag.String("roots", "", "child mode: PEM roots to verify against")
 		burst   = flag.Bool("burst", false, "child mode: all handshakes at once, as check does")
+		dnsLat  = flag.Duration("dns-latency", 5*time.Millisecond, "latency of every lab resolver, for the DNS measurement")
+		dnsAddr = flag.String("dns-listen", "127.0.0.77:53", "where the lab's system resolver listens (resolv.conf cannot name a port, so it needs port 53: run as root); empty skips the DNS measurement")
 	)
 	flag.Parse()
 	if *bare != "" {
@@ -54,7 +58,7 @@ func main() {
 		}
 		return
 	}
-	if err := parent(*bin, *latency, *runs); err != nil {
+	if err := parent(*bin, *latency, *runs, *dnsLat, *dnsAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "checkbench:", err)
 		os.Exit(1)
 	}
@@ -128,7 +132,7 @@ func runChild(name string, args ...string) (sample, error) {
 	return sample{wall: wall, cpu: cpu, maxRSS: ru.Maxrss * 1024, out: out}, nil
 }
 
-func parent(bin string, latency time.Duration, runs int) error {
+func parent(bin string, latency time.Duration, runs int, dnsLatency time.Duration, dnsListen string) error {
 	env, err := scenario.NewEnv(scenario.Options{Latency: latency})
 	if err != nil {
 		return err
@@ -147,7 +151,7 @@ func parent(bin string, latency time.Duration, runs int) error {
 		return err
 	}
 	var rules strings.Builder
-	fmt.Fprintf(&rules, "toolchain: none\ntrust:\n  public_roots: %s\n  system_roots: %s\ntargets:\n", public, system)
+	fmt.Fprintf(&rules, "toolchain: none\ntrust:\n  public_roots: %s\n  system_roots: %s\ndns:\n  reference_resolvers: []\n  canary: false\ntargets:\n", public, system)
 	for _, h := range hosts {
 		fmt.Fprintf(&rules, "  - host: %s\n    address: %s\n", h, env.Origin.Addr())
 	}
@@ -160,7 +164,12 @@ func parent(bin string, latency time.Duration, runs int) error {
 		return err
 	}
 
-	var walls, slowest, burstSlowest, checkCPU, bareCPU, rss []float64
+	dnsRules, err := writeDNSRules(env, dir, public, system, dnsLatency, dnsListen)
+	if err != nil {
+		return err
+	}
+
+	var walls, dnsWalls, slowest, burstSlowest, checkCPU, bareCPU, rss []float64
 	for i := 0; i < runs+1; i++ { // the first run warms caches and is dropped
 		b, err := runChild(self, "-bare", env.Origin.Addr(), "-roots", public)
 		if err != nil {
@@ -185,10 +194,22 @@ func parent(bin string, latency time.Duration, runs int) error {
 		if err := allOK(c.out); err != nil {
 			return err
 		}
+		var dnsWall time.Duration
+		if dnsRules != "" {
+			d, err := runChild(bin, "check", "--config", dnsRules, "-o", "json", "--no-toolchain")
+			if err != nil {
+				return err
+			}
+			if err := allOK(d.out); err != nil {
+				return fmt.Errorf("with DNS: %w", err)
+			}
+			dnsWall = d.wall
+		}
 		if i == 0 {
 			continue
 		}
 		walls = append(walls, msOf(c.wall))
+		dnsWalls = append(dnsWalls, msOf(dnsWall))
 		slowest = append(slowest, slices.Max(ms))
 		burstSlowest = append(burstSlowest, slices.Max(bms))
 		checkCPU = append(checkCPU, msOf(c.cpu)/float64(len(hosts)))
@@ -202,7 +223,65 @@ func parent(bin string, latency time.Duration, runs int) error {
 	fmt.Printf("%-44s %8.1fms %8.1fms %8.2f %8s\n", "wall: check vs slowest of 13 bare at once", w, bs, w/bs, "-")
 	fmt.Printf("%-44s %8.2fms %8.2fms %8.2f %8s\n", "CPU per target vs per bare verified handshake", cc, bc, cc/bc, "<=2")
 	fmt.Printf("%-44s %8.1fMB %10s %8s %8s\n", "peak RSS of check", r, "-", "-", "<=40MB")
+	if dnsRules != "" {
+		dw := median(dnsWalls)
+		fmt.Printf("%-44s %8.1fms %8.1fms %8.2f %8s\n", "wall with DNS (system + 3 references)", dw, s, dw/s, "-")
+		fmt.Printf("%-44s %8.1fms %8.1fms %8.2f %8s\n", "DNS cost vs one resolver round trip", dw-w, msOf(dnsLatency), (dw-w)/msOf(dnsLatency), "<=1 RTT")
+	}
 	return nil
+}
+
+// writeDNSRules starts the lab's resolvers — a system one on dnsListen and
+// references over UDP, DNS over TLS and DNS over HTTPS, all answering the
+// 13 names with the origin's address after dnsLatency — and writes a
+// rules.yaml whose targets are resolved through them.
+func writeDNSRules(env *scenario.Env, dir, public, system string, dnsLatency time.Duration, dnsListen string) (string, error) {
+	if dnsListen == "" {
+		return "", nil
+	}
+	zone := map[string][]netip.Addr{}
+	for _, h := range hosts {
+		zone[h] = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	}
+	opts := lab.DNSOptions{Zone: zone, Latency: dnsLatency}
+	sysOpts := opts
+	sysOpts.Listen = dnsListen
+	sys, err := lab.NewDNSServer(sysOpts)
+	if err != nil {
+		return "", fmt.Errorf("system resolver on %s (needs root; -dns-listen= skips): %w", dnsListen, err)
+	}
+	env.Track(sys)
+	udp, err := lab.NewDNSServer(opts)
+	if err != nil {
+		return "", err
+	}
+	env.Track(udp)
+	dot, err := lab.NewDoTServer(env.PKI, opts)
+	if err != nil {
+		return "", err
+	}
+	env.Track(dot)
+	doh, err := lab.NewDoHServer(env.PKI, opts)
+	if err != nil {
+		return "", err
+	}
+	env.Track(doh)
+	host, _, _ := net.SplitHostPort(dnsListen)
+	resolvConf := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(resolvConf, []byte("nameserver "+host+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	_, port, _ := net.SplitHostPort(env.Origin.Addr())
+	var b strings.Builder
+	fmt.Fprintf(&b, "toolchain: none\ntrust:\n  public_roots: %s\n  system_roots: %s\n", public, system)
+	fmt.Fprintf(&b, "dns:\n  resolv_conf: %s\n  reference_resolvers: [\"udp://%s\", \"tls://%s#%s\", \"%s\"]\n  canary: true\n  bogons: []\n",
+		resolvConf, udp.Addr(), dot.Addr(), lab.DNSHost, doh.URL())
+	b.WriteString("targets:\n")
+	for _, h := range hosts {
+		fmt.Fprintf(&b, "  - host: %s\n    port: %s\n", h, port)
+	}
+	path := filepath.Join(dir, "rules-dns.yaml")
+	return path, os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 func allOK(out []byte) error {

@@ -119,6 +119,13 @@ func dnsFor(cfg *config.Config) (*check.DNS, error) {
 	return d, nil
 }
 
+// close releases the connections kept to encrypted resolvers.
+func (r *round) close() {
+	if r.runner.DNS != nil {
+		r.runner.DNS.Client.Close()
+	}
+}
+
 // selectTargets keeps the named targets; a name the list lacks becomes an
 // ad-hoc target on port 443.
 func selectTargets(all []config.Target, names []string) ([]config.Target, error) {
@@ -206,6 +213,7 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 			}
 		}
 		results := r.runner.Run(ctx, r.targets)
+		r.close()
 		colour := color && e.stdoutTTY && e.getenv("NO_COLOR") == ""
 		set(check.ExitCode(results))
 		return printResults(e, output, results, colour)
@@ -261,6 +269,7 @@ func registerBaseline(app *kingpin.Application, ctx context.Context, e env, set 
 			return err
 		}
 		results := r.runner.Run(ctx, r.targets)
+		r.close()
 		judged := make([]detector.Result, len(results))
 		for i, res := range results {
 			judged[i] = res.Result
