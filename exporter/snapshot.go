@@ -41,6 +41,9 @@ type Target struct {
 	// LastProbe is when the last probe finished; Duration how long it took.
 	LastProbe time.Time     `json:"last_probe"`
 	Duration  time.Duration `json:"duration"`
+	// Interval is how often the daemon probes this target (probe.interval
+	// or the target's own), so alerts can tell when a probe is overdue.
+	Interval time.Duration `json:"interval,omitempty"`
 	// Probes and Failures count probes; a failure is a probe that completed
 	// no TLS handshake.
 	Probes   uint64 `json:"probes"`
