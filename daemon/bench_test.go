@@ -1,0 +1,33 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/mitmwatch/mitmwatch/config"
+)
+
+// Every probe is judged with the latest observations of all targets, so a
+// round costs targets × this. Measured to keep an eye on the daemon's CPU
+// budget (200 targets on a 30 s interval).
+func BenchmarkJudge200(b *testing.B) {
+	l := newLab(b)
+	var targets []config.Target
+	for i := range 200 {
+		tg := l.target(fmt.Sprintf("h%d.lab.example", i), i%250+1)
+		l.router.route(tg.Address, l.env.Origin.Addr())
+		targets = append(targets, tg)
+	}
+	r := l.newRunner(l.config(time.Minute, 5*time.Second, targets...))
+	obs := r.Observe(context.Background(), targets)
+	for i, o := range obs {
+		if o.TLS == nil {
+			b.Fatalf("%s: %s", targets[i].Key(), o.FailureDetail)
+		}
+	}
+	for b.Loop() {
+		r.Judge(targets, obs)
+	}
+}

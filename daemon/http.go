@@ -1,0 +1,185 @@
+package daemon
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"net/http"
+	"time"
+
+	"github.com/mitmwatch/mitmwatch/detector"
+)
+
+// Handler serves the status page and the lifecycle endpoints the Prometheus
+// tools share: "/" (HTML status), "/-/healthy" (the scheduler loop is
+// alive), "/-/ready" (config loaded and first round done) and "/-/reload"
+// (POST only; calls reload, which the CLI points at whatever a SIGHUP does).
+// A nil reload reloads the daemon's config.
+func (d *Daemon) Handler(reload func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", d.serveStatus)
+	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		answer(w, d.healthy(), "mitmwatch is healthy.\n", "mitmwatch's scheduler is not running.\n")
+	})
+	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		answer(w, d.Ready(), "mitmwatch is ready.\n", "mitmwatch is not ready: config not loaded or first round not done.\n")
+	})
+	// Other methods get 405 from the mux: a reload must not be triggered
+	// by a crawler or a prefetching browser.
+	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
+		var err error
+		if reload != nil {
+			err = reload()
+		} else {
+			err = d.Reload(r.Context())
+		}
+		if err != nil {
+			http.Error(w, fmt.Sprintf("failed to reload config: %v", err), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, "config reloaded.\n")
+	})
+	return mux
+}
+
+func answer(w http.ResponseWriter, ok bool, yes, no string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, no)
+		return
+	}
+	fmt.Fprint(w, yes)
+}
+
+// statusPage is what the template shows; every string is escaped by
+// html/template, which matters: issuers and details come from the network.
+type statusPage struct {
+	Source     string
+	LoadedAt   string
+	LoadFailed bool
+	LoadErr    string
+	Ready      bool
+	Rows       []statusRow
+}
+
+type statusRow struct {
+	Target, Verdict, Class, Product string
+	LastProbe, Ago                  string
+	Issuer, Reason, Detail, Source  string
+}
+
+func (d *Daemon) serveStatus(w http.ResponseWriter, _ *http.Request) {
+	now := d.now()
+	snap := d.Snapshot()
+	d.mu.Lock()
+	page := statusPage{LoadFailed: d.cfg != nil && !d.loaded, LoadErr: d.loadErr, Ready: d.ready}
+	if d.cfg != nil {
+		page.Source = d.cfg.Source
+	}
+	d.mu.Unlock()
+	if !snap.ConfigLoadedAt.IsZero() {
+		page.LoadedAt = snap.ConfigLoadedAt.UTC().Format(time.RFC3339) + " (" + ago(now.Sub(snap.ConfigLoadedAt)) + ")"
+	}
+	for _, t := range snap.Targets {
+		row := statusRow{Target: t.Key, Verdict: string(t.Verdict), Class: verdictClass(t.Verdict),
+			Product: t.Product, Issuer: t.IssuerCN, Source: t.Source}
+		if row.Verdict == "" {
+			row.Verdict = "pending"
+		}
+		if !t.LastProbe.IsZero() {
+			row.LastProbe, row.Ago = t.LastProbe.UTC().Format(time.RFC3339), ago(now.Sub(t.LastProbe))
+		}
+		if f, ok := keyFinding(t.Findings); ok {
+			row.Reason, row.Detail = string(f.Reason), f.Detail
+		}
+		page.Rows = append(page.Rows, row)
+	}
+	var b bytes.Buffer
+	if err := statusTemplate.Execute(&b, page); err != nil {
+		http.Error(w, "rendering status page: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.Write(b.Bytes())
+}
+
+// verdictClass picks the row colour: red when something is in the way.
+func verdictClass(v detector.Verdict) string {
+	switch {
+	case v == "":
+		return "pending"
+	case v == detector.OK:
+		return "ok"
+	case v == detector.Inspected:
+		return "inspected"
+	case v == detector.Unreachable:
+		return "unreachable"
+	case v.Detected():
+		return "detected"
+	}
+	return "pending"
+}
+
+// ago renders an age coarsely, as people read it.
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
+}
+
+var statusTemplate = template.Must(template.New("status").Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="60">
+<title>mitmwatch</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border: 1px solid #ccc; padding: .3em .5em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td { overflow-wrap: anywhere; }
+.ok { background: #d9f2d9; }
+.inspected { background: #dde8f8; }
+.unreachable, .pending { background: #eee; }
+.detected { background: #f8d0d0; font-weight: bold; }
+.warn { color: #a00; }
+small { color: #666; }
+</style>
+</head>
+<body>
+<h1>mitmwatch</h1>
+<p>Config: <code>{{if .Source}}{{.Source}}{{else}}not loaded{{end}}</code>{{if .LoadedAt}}, loaded {{.LoadedAt}}{{end}}.
+{{if .Ready}}First round done.{{else}}First round not done yet.{{end}}</p>
+{{if .LoadFailed}}<p class="warn">The last reload failed; the config above keeps running: <code>{{.LoadErr}}</code></p>{{end}}
+<table>
+<thead><tr><th>Target</th><th>Verdict</th><th>Product</th><th>Last probe</th><th>Issuer</th><th>Reason</th><th>Source</th></tr></thead>
+<tbody>
+{{range .Rows}}<tr>
+<td>{{.Target}}</td>
+<td class="{{.Class}}">{{.Verdict}}</td>
+<td>{{.Product}}</td>
+<td>{{if .LastProbe}}{{.LastProbe}}<br><small>{{.Ago}}</small>{{else}}never{{end}}</td>
+<td>{{.Issuer}}</td>
+<td>{{if .Reason}}<b>{{.Reason}}</b><br>{{.Detail}}{{end}}</td>
+<td><small>{{.Source}}</small></td>
+</tr>
+{{else}}<tr><td colspan="7">No targets.</td></tr>
+{{end}}</tbody>
+</table>
+</body>
+</html>
+`))

@@ -1,0 +1,171 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mitmwatch/mitmwatch/check"
+	"github.com/mitmwatch/mitmwatch/config"
+	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/exporter"
+)
+
+// launchDue starts the probes that are due, as many as the concurrency
+// limit allows, and returns how long the loop may sleep. Due targets that
+// find no free slot stay due: the next probe to end wakes the loop.
+func (d *Daemon) launchDue(ctx context.Context, wg *sync.WaitGroup) time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	wait := maxTick
+	var due []*target
+	for _, k := range d.keys {
+		t := d.targets[k]
+		switch {
+		case d.busy[k]: // never overlap a target's own probe
+		case !t.next.After(now):
+			due = append(due, t)
+		default:
+			wait = min(wait, t.next.Sub(now))
+		}
+	}
+	// Longest overdue first, so a saturated limit delays every target alike.
+	slices.SortFunc(due, func(a, b *target) int { return a.next.Compare(b.next) })
+	limit := max(d.cfg.Concurrency, 1)
+	for _, t := range due {
+		if d.inflight >= limit {
+			break
+		}
+		d.busy[t.cfg.Key()] = true
+		d.inflight++
+		tc, r := t.cfg, d.runner
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.probe(ctx, t, tc, r)
+		}()
+	}
+	return wait
+}
+
+// probe observes one target with the runner of the config it was started
+// under, judges and stores the result, and schedules the next probe. A
+// probe cut short by shutdown is dropped: it says nothing about the path.
+func (d *Daemon) probe(ctx context.Context, t *target, tc config.Target, r *check.Runner) {
+	start := time.Now()
+	obs := r.Observe(ctx, []config.Target{tc})[0]
+	end := time.Now()
+	if ctx.Err() == nil {
+		if prev, res, ok := d.store(t, tc.Key(), obs, end.Sub(start)); ok {
+			d.log.Debug("probed", "target", tc.Key(), "verdict", string(res.Verdict),
+				"failure", string(obs.Failure), "took", end.Sub(start))
+			if prev != res.Verdict {
+				d.logChange(tc.Key(), prev, res)
+			}
+		}
+	}
+	d.release(t, tc.Key(), start, end)
+	d.signal()
+}
+
+// store judges obs together with the latest observations of the other
+// targets, since some signals (one leaf key forged for many hosts) only show
+// across targets, and records the result. It reports the previous verdict,
+// and false when the target was removed meanwhile.
+func (d *Daemon) store(t *target, key string, obs detector.Observation, took time.Duration) (detector.Verdict, check.Result, bool) {
+	d.mu.Lock()
+	if d.targets[key] != t {
+		d.mu.Unlock()
+		return "", check.Result{}, false
+	}
+	t.obs = &obs
+	targets, all := []config.Target{t.cfg}, []detector.Observation{obs}
+	for _, k := range d.keys {
+		if o := d.targets[k]; o != t && o.obs != nil {
+			targets, all = append(targets, o.cfg), append(all, *o.obs)
+		}
+	}
+	r := d.runner
+	d.mu.Unlock()
+
+	// Judged unlocked: scrapes must not wait for classification.
+	res := r.Judge(targets, all)[0]
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.targets[key] != t {
+		return "", check.Result{}, false
+	}
+	rec := exporter.Record(key, res)
+	rec.Probes, rec.Failures = t.rec.Probes+1, t.rec.Failures
+	if obs.TLS == nil {
+		rec.Failures++
+	}
+	rec.LastProbe, rec.Duration = d.now(), took
+	prev := t.rec.Verdict
+	t.rec, t.fresh = rec, true
+	d.dirty = true
+	d.checkReady()
+	return prev, res, true
+}
+
+// release frees the target's slot and schedules its next probe at interval
+// ± 10% from this one's start. A probe that outlasted its interval skips the
+// slots it missed instead of probing back to back.
+func (d *Daemon) release(t *target, key string, start, end time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.busy, key)
+	d.inflight--
+	iv := t.interval
+	next := start.Add(iv - iv/10 + d.jitter(iv/5))
+	if late := end.Sub(next); late > 0 {
+		next = next.Add((late/iv + 1) * iv)
+	}
+	if t.reprobe {
+		next, t.reprobe = end, false
+	}
+	t.next = next
+	d.broadcast()
+}
+
+// logChange reports a verdict change with its evidence: the event an
+// operator reads first when an alert fires.
+func (d *Daemon) logChange(key string, from detector.Verdict, res check.Result) {
+	level := slog.LevelInfo
+	switch {
+	case res.Verdict.Detected():
+		level = slog.LevelWarn
+	case from == "":
+		level = slog.LevelDebug // a first result that finds nothing is not news
+	}
+	reasons := make([]string, len(res.Findings))
+	for i, f := range res.Findings {
+		reasons[i] = string(f.Reason)
+	}
+	var evidence string
+	if f, ok := keyFinding(res.Findings); ok {
+		evidence = f.Detail
+	}
+	d.log.Log(context.Background(), level, "verdict changed",
+		"target", key, "from", string(from), "to", string(res.Verdict), "product", res.Product,
+		"reasons", reasons, "evidence", evidence, "remediation", res.Remediation)
+}
+
+// keyFinding is the first of the most severe findings: the one that best
+// explains the verdict.
+func keyFinding(fs []detector.Finding) (detector.Finding, bool) {
+	best := -1
+	for i, f := range fs {
+		if best < 0 || f.Severity > fs[best].Severity {
+			best = i
+		}
+	}
+	if best < 0 {
+		return detector.Finding{}, false
+	}
+	return fs[best], true
+}
