@@ -110,6 +110,23 @@ func (r *Runner) resolves(t config.Target) bool {
 	return r.DNS != nil && t.Address == "" && !r.Prober.Proxied(probe.Target{Host: t.Host, Port: t.Port})
 }
 
+// JudgeFirst judges targets[0] alone, with the other targets' observations
+// as context for the signals that show across hosts.
+func (r *Runner) JudgeFirst(targets []config.Target, obs []detector.Observation) Result {
+	cases := make([]detector.Case, len(targets))
+	for i, t := range targets {
+		cases[i] = detector.Case{Obs: obs[i], Expect: t.Expect}
+	}
+	return Result{Result: detector.JudgeFirst(cases, r.Policy, r.now()), Source: targets[0].Source}
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
 // Judge classifies observations of targets (in the same order) together,
 // since some signals only show across hosts.
 func (r *Runner) Judge(targets []config.Target, obs []detector.Observation) []Result {
@@ -117,11 +134,7 @@ func (r *Runner) Judge(targets []config.Target, obs []detector.Observation) []Re
 	for i, t := range targets {
 		cases[i] = detector.Case{Obs: obs[i], Expect: t.Expect}
 	}
-	now := time.Now
-	if r.Now != nil {
-		now = r.Now
-	}
-	judged := detector.Judge(cases, r.Policy, now())
+	judged := detector.Judge(cases, r.Policy, r.now())
 	out := make([]Result, len(targets))
 	for i, j := range judged {
 		out[i] = Result{Result: j, Source: targets[i].Source}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/probe"
@@ -17,10 +18,18 @@ type DNS struct {
 	Client    *resolver.Client
 	System    []resolver.Server
 	Reference []resolver.Server
-	// Canary is a name that cannot exist, asked once per round; empty
-	// skips the wildcard check.
+	// Canary is a name that cannot exist; empty skips the wildcard check.
+	// Its answers are reused for canaryMaxAge, so a daemon probing one
+	// target at a time does not ask it per probe.
 	Canary string
+
+	mu       sync.Mutex
+	canaryAt time.Time
+	canaryOf []detector.DNSAnswer
 }
+
+// canaryMaxAge is how long the canary's answers stand for every target.
+const canaryMaxAge = time.Minute
 
 // lookupSystem asks the system resolvers in order, as the C library does,
 // until one answers.
@@ -90,10 +99,16 @@ func unresolved(t probe.Target, sys []detector.DNSAnswer) detector.Observation {
 	return obs
 }
 
-// canary asks every resolver about the canary name once.
+// canary asks every resolver about the canary name, or returns what they
+// said less than canaryMaxAge ago.
 func (d *DNS) canary(ctx context.Context) []detector.DNSAnswer {
 	if d == nil || d.Canary == "" {
 		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.canaryOf != nil && time.Since(d.canaryAt) < canaryMaxAge {
+		return d.canaryOf
 	}
 	var refs []detector.DNSAnswer
 	var wg sync.WaitGroup
@@ -104,5 +119,6 @@ func (d *DNS) canary(ctx context.Context) []detector.DNSAnswer {
 	}()
 	sys := d.lookupSystem(ctx, d.Canary)
 	wg.Wait()
-	return append(sys, refs...)
+	d.canaryOf, d.canaryAt = append(sys, refs...), time.Now()
+	return d.canaryOf
 }

@@ -9,9 +9,10 @@ import (
 	"github.com/mitmwatch/mitmwatch/config"
 )
 
-// Every probe is judged with the latest observations of all targets, so a
-// round costs targets × this. Measured to keep an eye on the daemon's CPU
-// budget (200 targets on a 30 s interval).
+// Every probe is judged with the latest observations of all targets as
+// context (JudgeFirst), so a probe costs one classification plus a pass over
+// the others. Measured to keep an eye on the daemon's CPU budget (200
+// targets on a 30 s interval).
 func BenchmarkJudge200(b *testing.B) {
 	l := newLab(b)
 	var targets []config.Target
@@ -28,6 +29,6 @@ func BenchmarkJudge200(b *testing.B) {
 		}
 	}
 	for b.Loop() {
-		r.Judge(targets, obs)
+		r.JudgeFirst(targets, obs)
 	}
 }

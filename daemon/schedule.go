@@ -92,7 +92,7 @@ func (d *Daemon) store(t *target, key string, obs detector.Observation, took tim
 	d.mu.Unlock()
 
 	// Judged unlocked: scrapes must not wait for classification.
-	res := r.Judge(targets, all)[0]
+	res := r.JudgeFirst(targets, all)
 
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -45,16 +45,27 @@ func Judge(cases []Case, pol Policy, now time.Time) []Result {
 	reused := reusedLeafKeys(cases)
 	out := make([]Result, len(cases))
 	for i, c := range cases {
-		findings, product := Classify(c.Obs, c.Expect, pol, now)
-		if hosts := reused[i]; len(hosts) > 0 && !approvedChain(c.Obs.TLS, pol) {
-			findings = append(findings, Finding{ReasonLeafKeyReused, Critical,
-				fmt.Sprintf("the leaf's public key also signs different certificates for %s: interceptors reuse one key for every forged leaf", strings.Join(hosts, ", "))})
-		}
-		v := VerdictOf(findings)
-		out[i] = Result{Obs: c.Obs, Verdict: v, Product: product, Findings: findings,
-			Remediation: Remediation(v, c.Obs, product)}
+		out[i] = judge(c, reused[i], pol, now)
 	}
 	return out
+}
+
+// JudgeFirst classifies cases[0] alone, with the other cases as context for
+// the cross-target signals: what a daemon needs after probing one target,
+// at a cost linear in the number of targets.
+func JudgeFirst(cases []Case, pol Policy, now time.Time) Result {
+	return judge(cases[0], reusedLeafKeys(cases)[0], pol, now)
+}
+
+func judge(c Case, reusedBy []string, pol Policy, now time.Time) Result {
+	findings, product := Classify(c.Obs, c.Expect, pol, now)
+	if len(reusedBy) > 0 && !approvedChain(c.Obs.TLS, pol) {
+		findings = append(findings, Finding{ReasonLeafKeyReused, Critical,
+			fmt.Sprintf("the leaf's public key also signs different certificates for %s: interceptors reuse one key for every forged leaf", strings.Join(reusedBy, ", "))})
+	}
+	v := VerdictOf(findings)
+	return Result{Obs: c.Obs, Verdict: v, Product: product, Findings: findings,
+		Remediation: Remediation(v, c.Obs, product)}
 }
 
 // reusedLeafKeys maps a case index to the other hosts that presented a

@@ -1,6 +1,9 @@
 package detector
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+)
 
 // Severity ranks how much a finding matters on its own.
 type Severity int
@@ -23,6 +26,17 @@ func (s Severity) String() string {
 
 // MarshalText makes severities read as words in JSON.
 func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a severity back, so saved findings round-trip.
+func (s *Severity) UnmarshalText(b []byte) error {
+	for i, n := range severityNames {
+		if n == string(b) {
+			*s = Severity(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown severity %q", b)
+}
 
 // Verdict is the one conclusion per target, from a closed set. It is derived
 // from findings (see VerdictOf), never stored beside them.
