@@ -259,7 +259,7 @@ func (d *Daemon) apply(cfg *config.Config, runner *check.Runner, list []config.T
 				t.next = now.Add(d.jitter(min(iv, firstWindow)))
 			}
 		}
-		t.cfg, t.interval, t.rec.Source = tc, iv, tc.Source
+		t.cfg, t.interval, t.rec.Source, t.rec.Interval = tc, iv, tc.Source, iv
 		targets[key] = t
 		keys = append(keys, key)
 	}

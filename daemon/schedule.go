@@ -100,6 +100,7 @@ func (d *Daemon) store(t *target, key string, obs detector.Observation, took tim
 		return "", check.Result{}, false
 	}
 	rec := exporter.Record(key, res)
+	rec.Interval = t.interval
 	rec.Probes, rec.Failures = t.rec.Probes+1, t.rec.Failures
 	if obs.TLS == nil {
 		rec.Failures++

@@ -53,51 +53,63 @@ type round struct {
 // load locates and parses the config, adds toolchain targets, applies
 // --target, and builds the runner. Errors are usage errors (exit 2).
 func (f *roundFlags) load(ctx context.Context, e env) (*round, error) {
-	name, data, err := config.Locate(f.config, config.LocateOptions{Getenv: e.getenv})
+	cfg, targets, err := loadConfig(ctx, e, f.config, f.toolchain)
 	if err != nil {
 		return nil, &exitError{check.ExitUsage, err}
-	}
-	cfg, err := config.Parse(name, data)
-	if err != nil {
-		return nil, &exitError{check.ExitUsage, err}
-	}
-	targets := cfg.Targets
-	if cfg.Toolchain && f.toolchain {
-		found, errs := toolchain.Discover(ctx, nil, e.getenv)
-		for _, err := range errs {
-			fmt.Fprintf(e.stderr, "mitmwatch: toolchain: %v\n", err)
-		}
-		var bad []error
-		targets, bad = config.WithToolchain(targets, found)
-		for _, err := range bad {
-			fmt.Fprintf(e.stderr, "mitmwatch: toolchain: %v\n", err)
-		}
 	}
 	if len(f.targets) > 0 {
 		if targets, err = selectTargets(targets, f.targets); err != nil {
 			return nil, &exitError{check.ExitUsage, err}
 		}
 	}
-	timeout, conc := cfg.Timeout, cfg.Concurrency
 	if f.timeout > 0 {
-		timeout = f.timeout
+		cfg.Timeout = f.timeout
 	}
 	if f.concurrency > 0 {
-		conc = f.concurrency
+		cfg.Concurrency = f.concurrency
 	}
+	return &round{cfg: cfg, targets: targets, runner: newRunner(cfg, e)}, nil
+}
+
+// loadConfig locates and parses the config and adds the toolchain's hosts
+// when the config and the flag allow it.
+func loadConfig(ctx context.Context, e env, path string, withToolchain bool) (*config.Config, []config.Target, error) {
+	name, data, err := config.Locate(path, config.LocateOptions{Getenv: e.getenv})
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := config.Parse(name, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	targets := cfg.Targets
+	if cfg.Toolchain && withToolchain {
+		found, errs := toolchain.Discover(ctx, nil, e.getenv)
+		var bad []error
+		targets, bad = config.WithToolchain(targets, found)
+		for _, err := range append(errs, bad...) {
+			fmt.Fprintf(e.stderr, "mitmwatch: toolchain: %v\n", err)
+		}
+	}
+	return cfg, targets, nil
+}
+
+// newRunner builds what probes and judges under cfg: the prober (through
+// the proxy the environment names) and the resolvers.
+func newRunner(cfg *config.Config, e env) *check.Runner {
 	runner := &check.Runner{
 		Prober:      &probe.Prober{PublicRoots: cfg.PublicRoots, SystemRoots: cfg.SystemRoots, Proxy: proxyFromEnv(e.getenv)},
 		Policy:      cfg.Policy,
-		Concurrency: conc,
-		Timeout:     timeout,
+		Concurrency: cfg.Concurrency,
+		Timeout:     cfg.Timeout,
 	}
-	runner.DNS, err = dnsFor(cfg)
-	if err != nil {
+	var err error
+	if runner.DNS, err = dnsFor(cfg); err != nil {
 		// Without the system's resolver list the prober falls back to
 		// Go's resolver: targets are still probed, DNS is not compared.
 		fmt.Fprintf(e.stderr, "mitmwatch: dns: %v; DNS answers are not compared\n", err)
 	}
-	return &round{cfg: cfg, targets: targets, runner: runner}, nil
+	return runner
 }
 
 // dnsFor builds the resolvers of a round. Reference resolvers over TLS are

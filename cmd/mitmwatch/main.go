@@ -11,11 +11,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
 
 	"github.com/mitmwatch/mitmwatch/check"
 )
@@ -29,6 +32,9 @@ type env struct {
 	getenv         func(string) string
 	stdoutTTY      bool
 	stderrTTY      bool
+	// onListen, when set, is told the service's bound listeners (tests
+	// listen on port 0 and need the port).
+	onListen func([]net.Listener)
 }
 
 func main() {
@@ -84,6 +90,9 @@ func run(ctx context.Context, args []string, e env) (code int) {
 	registerValidate(app, e, set)
 	registerDemo(app, ctx, e, set)
 	registerRanges(app, ctx, e, set)
+	logCfg := &promslog.Config{}
+	promslogflag.AddFlags(app, logCfg)
+	registerRun(app, ctx, e, set, logCfg)
 	app.Command("version", "Print the version.").Action(func(*kingpin.ParseContext) error {
 		fmt.Fprintf(e.stdout, "mitmwatch %s\n", version)
 		return nil

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/mitmwatch/mitmwatch/baseline"
+	"github.com/mitmwatch/mitmwatch/check"
+	"github.com/mitmwatch/mitmwatch/config"
+	"github.com/mitmwatch/mitmwatch/daemon"
+	"github.com/mitmwatch/mitmwatch/exporter"
+)
+
+// defaultListen is mitmwatch's port: above 10000 and unused by the
+// exporters listed in Prometheus's default port allocations.
+const defaultListen = ":16486"
+
+// baselineFile is the learned baseline the service applies, inside its
+// state directory: `mitmwatch baseline learn --out /var/lib/mitmwatch/baseline.json`.
+const baselineFile = "baseline.json"
+
+type runFlags struct {
+	config    string
+	stateDir  string
+	telemetry string
+	toolchain bool
+	web       *web.FlagConfig
+	log       *promslog.Config
+}
+
+func registerRun(app *kingpin.Application, ctx context.Context, e env, set func(int), logCfg *promslog.Config) {
+	f := runFlags{log: logCfg}
+	cmd := app.Command("run", "Run as a service: probe every target on its interval and serve /metrics for Prometheus, a status page at /, and /-/healthy, /-/ready and /-/reload (POST). SIGHUP reloads the config; a broken one is reported and the last good one keeps running.")
+	cmd.Flag("config", "rules.yaml to use (same search as check).").Short('c').PlaceHolder("FILE").StringVar(&f.config)
+	cmd.Flag("state.dir", "Where the last results are kept across restarts, and where "+baselineFile+" (from 'mitmwatch baseline learn') is read.").Default("/var/lib/mitmwatch").StringVar(&f.stateDir)
+	cmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.telemetry)
+	cmd.Flag("toolchain", "Add the hosts the local toolchain is configured to use, when the config says toolchain: auto.").Default("true").BoolVar(&f.toolchain)
+	f.web = kingpinflag.AddFlags(cmd, defaultListen)
+	cmd.Action(func(*kingpin.ParseContext) error {
+		if err := runService(ctx, e, f); err != nil {
+			return err
+		}
+		return nil
+	})
+}
+
+// runService runs the daemon until ctx ends (SIGTERM, SIGINT).
+func runService(ctx context.Context, e env, f runFlags) error {
+	f.log.Writer = e.stderr
+	logger := promslog.New(f.log)
+
+	load := func(ctx context.Context) (*config.Config, []config.Target, error) {
+		cfg, targets, err := loadConfig(ctx, e, f.config, f.toolchain)
+		if err != nil {
+			return nil, nil, err
+		}
+		b, err := baseline.Load(filepath.Join(f.stateDir, baselineFile))
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return cfg, targets, nil
+		case err != nil:
+			return nil, nil, err
+		}
+		targets, err = b.Apply(targets)
+		return cfg, targets, err
+	}
+	d, err := daemon.New(daemon.Options{
+		Logger:    logger,
+		StateDir:  f.stateDir,
+		Load:      load,
+		NewRunner: func(cfg *config.Config) *check.Runner { return newRunner(cfg, e) },
+		Watchdog:  watchdog(),
+	})
+	if err != nil {
+		return &exitError{check.ExitUsage, err}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(exporter.NewCollector(d), exporter.NewBuildInfo(version),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reload := func() error { return d.Reload(ctx) }
+	mux := http.NewServeMux()
+	mux.Handle(f.telemetry, promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}))
+	mux.Handle("/", d.Handler(reload))
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	listeners, err := listen(*f.web.WebListenAddresses)
+	if err != nil {
+		return &exitError{check.ExitUsage, err}
+	}
+	for _, l := range listeners {
+		logger.Info("listening", "address", l.Addr().String())
+	}
+	if e.onListen != nil {
+		e.onListen(listeners)
+	}
+
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	runDone := make(chan error, 1)
+	go func() { runDone <- d.Run(runCtx) }()
+	served := make(chan error, 1)
+	go func() { served <- web.ServeMultiple(listeners, server, f.web, logger) }()
+	sddaemon.SdNotify(false, sddaemon.SdNotifyReady)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			if err := d.Reload(ctx); err != nil {
+				logger.Error("reload failed; the last good config keeps running", "err", err)
+			}
+		case err := <-served:
+			stopRun()
+			<-runDone
+			return &exitError{1, fmt.Errorf("web server: %w", err)}
+		case err := <-runDone:
+			shutdown(server)
+			if err != nil {
+				return &exitError{check.ExitUsage, err}
+			}
+			logger.Info("stopped")
+			return nil
+		case <-ctx.Done():
+			sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
+			// Run returns once in-flight probes, bounded by the probe
+			// timeout, have ended and the state is saved.
+			err := <-runDone
+			shutdown(server)
+			if err != nil {
+				return &exitError{1, err}
+			}
+			logger.Info("stopped")
+			return nil
+		}
+	}
+}
+
+// listen binds every address first, so READY is only sent once the
+// service can be scraped.
+func listen(addrs []string) ([]net.Listener, error) {
+	var out []net.Listener
+	for _, a := range addrs {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			for _, o := range out {
+				o.Close()
+			}
+			return nil, fmt.Errorf("listening on %s: %w", a, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+func shutdown(s *http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.Shutdown(ctx)
+}
+
+// watchdog returns what tells systemd the scheduler loop is alive, or nil
+// when the unit has no watchdog.
+func watchdog() func() {
+	interval, err := sddaemon.SdWatchdogEnabled(false)
+	if err != nil || interval == 0 {
+		return nil
+	}
+	return func() { sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog) }
+}

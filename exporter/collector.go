@@ -1,0 +1,163 @@
+package exporter
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mitmwatch/mitmwatch/detector"
+)
+
+// The descriptions are fixed: every metric has the same label names at every
+// scrape, so the collector is a checked one and the registry catches
+// collisions at registration.
+var (
+	verdictDesc = prometheus.NewDesc("mitmwatch_target_verdict",
+		"Verdict of the last probe of a target: one series per possible verdict, 1 for the current one and 0 for the others. "+
+			"Alert on == 1; a target never probed yet has no series.",
+		[]string{"target", "verdict"}, nil)
+	interceptionDesc = prometheus.NewDesc("mitmwatch_interception_detected",
+		"1 when the last probe found the target's TLS intercepted (verdict intercepted), with the interception product "+
+			`("unknown" when it could not be named); otherwise 0 with product="". Exactly one series per probed target.`,
+		[]string{"target", "product"}, nil)
+	findingDesc = prometheus.NewDesc("mitmwatch_finding",
+		"1 for each signal the last probe of a target raised, by reason and severity (info, warning, critical). "+
+			"The verdict follows from these; a finding absent from the last probe has no series.",
+		[]string{"target", "reason", "severity"}, nil)
+	tlsVersionDesc = prometheus.NewDesc("mitmwatch_tls_version_info",
+		`TLS version negotiated by the last probe of a target ("1.3", "1.2", ...), value always 1. No series without a handshake.`,
+		[]string{"target", "version"}, nil)
+	chainDesc = prometheus.NewDesc("mitmwatch_chain_info",
+		"Chain presented to the last probe of a target, kept when verification failed because it is the evidence: the leaf's issuer "+
+			"(common name, else organisation; truncated to 64 bytes) and the base64 SHA-256 of the root's (or last presented certificate's) "+
+			"public key, as pinned in rules.yaml. Value always 1.",
+		[]string{"target", "issuer_cn", "root_spki_sha256"}, nil)
+	durationDesc = prometheus.NewDesc("mitmwatch_probe_duration_seconds",
+		"How long the last probe of a target took, resolution and handshake included.",
+		[]string{"target"}, nil)
+	lastProbeDesc = prometheus.NewDesc("mitmwatch_last_probe_timestamp_seconds",
+		"When the last probe of a target finished, in seconds since the Unix epoch.",
+		[]string{"target"}, nil)
+	intervalDesc = prometheus.NewDesc("mitmwatch_probe_interval_seconds",
+		"How often the daemon probes a target; a last probe older than three intervals means probing is stuck.",
+		[]string{"target"}, nil)
+	probesDesc = prometheus.NewDesc("mitmwatch_probes_total",
+		"Probes of a target completed since the daemon's state was created (kept across restarts).",
+		[]string{"target"}, nil)
+	failuresDesc = prometheus.NewDesc("mitmwatch_probe_failures_total",
+		"Probes of a target that completed no TLS handshake (unreachable, refused, plain text, ...), out of mitmwatch_probes_total.",
+		[]string{"target"}, nil)
+	reloadOKDesc = prometheus.NewDesc("mitmwatch_config_last_reload_successful",
+		"1 when the last load of rules.yaml succeeded; 0 when it failed and the last good configuration keeps running.",
+		nil, nil)
+	reloadTimeDesc = prometheus.NewDesc("mitmwatch_config_last_reload_success_timestamp_seconds",
+		"When the running configuration was loaded, in seconds since the Unix epoch.",
+		nil, nil)
+)
+
+var allDescs = []*prometheus.Desc{
+	verdictDesc, interceptionDesc, findingDesc, tlsVersionDesc, chainDesc,
+	durationDesc, lastProbeDesc, intervalDesc, probesDesc, failuresDesc,
+	reloadOKDesc, reloadTimeDesc,
+}
+
+// collector emits the metrics of one Snapshot per scrape.
+type collector struct {
+	src Source
+}
+
+// NewCollector returns a collector that reads src at every scrape and emits
+// const metrics from it, node_exporter style: it holds no metric state, so a
+// target removed from the config disappears from the next scrape.
+func NewCollector(src Source) prometheus.Collector {
+	return collector{src: src}
+}
+
+func (collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allDescs {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.src.Snapshot()
+	emit(ch, reloadOKDesc, prometheus.GaugeValue, boolValue(s.ConfigLoaded))
+	if !s.ConfigLoadedAt.IsZero() {
+		emit(ch, reloadTimeDesc, prometheus.GaugeValue, unixSeconds(s.ConfigLoadedAt))
+	}
+	// Two targets with one key would make duplicate series, and the
+	// registry would then fail the whole scrape: the first one wins.
+	seen := make(map[string]bool, len(s.Targets))
+	for _, t := range s.Targets {
+		key := targetLabel(t.Key)
+		if key == "" || seen[key] {
+			continue
+		}
+		seen[key] = true
+		collectTarget(ch, key, t)
+	}
+}
+
+// collectTarget emits one target's series. A target never probed (no
+// verdict yet) has only its counters, so dashboards and alerts see no
+// made-up state for it.
+func collectTarget(ch chan<- prometheus.Metric, key string, t Target) {
+	emit(ch, probesDesc, prometheus.CounterValue, float64(t.Probes), key)
+	emit(ch, failuresDesc, prometheus.CounterValue, float64(t.Failures), key)
+	if t.Verdict == "" {
+		return
+	}
+	for _, v := range detector.Verdicts {
+		emit(ch, verdictDesc, prometheus.GaugeValue, boolValue(v == t.Verdict), key, string(v))
+	}
+	if t.Verdict == detector.Intercepted {
+		emit(ch, interceptionDesc, prometheus.GaugeValue, 1, key, productLabel(t.Product))
+	} else {
+		emit(ch, interceptionDesc, prometheus.GaugeValue, 0, key, "")
+	}
+	type reasonSeverity struct{ reason, severity string }
+	findings := make(map[reasonSeverity]bool, len(t.Findings))
+	for _, f := range t.Findings {
+		rs := reasonSeverity{labelValue(string(f.Reason)), f.Severity.String()}
+		if rs.reason == "" || findings[rs] {
+			continue // the same reason twice (two resolvers, say) is one series
+		}
+		findings[rs] = true
+		emit(ch, findingDesc, prometheus.GaugeValue, 1, key, rs.reason, rs.severity)
+	}
+	if v := versionLabel(t.TLSVersion); v != "" {
+		emit(ch, tlsVersionDesc, prometheus.GaugeValue, 1, key, v)
+	}
+	if t.IssuerCN != "" || t.RootSPKI != "" {
+		emit(ch, chainDesc, prometheus.GaugeValue, 1, key, issuerLabel(t.IssuerCN), labelValue(t.RootSPKI))
+	}
+	emit(ch, durationDesc, prometheus.GaugeValue, t.Duration.Seconds(), key)
+	if !t.LastProbe.IsZero() {
+		emit(ch, lastProbeDesc, prometheus.GaugeValue, unixSeconds(t.LastProbe), key)
+	}
+	if t.Interval > 0 {
+		emit(ch, intervalDesc, prometheus.GaugeValue, t.Interval.Seconds(), key)
+	}
+}
+
+// emit sends a const metric. Labels are sanitised before they get here, so
+// an error is a bug; it is reported to the registry (which fails the scrape
+// with the reason) rather than panicking in the daemon.
+func emit(ch chan<- prometheus.Metric, d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+	m, err := prometheus.NewConstMetric(d, t, v, labels...)
+	if err != nil {
+		m = prometheus.NewInvalidMetric(d, err)
+	}
+	ch <- m
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func unixSeconds(t time.Time) float64 {
+	return float64(t.UnixNano()) / 1e9
+}
