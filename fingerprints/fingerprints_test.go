@@ -346,3 +346,26 @@ func FuzzIdentify(f *testing.F) {
 		}
 	})
 }
+
+// TestWordMatchesLaterOccurrence: a whole-word match may follow a
+// non-match in the same value, and word edges hold around non-ASCII.
+func TestWordMatchesLaterOccurrence(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, value string
+		want           bool
+	}{
+		{"Fortinet", "MyFortinet Fortinet CA", true},
+		{"Fortinet", "MyFortinetFanClub", false},
+		{"Fortinet", "ÄFortinet", false},
+		{"Fortinet", "é-Fortinet-é", true},
+		{"Fortinet", "", false},
+		{"Sophos SSL CA_", "sophos ssl ca_1234", true},
+	} {
+		if got := word(tc.pattern)(tc.value); got != tc.want {
+			t.Errorf("word(%q)(%q) = %v, want %v", tc.pattern, tc.value, got, tc.want)
+		}
+	}
+	if !prefix("Fortinet")("  fortinet_CA") || prefix("Fortinet")("FortinetX") || !exact("Zscaler Inc.")(" zscaler inc. ") {
+		t.Error("prefix/exact edges")
+	}
+}
