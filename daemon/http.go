@@ -152,6 +152,7 @@ table { border-collapse: collapse; width: 100%; }
 th, td { border: 1px solid #ccc; padding: .3em .5em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
 td { overflow-wrap: anywhere; }
+.verdict { white-space: nowrap; overflow-wrap: normal; }
 .ok { background: #d9f2d9; }
 .inspected { background: #dde8f8; }
 .unreachable, .pending { background: #eee; }
@@ -170,7 +171,7 @@ small { color: #666; }
 <tbody>
 {{range .Rows}}<tr>
 <td>{{.Target}}</td>
-<td class="{{.Class}}">{{.Verdict}}</td>
+<td class="verdict {{.Class}}">{{.Verdict}}</td>
 <td>{{.Product}}</td>
 <td>{{if .LastProbe}}{{.LastProbe}}<br><small>{{.Ago}}</small>{{else}}never{{end}}</td>
 <td>{{.Issuer}}</td>
