@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/mitmwatch/mitmwatch/check"
+	"github.com/mitmwatch/mitmwatch/passive"
+)
+
+func registerPcap(app *kingpin.Application, ctx context.Context, e env, set func(int)) {
+	var (
+		file      string
+		cfgPath   string
+		output    string
+		ports     []uint16
+		anyPort   bool
+		toolchain bool
+		color     bool
+	)
+	cmd := app.Command("pcap", "Judge the TLS handshakes in a saved capture (pcap or pcapng, e.g. from tcpdump -w) as check judges its probes: what real clients met, including the chain for TLS 1.2 and below (TLS 1.3 encrypts it). Exit codes as check's; 3 also when the capture holds no handshake.")
+	cmd.Arg("file", "The capture file.").Required().StringVar(&file)
+	cmd.Flag("config", "rules.yaml for the trust stores and the hosts' expectations (located as check does).").
+		Short('c').PlaceHolder("FILE").StringVar(&cfgPath)
+	cmd.Flag("output", "Output format.").Short('o').Default("table").EnumVar(&output, "table", "json")
+	cmd.Flag("port", "Server port whose connections to follow; repeatable. Default 443.").PlaceHolder("PORT").Uint16ListVar(&ports)
+	cmd.Flag("any-port", "Follow every connection whose client speaks TLS (or CONNECT) first, whatever the port.").BoolVar(&anyPort)
+	cmd.Flag("toolchain", "Add the expectations of the hosts the local toolchain uses, when the config says toolchain: auto.").Default("true").BoolVar(&toolchain)
+	cmd.Flag("color", "Colour the verdicts when stdout is a terminal and NO_COLOR is unset; --no-color never does.").Default("true").BoolVar(&color)
+	cmd.Action(func(*kingpin.ParseContext) error {
+		cfg, targets, err := loadConfig(ctx, e, cfgPath, toolchain)
+		if err != nil {
+			return &exitError{check.ExitUsage, err}
+		}
+		a := &passive.Analysis{PublicRoots: cfg.PublicRoots, SystemRoots: cfg.SystemRoots, Policy: cfg.Policy, Targets: targets}
+		tr := passive.NewTracker(passive.Options{Ports: ports, AnyPort: anyPort}, a.Add)
+		if err := passive.ReadFile(ctx, file, tr); err != nil {
+			return &exitError{check.ExitUsage, fmt.Errorf("pcap: %w", err)}
+		}
+		rep := a.Report()
+		code := check.ExitCode(rep.Results)
+		if len(rep.Results) == 0 {
+			code = check.ExitInconclusive
+		}
+		set(code)
+		if output == "json" {
+			if err := passive.WriteJSON(e.stdout, rep, tr.Stats()); err != nil {
+				return &exitError{check.ExitUsage, fmt.Errorf("writing JSON: %w", err)}
+			}
+			return nil
+		}
+		colour := color && e.stdoutTTY && e.getenv("NO_COLOR") == ""
+		if err := passive.WriteTable(e.stdout, rep, tr.Stats(), colour); err != nil {
+			return &exitError{check.ExitUsage, err}
+		}
+		return nil
+	})
+}
