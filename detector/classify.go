@@ -140,6 +140,9 @@ func classifyTLS(obs Observation, exp Expectation, pol Policy, now time.Time) ([
 func trustFindings(obs Observation, exp Expectation, match fingerprints.Match, now time.Time) []Finding {
 	st := obs.TLS
 	if len(st.Chain) == 0 {
+		if st.ChainHidden {
+			return nil
+		}
 		return []Finding{{ReasonUntrustedChain, Critical, "the server presented no certificate"}}
 	}
 	leaf := st.Chain[0]

@@ -715,3 +715,19 @@ func TestRegressions(t *testing.T) {
 		})
 	}
 }
+
+// TestHiddenChainIsNotJudged: a capture of TLS 1.3 sees no certificate;
+// that is not a server presenting none.
+func TestHiddenChainIsNotJudged(t *testing.T) {
+	obs := detector.Observation{Host: labHost, Port: 443, Path: detector.Path{Kind: "direct"},
+		TLS: &detector.TLSState{Version: tls.VersionTLS13, ALPN: "h2", ChainHidden: true}}
+	fs, _ := detector.Classify(obs, detector.Expectation{}, detector.Policy{}, labNow)
+	if v := detector.VerdictOf(fs); v != detector.OK || len(fs) != 0 {
+		t.Errorf("hidden chain: verdict %s, findings %v", v, fs)
+	}
+	obs.TLS.ChainHidden = false
+	fs, _ = detector.Classify(obs, detector.Expectation{}, detector.Policy{}, labNow)
+	if v := detector.VerdictOf(fs); v != detector.InvalidCert {
+		t.Errorf("no chain presented: verdict %s, want invalid-cert", v)
+	}
+}

@@ -116,8 +116,12 @@ type TLSState struct {
 	ALPN        string
 	Chain       []*x509.Certificate // as presented, leaf first
 	NameMatch   bool                // the leaf is valid for the host name
-	Public      Verification        // against the public (Mozilla) roots
-	System      Verification        // against this machine's trust store
+	// ChainHidden says the chain could not be seen (a capture of TLS 1.3,
+	// which encrypts it): trust is then not judged, rather than judged
+	// from an empty chain.
+	ChainHidden bool
+	Public      Verification // against the public (Mozilla) roots
+	System      Verification // against this machine's trust store
 }
 
 // Verification is the outcome of verifying the presented chain against one

@@ -261,7 +261,7 @@ func (a *Analysis) tlsState(c *Conn, host string, g *Group, sum [32]byte) *detec
 	sh := c.ServerHello
 	st := &detector.TLSState{Version: sh.Version(), CipherSuite: sh.CipherSuite, ALPN: sh.ALPN}
 	if len(c.Certificates) == 0 {
-		g.ChainVisible = false
+		g.ChainVisible, st.ChainHidden = false, true
 		switch {
 		case sh.Version() >= versionTLS13:
 			g.ChainNote = "TLS 1.3 encrypts the certificate: the chain is not visible in a capture, so trust is not judged"
@@ -274,7 +274,7 @@ func (a *Analysis) tlsState(c *Conn, host string, g *Group, sum [32]byte) *detec
 	}
 	chain, err := a.parseChain(c.Certificates, sum)
 	if err != nil {
-		g.ChainVisible = false
+		g.ChainVisible, st.ChainHidden = false, true
 		g.ChainNote = "the certificates do not parse: " + err.Error()
 		return st
 	}

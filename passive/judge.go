@@ -45,9 +45,6 @@ func (a *Analysis) Report() Report {
 	judged := detector.Judge(cases, a.Policy, now)
 	for i, r := range judged {
 		g := a.order[i]
-		if !g.ChainVisible && g.Obs.TLS != nil {
-			r = withoutHiddenChain(r)
-		}
 		g.Verdict, g.Product, g.Findings = r.Verdict, r.Product, r.Findings
 		judged[i] = r
 	}
@@ -94,18 +91,6 @@ func severity(v detector.Verdict) int {
 		return len(detector.Verdicts) + 1
 	}
 	return slices.Index(detector.Verdicts, v)
-}
-
-// withoutHiddenChain drops what the detector concludes from an empty
-// chain — that the server presented none — when the capture simply cannot
-// see it (TLS 1.3 encrypts it), and derives the verdict again.
-func withoutHiddenChain(r detector.Result) detector.Result {
-	r.Findings = slices.DeleteFunc(slices.Clone(r.Findings), func(f detector.Finding) bool {
-		return f.Reason == detector.ReasonUntrustedChain
-	})
-	r.Verdict = detector.VerdictOf(r.Findings)
-	r.Remediation = detector.Remediation(r.Verdict, r.Obs, r.Product)
-	return r
 }
 
 // expect finds the target that names host: on the same port first, else

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/mitmwatch/mitmwatch/audit"
 	"github.com/mitmwatch/mitmwatch/check"
 	"github.com/mitmwatch/mitmwatch/detector"
 )
@@ -25,6 +26,9 @@ const SchemaVersion = 1
 type Document struct {
 	SchemaVersion int      `json:"schema_version"`
 	Targets       []Target `json:"targets"`
+	// Audit lists the settings that weaken the toolchain's TLS, when the
+	// audit ran.
+	Audit *audit.Report `json:"audit,omitempty"`
 }
 
 // Target is one host's entry in the JSON report.
@@ -85,9 +89,14 @@ func Build(results []check.Result) Document {
 
 // JSON writes the document, indented, with a trailing newline.
 func JSON(w io.Writer, results []check.Result) error {
+	return Build(results).Write(w)
+}
+
+// Write encodes the document, indented, with a trailing newline.
+func (d Document) Write(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(Build(results))
+	return enc.Encode(d)
 }
 
 func target(r check.Result) Target {

@@ -187,7 +187,7 @@ func parent(bin string, latency time.Duration, runs int, dnsLatency time.Duratio
 		if err := json.Unmarshal(bb.out, &bms); err != nil {
 			return fmt.Errorf("bare burst output: %w", err)
 		}
-		c, err := runChild(bin, "check", "--config", rulesFile, "-o", "json", "--no-toolchain")
+		c, err := runChild(bin, "check", "--config", rulesFile, "-o", "json", "--no-toolchain", "--no-audit")
 		if err != nil {
 			return err
 		}
@@ -196,7 +196,7 @@ func parent(bin string, latency time.Duration, runs int, dnsLatency time.Duratio
 		}
 		var dnsWall time.Duration
 		if dnsRules != "" {
-			d, err := runChild(bin, "check", "--config", dnsRules, "-o", "json", "--no-toolchain")
+			d, err := runChild(bin, "check", "--config", dnsRules, "-o", "json", "--no-toolchain", "--no-audit")
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"golang.org/x/net/http/httpproxy"
 
+	"github.com/mitmwatch/mitmwatch/audit"
 	"github.com/mitmwatch/mitmwatch/baseline"
 	"github.com/mitmwatch/mitmwatch/check"
 	"github.com/mitmwatch/mitmwatch/config"
@@ -196,16 +197,36 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		output   string
 		baseFile string
 		color    bool
+		auditOn  bool
 	)
 	cmd := app.Command("check", "Probe every target once and print a verdict per host. Exit 0: all ok or inspected; 1: something detected; 2: usage or config error; 3: inconclusive (some targets unreachable, nothing detected).")
 	rf.register(cmd)
 	cmd.Flag("output", "Output format.").Short('o').Default("table").EnumVar(&output, "table", "json")
 	cmd.Flag("baseline", "Compare against a baseline learned with 'mitmwatch baseline learn'.").PlaceHolder("FILE").StringVar(&baseFile)
 	cmd.Flag("color", "Colour the verdicts when stdout is a terminal and NO_COLOR is unset; --no-color never does.").Default("true").BoolVar(&color)
+	cmd.Flag("audit", "Also audit the toolchain's settings (as 'mitmwatch audit' does) and probe the hosts they name; --no-audit skips it.").Default("true").BoolVar(&auditOn)
 	cmd.Action(func(*kingpin.ParseContext) error {
+		// The audit reads files and runs go and git once: it runs while the
+		// config loads and the toolchain is asked.
+		audited := make(chan audit.Report, 1)
+		if auditOn {
+			go func() { audited <- auditSection(ctx, e) }()
+		}
 		r, err := rf.load(ctx, e)
 		if err != nil {
 			return err
+		}
+		var auditRep *audit.Report
+		if auditOn {
+			a := <-audited
+			auditRep = &a
+			if len(rf.targets) == 0 && r.cfg.Toolchain && rf.toolchain {
+				var bad []error
+				r.targets, bad = config.WithToolchain(r.targets, a.ToolchainHosts())
+				for _, err := range bad {
+					fmt.Fprintf(e.stderr, "mitmwatch: audit: %v\n", err)
+				}
+			}
 		}
 		if baseFile != "" {
 			b, err := baseline.Load(baseFile)
@@ -227,14 +248,25 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		results := r.runner.Run(ctx, r.targets)
 		r.close()
 		colour := color && e.stdoutTTY && e.getenv("NO_COLOR") == ""
-		set(check.ExitCode(results))
-		return printResults(e, output, results, colour)
+		code := check.ExitCode(results)
+		if auditRep != nil && auditRep.Critical() {
+			code = check.ExitDetected
+		}
+		set(code)
+		return printReport(e, output, results, auditRep, colour)
 	})
 }
 
 func printResults(e env, output string, results []check.Result, colour bool) error {
+	return printReport(e, output, results, nil, colour)
+}
+
+// printReport writes the round's results and, when it ran, the audit.
+func printReport(e env, output string, results []check.Result, a *audit.Report, colour bool) error {
 	if output == "json" {
-		if err := report.JSON(e.stdout, results); err != nil {
+		doc := report.Build(results)
+		doc.Audit = a
+		if err := doc.Write(e.stdout); err != nil {
 			return &exitError{check.ExitUsage, fmt.Errorf("writing JSON: %w", err)}
 		}
 		return nil
@@ -243,6 +275,12 @@ func printResults(e env, output string, results []check.Result, colour bool) err
 		return &exitError{check.ExitUsage, err}
 	}
 	fmt.Fprintf(e.stdout, "\n%s\n", report.Summary(results))
+	if a != nil && len(a.Findings) > 0 {
+		fmt.Fprintln(e.stdout, "\nToolchain settings that weaken TLS (mitmwatch audit):")
+		if err := writeAuditTable(e.stdout, *a, colour); err != nil {
+			return &exitError{check.ExitUsage, err}
+		}
+	}
 	return nil
 }
 

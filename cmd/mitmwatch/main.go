@@ -90,6 +90,7 @@ func run(ctx context.Context, args []string, e env) (code int) {
 	registerValidate(app, e, set)
 	registerDemo(app, ctx, e, set)
 	registerRanges(app, ctx, e, set)
+	registerAudit(app, ctx, e, set)
 	registerPcap(app, ctx, e, set)
 	registerSniff(app, ctx, e, set)
 	logCfg := &promslog.Config{}

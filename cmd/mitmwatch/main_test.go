@@ -16,14 +16,20 @@ import (
 	"github.com/mitmwatch/mitmwatch/scenario"
 )
 
-// cli runs the command in-process with its own environment.
+// cli runs the command in-process with its own environment. check runs
+// without the toolchain audit unless audit is set: the audit reads the
+// machine's own settings, which are not the test's.
 type cli struct {
-	t   *testing.T
-	env map[string]string
+	t     *testing.T
+	env   map[string]string
+	audit bool
 }
 
 func (c cli) run(args ...string) (code int, stdout, stderr string) {
 	c.t.Helper()
+	if len(args) > 0 && args[0] == "check" && !c.audit {
+		args = append(args, "--no-audit")
+	}
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -339,5 +345,37 @@ func TestRangesUpdate(t *testing.T) {
 	}
 	if code, _, _ := c.run("ranges", "update", "--out", out, "--from", "nonsense"); code != 2 {
 		t.Errorf("bad --from: exit %d, want 2", code)
+	}
+}
+
+// TestCheckAuditSection: check audits the toolchain beside the probes, the
+// JSON gains an audit section, and a critical setting makes the exit 1.
+func TestCheckAuditSection(t *testing.T) {
+	e := newEnv(t)
+	rules := writeRules(t, e, "", labTarget{"github.com", e.Origin.Addr()})
+	home := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(home, ".npmrc"), []byte("strict-ssl=false\n"), 0o644))
+	c := cli{t: t, audit: true, env: map[string]string{"HOME": home, "XDG_CONFIG_HOME": filepath.Join(home, ".config")}}
+	code, out, stderr := c.run("check", "--config", rules, "-o", "json")
+	var doc struct {
+		Targets []struct{ Verdict string } `json:"targets"`
+		Audit   struct {
+			Findings []struct {
+				Tool, Setting, Severity, Source string
+			} `json:"findings"`
+		} `json:"audit"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("%v: %s %s", err, out, stderr)
+	}
+	if code != 1 || len(doc.Targets) != 1 || doc.Targets[0].Verdict != "ok" {
+		t.Errorf("exit %d, targets %+v; want 1 for the audit's critical finding over a clean round", code, doc.Targets)
+	}
+	found := false
+	for _, f := range doc.Audit.Findings {
+		found = found || (f.Tool == "npm" && f.Setting == "strict-ssl" && f.Severity == "critical" && strings.HasSuffix(f.Source, ".npmrc:1"))
+	}
+	if !found {
+		t.Errorf("no strict-ssl finding from %s/.npmrc: %+v", home, doc.Audit.Findings)
 	}
 }

@@ -1,0 +1,322 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/x509roots/fallback/bundle"
+
+	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/fingerprints"
+)
+
+// maxBundleSize bounds a CA bundle read; the largest OS bundles are under
+// 1 MiB.
+const maxBundleSize = 16 << 20
+
+// Where Go (crypto/x509) and OpenSSL look for the system store on Linux:
+// the first file that exists, and every directory.
+var (
+	defaultCertFiles = []string{
+		"/etc/ssl/certs/ca-certificates.crt",
+		"/etc/pki/tls/certs/ca-bundle.crt",
+		"/etc/ssl/ca-bundle.pem",
+		"/etc/pki/tls/cacert.pem",
+		"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+		"/etc/ssl/cert.pem",
+	}
+	defaultCertDirs = []string{"/etc/ssl/certs", "/etc/pki/tls/certs"}
+)
+
+// publicSPKIs holds the key pins of the Mozilla roots compiled into the
+// binary (never the OS's: an inspection root pushed into the OS store must
+// not make itself look public). Built once; never modified.
+var publicSPKIs = sync.OnceValue(func() map[detector.SPKI]bool {
+	out := map[detector.SPKI]bool{}
+	for root := range bundle.Roots() {
+		if c, err := x509.ParseCertificate(root.Certificate); err == nil {
+			out[detector.SPKIOf(c)] = true
+		}
+	}
+	return out
+})
+
+// bundleRef is a CA bundle (or directory) a setting points a tool at.
+type bundleRef struct {
+	path          string
+	dir           bool
+	tool, setting string
+	source        string
+}
+
+// caSetting checks a setting that names a CA bundle or directory: a
+// missing one is a warning; an existing one is read for roots later.
+func (a *auditor) caSetting(p *part, tool, setting, path, source string, dir bool) {
+	problem := pathProblem(path, dir)
+	if problem == "" {
+		p.bundles = append(p.bundles, bundleRef{path: path, dir: dir, tool: tool, setting: setting, source: source})
+		return
+	}
+	p.add(Finding{Tool: tool, Setting: setting, Value: path, Source: source, Severity: detector.Warning,
+		Why: fmt.Sprintf("the CA %s it names %s: %s cannot load it, so its TLS connections fail or fall back to other roots, and the usual next step is switching verification off", map[bool]string{false: "bundle", true: "directory"}[dir], problem, tool),
+		Fix: "Point it at a bundle that exists and holds what your network needs (the public roots plus your corporate CA), or unset it."})
+}
+
+// systemStoreChecks lists the roots of the system store (SSL_CERT_FILE and
+// SSL_CERT_DIR when set, as Go and OpenSSL honour them) that the public
+// set lacks.
+func (a *auditor) systemStoreChecks(context.Context) *part {
+	p := &part{}
+	s := a.newRootScan(p)
+	files, fileSetting := a.opts.SystemCertFiles, "system store"
+	if files == nil {
+		files = make([]string, len(defaultCertFiles))
+		for i, f := range defaultCertFiles {
+			files[i] = a.sys(f)
+		}
+	}
+	if runtime.GOOS != "linux" && a.opts.SystemCertFiles == nil {
+		files = nil // the store is not a file elsewhere
+	}
+	if v := a.env.get("SSL_CERT_FILE"); v != "" {
+		a.caSetting(p, "env", "SSL_CERT_FILE", v, fromEnv, false)
+		files, fileSetting = []string{v}, "SSL_CERT_FILE"
+	}
+	var where []string
+	for _, f := range files {
+		if isFile(f) {
+			s.file(f, "trust", fileSetting)
+			where = append(where, f)
+			break
+		}
+	}
+	dirs, dirSetting := a.opts.SystemCertDirs, "system store"
+	if dirs == nil && runtime.GOOS == "linux" {
+		for _, d := range defaultCertDirs {
+			dirs = append(dirs, a.sys(d))
+		}
+	}
+	if v := a.env.get("SSL_CERT_DIR"); v != "" {
+		dirs, dirSetting = nil, "SSL_CERT_DIR"
+		for _, d := range filepath.SplitList(v) {
+			a.caSetting(p, "env", "SSL_CERT_DIR", d, fromEnv, true)
+			dirs = append(dirs, d)
+		}
+	}
+	for _, d := range dirs {
+		if s.dir(d, "trust", dirSetting) {
+			where = append(where, d)
+		}
+	}
+	s.summarise(strings.Join(where, ", "))
+	p.bundles = nil // those were warnings' bookkeeping only: read above
+	return p
+}
+
+// bundleChecks reads the bundles settings point tools at, reporting roots
+// the system store check has not already reported.
+func (a *auditor) bundleChecks(parts []*part) *part {
+	p := &part{}
+	s := a.newRootScan(p)
+	for _, q := range parts {
+		for _, k := range q.roots {
+			s.reported[k] = true
+		}
+		for _, f := range q.scanned {
+			s.scanned[f] = true
+		}
+	}
+	for _, q := range parts {
+		for _, b := range q.bundles {
+			if b.dir {
+				s.dir(b.path, b.tool, b.setting)
+			} else {
+				s.file(b.path, b.tool, b.setting)
+			}
+		}
+	}
+	s.summarise("CA bundles named by settings")
+	return p
+}
+
+// rootScan reads PEM bundles, reporting each non-public certificate once.
+type rootScan struct {
+	p        *part
+	reported map[detector.SPKI]bool
+	scanned  map[string]bool   // files read, by cleaned path
+	seen     map[[32]byte]bool // certificates parsed, by DER hash
+	distro   func() map[detector.SPKI]bool
+	removed  []string // subjects of distribution roots the public set dropped
+}
+
+func (a *auditor) newRootScan(p *part) *rootScan {
+	return &rootScan{p: p, reported: map[detector.SPKI]bool{}, scanned: map[string]bool{}, seen: map[[32]byte]bool{},
+		distro: a.distro}
+}
+
+// Where distributions keep the Mozilla roots their CA package ships,
+// apart from what the administrator added (/usr/local/share/ca-certificates,
+// /etc/pki/ca-trust/source/anchors): Debian, Ubuntu and Alpine as PEM
+// files, Fedora, RHEL and Arch as p11-kit files whose certificates are PEM
+// blocks.
+var distroRootPaths = []string{
+	"/usr/share/ca-certificates/mozilla",
+	"/usr/share/pki/ca-trust-source/ca-bundle.trust.p11-kit",
+	"/usr/share/ca-certificates/trust-source/mozilla.trust.p11-kit",
+}
+
+// distroRoots returns the key pins of the roots the distribution's CA
+// package ships. A system root the compiled-in Mozilla set lacks but the
+// distribution ships is a public root Mozilla has since removed (the
+// package is older than the binary), not a locally installed one.
+func (a *auditor) distroRoots() map[detector.SPKI]bool {
+	out := map[detector.SPKI]bool{}
+	add := func(path string) {
+		data, ok, _ := readFile(path, maxBundleSize)
+		for rest := data; ok; {
+			var block *pem.Block
+			if block, rest = pem.Decode(rest); block == nil {
+				return
+			}
+			if c, err := x509.ParseCertificate(block.Bytes); err == nil && block.Type == "CERTIFICATE" {
+				out[detector.SPKIOf(c)] = true
+			}
+		}
+	}
+	for _, p := range distroRootPaths {
+		p = a.sys(p)
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			add(p)
+			continue
+		}
+		for _, e := range entries {
+			add(filepath.Join(p, e.Name()))
+		}
+	}
+	return out
+}
+
+// summarise reports, in one finding, the distribution roots that the
+// public set no longer holds.
+func (s *rootScan) summarise(source string) {
+	if len(s.removed) == 0 {
+		return
+	}
+	s.p.add(Finding{Tool: "trust", Setting: "system store", Value: plural(len(s.removed), "root"), Source: source, Severity: detector.Info,
+		Why: fmt.Sprintf("the distribution's CA package still ships %d public roots that are not in the newer Mozilla set compiled into mitmwatch (removed or distrusted since; e.g. %s): public CAs, but trusted wider than browsers now trust them", len(s.removed), s.removed[0]),
+		Fix: "Update the ca-certificates package."})
+	s.removed = nil
+}
+
+// dir reads every file of a certificate directory (c_rehash links and the
+// files they point at are the same certificates, read once). It reports
+// whether the directory could be read.
+func (s *rootScan) dir(dir, tool, setting string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if !os.IsNotExist(err) {
+			s.p.warn(fmt.Sprintf("%s: %v", dir, unwrapPath(err)))
+		}
+		return false
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			s.file(filepath.Join(dir, e.Name()), tool, setting)
+		}
+	}
+	return true
+}
+
+// file reads one PEM bundle.
+func (s *rootScan) file(path, tool, setting string) {
+	clean := filepath.Clean(path)
+	if real, err := filepath.EvalSymlinks(clean); err == nil {
+		clean = real
+	}
+	if s.scanned[clean] {
+		return
+	}
+	if isDir(clean) {
+		return // a subdirectory of a certificate directory
+	}
+	s.scanned[clean] = true
+	s.p.scanned = append(s.p.scanned, clean)
+	// Name the file itself, not a link to it: that is where a locally
+	// added root is to be removed (/usr/local/share/ca-certificates/...).
+	if !strings.HasPrefix(filepath.Base(clean), ".") {
+		path = clean
+	}
+	data, ok, err := readFile(path, maxBundleSize)
+	if err != nil {
+		s.p.warn(err.Error())
+		return
+	}
+	if !ok {
+		return
+	}
+	public := publicSPKIs()
+	for rest := data; ; {
+		start := len(data) - len(rest)
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		h := sha256.Sum256(block.Bytes)
+		if s.seen[h] {
+			continue
+		}
+		s.seen[h] = true
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			continue // Go's own pool skips these too
+		}
+		pin := detector.SPKIOf(c)
+		if public[pin] || s.reported[pin] {
+			continue
+		}
+		s.reported[pin] = true
+		s.p.roots = append(s.p.roots, pin)
+		if s.distro()[pin] {
+			s.removed = append(s.removed, c.Subject.String())
+			continue
+		}
+		line := 1 + bytes.Count(data[:start+bytes.Index(data[start:], []byte("-----BEGIN"))], []byte("\n"))
+		s.p.add(rootFinding(c, pin, tool, setting, at(path, line)))
+	}
+}
+
+// rootFinding describes a trusted certificate outside the public set.
+func rootFinding(c *x509.Certificate, pin detector.SPKI, tool, setting, source string) Finding {
+	root := &Root{Subject: c.Subject.String(), SPKI: pin.String()}
+	f := Finding{Tool: tool, Setting: setting, Value: root.Subject, Source: source, Severity: detector.Info, Root: root,
+		Why: "a CA outside the public (Mozilla) set is trusted here: it can sign a certificate for any host and this machine's tools will accept it. A corporate CA is expected on a managed machine; one nobody can account for may be an interception root",
+		Fix: "If it is your organisation's inspection or internal CA, approve its pin (allow.inspection_ca_spki_sha256 in rules.yaml) so mitmwatch reports inspection, not attack; if nobody can account for it, remove it from the store."}
+	if m, ok := fingerprints.Identify([]*x509.Certificate{nil, c}); ok {
+		root.Product = m.Product
+		f.Severity = detector.Warning
+		f.Why = fmt.Sprintf("a CA of %s, a TLS interception product (%s %q), is trusted here: it can sign a certificate for any host and this machine's tools will accept it; this is the root interception relies on", m.Product, m.Field, m.Value)
+	}
+	return f
+}
+
+// plural renders "1 root", "2 roots".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"unicode/utf8"
+
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/mitmwatch/mitmwatch/audit"
+	"github.com/mitmwatch/mitmwatch/check"
+	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/report"
+)
+
+// registerAudit adds `mitmwatch audit`: the settings that turned the
+// toolchain's protection off, and the hosts it fetches from.
+func registerAudit(app *kingpin.Application, ctx context.Context, e env, set func(int)) {
+	var (
+		allUsers bool
+		output   string
+		color    bool
+	)
+	cmd := app.Command("audit", "Find the settings that turned the toolchain's protection off (GOINSECURE, GOSUMDB=off, git http.sslVerify=false, npm strict-ssl=false, NODE_TLS_REJECT_UNAUTHORIZED=0, pip trusted-host, Docker insecure-registries, ...), the roots trusted beyond the public set, and the hosts the tools fetch from. Exit 0: nothing critical; 1: a critical setting.")
+	cmd.Flag("all-users", "Also read the system-wide files: /etc/gitconfig, the global npmrc, /etc/pip.conf, /etc/docker/daemon.json, the system CARGO_HOME. On by default when run as root.").
+		Default(strconv.FormatBool(os.Geteuid() == 0)).BoolVar(&allUsers)
+	cmd.Flag("output", "Output format.").Short('o').Default("table").EnumVar(&output, "table", "json")
+	cmd.Flag("color", "Colour the severities when stdout is a terminal and NO_COLOR is unset; --no-color never does.").Default("true").BoolVar(&color)
+	cmd.Action(func(*kingpin.ParseContext) error {
+		r := audit.Run(ctx, auditOptions(e, allUsers))
+		if r.Critical() {
+			set(check.ExitDetected)
+		}
+		if output == "json" {
+			if err := writeAuditJSON(e.stdout, r); err != nil {
+				return &exitError{check.ExitUsage, fmt.Errorf("writing JSON: %w", err)}
+			}
+			return nil
+		}
+		for _, w := range r.Warnings {
+			fmt.Fprintf(e.stderr, "mitmwatch: audit: %s\n", w)
+		}
+		colour := color && e.stdoutTTY && e.getenv("NO_COLOR") == ""
+		if err := writeAuditTable(e.stdout, r, colour); err != nil {
+			return &exitError{check.ExitUsage, err}
+		}
+		return nil
+	})
+}
+
+// auditSection runs the audit `check` reports in its audit section (and
+// whose hosts, through Report.ToolchainHosts, become probe targets). Run
+// as root, it reads the system-wide files too, as `audit` does.
+func auditSection(ctx context.Context, e env) audit.Report {
+	return audit.Run(ctx, auditOptions(e, os.Geteuid() == 0))
+}
+
+// auditOptions audits the environment e describes, as the user running
+// mitmwatch.
+func auditOptions(e env, allUsers bool) audit.Options {
+	return audit.Options{Getenv: e.getenv, AllUsers: allUsers}
+}
+
+// auditDocument is the JSON of `mitmwatch audit -o json`.
+type auditDocument struct {
+	SchemaVersion int          `json:"schema_version"`
+	Audit         audit.Report `json:"audit"`
+}
+
+func writeAuditJSON(w io.Writer, r audit.Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(auditDocument{SchemaVersion: report.SchemaVersion, Audit: r})
+}
+
+// maxValueWidth keeps the table readable; the full value is in the JSON.
+const maxValueWidth = 48
+
+// writeAuditTable writes one row per finding, then why and fix for each,
+// then the hosts.
+func writeAuditTable(w io.Writer, r audit.Report, colour bool) error {
+	paint := func(s detector.Severity, text string) string {
+		if !colour {
+			return text
+		}
+		c := "\x1b[90m"
+		switch s {
+		case detector.Critical:
+			c = "\x1b[31m"
+		case detector.Warning:
+			c = "\x1b[33m"
+		}
+		return c + text + "\x1b[0m"
+	}
+	if len(r.Findings) == 0 {
+		fmt.Fprintln(w, "No setting weakens the toolchain's protection.")
+	} else {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SEVERITY\tTOOL\tSETTING\tVALUE\tSOURCE")
+		for _, f := range r.Findings {
+			// Pad before colouring so escape codes do not upset the columns.
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", paint(f.Severity, fmt.Sprintf("%-8s", f.Severity)), f.Tool, f.Setting, shorten(f.Value, maxValueWidth), f.Source)
+		}
+		if err := tw.Flush(); err != nil {
+			return fmt.Errorf("writing table: %w", err)
+		}
+		for _, f := range r.Findings {
+			fmt.Fprintf(w, "\n%s %s %s (%s)\n", paint(f.Severity, f.Severity.String()), f.Tool, f.Setting, f.Source)
+			if f.Root != nil {
+				fmt.Fprintf(w, "  root: %s, SPKI %s", f.Root.Subject, f.Root.SPKI)
+				if f.Root.Product != "" {
+					fmt.Fprintf(w, ", %s", f.Root.Product)
+				}
+				fmt.Fprintln(w)
+			}
+			fmt.Fprintf(w, "  why: %s\n  fix: %s\n", f.Why, f.Fix)
+		}
+	}
+	if len(r.Hosts) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "HOST\tSCHEME\tSOURCE")
+		for _, h := range r.Hosts {
+			fmt.Fprintf(tw, "%s:%d\t%s\t%s\n", h.Host, h.Port, h.Scheme, h.Source)
+		}
+		if err := tw.Flush(); err != nil {
+			return fmt.Errorf("writing table: %w", err)
+		}
+	}
+	return nil
+}
+
+// shorten cuts s to n runes, marking the cut, and keeps it on one line.
+func shorten(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}
