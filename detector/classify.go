@@ -119,7 +119,12 @@ func classifyTLS(obs Observation, exp Expectation, pol Policy, now time.Time) ([
 	st := obs.TLS
 	var match fingerprints.Match
 	if !trusted(st.Public) {
-		match, _ = fingerprints.Identify(withRoots(st))
+		var named bool
+		if match, named = fingerprints.Identify(withRoots(st)); !named {
+			// Products whose CA the administrator names (squid, sslsplit)
+			// still forge leaves in their own way.
+			match, _ = fingerprints.IdentifyChainByBehaviour(st.Chain)
+		}
 	}
 	fs = append(fs, trustFindings(obs, exp, match, now)...)
 	if approvedChain(st, pol) {
@@ -170,8 +175,11 @@ func trustFindings(obs Observation, exp Expectation, match fingerprints.Match, n
 		if match.Cert > 0 {
 			where = fmt.Sprintf("CA certificate %d", match.Cert)
 		}
-		fs = append(fs, Finding{ReasonKnownProduct, Critical,
-			fmt.Sprintf("the chain names %s: %s %s is %q", match.Product, where, match.Field, match.Value)})
+		detail := fmt.Sprintf("the chain names %s: %s %s is %q", match.Product, where, match.Field, match.Value)
+		if match.Field == "behaviour" {
+			detail = fmt.Sprintf("the leaf is forged the way %s forges: %s", match.Product, match.Value)
+		}
+		fs = append(fs, Finding{ReasonKnownProduct, Critical, detail})
 	}
 	if !HasSCT(leaf) && (exp.SCT || !publicOK) {
 		fs = append(fs, Finding{ReasonLeafWithoutSCT, Warning,

@@ -2,7 +2,11 @@ package detector_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -729,5 +733,42 @@ func TestHiddenChainIsNotJudged(t *testing.T) {
 	fs, _ = detector.Classify(obs, detector.Expectation{}, detector.Policy{}, labNow)
 	if v := detector.VerdictOf(fs); v != detector.InvalidCert {
 		t.Errorf("no chain presented: verdict %s, want invalid-cert", v)
+	}
+}
+
+// TestProductNamedByBehaviour: squid and sslsplit sign with a CA the
+// administrator names; their forged leaves still betray them. The chains
+// are captures from the real programs (fingerprints/testdata/forged).
+func TestProductNamedByBehaviour(t *testing.T) {
+	for file, want := range map[string]string{"squid-transparent.pem": "squid", "sslsplit-transparent.pem": "sslsplit"} {
+		data, err := os.ReadFile(filepath.Join("..", "fingerprints", "testdata", "forged", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The first host's chain as sent: blocks carry Host and Position
+		// headers; "root" is what a store would add, not what was sent.
+		var chain []*x509.Certificate
+		host := ""
+		for b, rest := pem.Decode(data); b != nil; b, rest = pem.Decode(rest) {
+			if host == "" {
+				host = b.Headers["Host"]
+			}
+			if b.Headers["Host"] != host || b.Headers["Position"] == "root" {
+				continue
+			}
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			chain = append(chain, c)
+		}
+		obs := detector.Observation{Host: host, Port: 443, Path: detector.Path{Kind: "direct"},
+			TLS: &detector.TLSState{Version: tls.VersionTLS13, Chain: chain, NameMatch: true,
+				Public: detector.Verification{Failure: detector.FailureUnknownAuthority},
+				System: detector.Verification{Failure: detector.FailureUnknownAuthority}}}
+		fs, product := detector.Classify(obs, detector.Expectation{}, detector.Policy{}, chain[0].NotBefore.Add(time.Hour))
+		if product != want || !slices.Contains(reasonsOf(fs), detector.ReasonKnownProduct) || detector.VerdictOf(fs) != detector.Intercepted {
+			t.Errorf("%s: product %q, findings %v; want %s, intercepted", file, product, fs, want)
+		}
 	}
 }

@@ -1,0 +1,171 @@
+//go:build linux
+
+package netlab
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Scenario is one situation of the lab, as data: what to set up on a fresh
+// Lab, and what `mitmwatch check -o json` must then report for every target.
+type Scenario struct {
+	Name  string
+	Doc   string
+	Delay time.Duration // one way, between router and internet (Options.Delay)
+	Setup func(*Lab) error
+	Want  Want
+}
+
+// Want is the expected outcome; every target of the lab shares it.
+type Want struct {
+	ExitCode int
+	Verdict  string
+	// Product is the product mitmwatch names ("" when it names none).
+	Product string
+	// Path is "direct" or "proxy".
+	Path string
+	// Behaviour is the product fingerprints.IdentifyByBehaviour names from
+	// the chains the client is presented ("" when none).
+	Behaviour string
+	// LocalConnect, with a Delay, says that TCP is answered on the near
+	// side of the delayed link (a transparent proxy on the router): the
+	// connection is set up in less than the delay while the TLS handshake
+	// still takes a full round trip across it. Without it, both take one.
+	LocalConnect bool
+}
+
+// Scenarios are the lab's situations, in the order the tests start them.
+var Scenarios = slices.Concat(
+	[]Scenario{clean, originsDown},
+	mitmproxyTransparent,
+	intercepting("mitmproxy-explicit", "mitmdump --mode regular as the client's HTTPS_PROXY",
+		func(l *Lab) (*Interceptor, error) { return l.StartMitmproxy(false) },
+		Want{Product: "mitmproxy", Path: "proxy", Behaviour: "mitmproxy"}),
+	intercepting("sslsplit-transparent", "sslsplit behind an nftables redirect, CA named by the administrator",
+		func(l *Lab) (*Interceptor, error) { return l.StartSSLsplit() },
+		Want{Product: "sslsplit", Path: "direct", Behaviour: "sslsplit"}),
+	intercepting("squid-transparent", "squid ssl-bump (intercept port, dynamic certificates) behind an nftables redirect",
+		func(l *Lab) (*Interceptor, error) { return l.StartSquid(true) },
+		Want{Product: "squid", Path: "direct", Behaviour: "squid"}),
+	intercepting("squid-explicit", "squid ssl-bump (dynamic certificates) as the client's HTTPS_PROXY",
+		func(l *Lab) (*Interceptor, error) { return l.StartSquid(false) },
+		Want{Product: "squid", Path: "proxy", Behaviour: "squid"}),
+	[]Scenario{
+		delayed(clean, 50*time.Millisecond, false),
+		delayed(mitmproxyTransparent[0], 50*time.Millisecond, true),
+	},
+)
+
+var (
+	clean = Scenario{
+		Name:  "clean",
+		Doc:   "no middlebox: the router only forwards",
+		Setup: func(l *Lab) error { _, err := l.WriteRules(RulesOptions{}); return err },
+		Want:  Want{ExitCode: 0, Verdict: "ok", Path: "direct"},
+	}
+	originsDown = Scenario{
+		Name: "origins-down",
+		Doc:  "the origins' server is down: their addresses answer with a reset, DNS still answers",
+		Setup: func(l *Lab) error {
+			if err := l.StopOrigins(); err != nil {
+				return err
+			}
+			_, err := l.WriteRules(RulesOptions{})
+			return err
+		},
+		Want: Want{ExitCode: 3, Verdict: "unreachable", Path: "direct"},
+	}
+	mitmproxyTransparent = intercepting("mitmproxy-transparent", "mitmdump --mode transparent behind an nftables redirect",
+		func(l *Lab) (*Interceptor, error) { return l.StartMitmproxy(true) },
+		Want{Product: "mitmproxy", Path: "direct", Behaviour: "mitmproxy"})
+)
+
+// delayed is s with d of one-way delay between router and internet;
+// localConnect says whether a middlebox on the router answers TCP.
+func delayed(s Scenario, d time.Duration, localConnect bool) Scenario {
+	s.Name += "-delayed"
+	s.Doc += fmt.Sprintf("; %s each way between router and internet", d)
+	s.Delay = d
+	s.Want.LocalConnect = localConnect
+	return s
+}
+
+// intercepting returns two scenarios with an interceptor on the router
+// whose CA the client's system store trusts (the public store does not):
+// NAME, where mitmwatch must report it intercepted (exit 1), and
+// NAME-approved, with its CA allow-listed in
+// allow.inspection_ca_spki_sha256, where it must report it inspected
+// (exit 0). want gives the rest.
+func intercepting(name, doc string, start func(*Lab) (*Interceptor, error), want Want) []Scenario {
+	setup := func(approve bool) func(*Lab) error {
+		return func(l *Lab) error {
+			ic, err := start(l)
+			if err != nil {
+				return err
+			}
+			l.Interceptor = ic
+			opts := RulesOptions{SystemExtra: [][]byte{ic.CAPEM}}
+			if approve {
+				opts.Approve = append(opts.Approve, ic.CA)
+			}
+			if ic.Proxy != "" {
+				l.ClientEnv = append(l.ClientEnv, "HTTPS_PROXY="+ic.Proxy)
+			}
+			_, err = l.WriteRules(opts)
+			return err
+		}
+	}
+	intercepted, inspected := want, want
+	intercepted.ExitCode, intercepted.Verdict = 1, "intercepted"
+	inspected.ExitCode, inspected.Verdict = 0, "inspected"
+	return []Scenario{
+		{Name: name, Doc: doc, Setup: setup(false), Want: intercepted},
+		{Name: name + "-approved", Doc: doc + "; its CA allow-listed as approved inspection",
+			Setup: setup(true), Want: inspected},
+	}
+}
+
+// TimingProblem says how a target's timings contradict the scenario's
+// delay, "" when they agree or the scenario has none. One round trip
+// across the delayed link is 2×Delay; a tenth of it is allowed for slack.
+func (s Scenario) TimingProblem(t TargetReport) string {
+	if s.Delay <= 0 {
+		return ""
+	}
+	rtt := float64(2*s.Delay) / float64(time.Millisecond)
+	switch {
+	case s.Want.LocalConnect && t.ConnectMS >= rtt/2:
+		return fmt.Sprintf("TCP connect took %.1f ms, want under %.1f ms: answered beyond the router", t.ConnectMS, rtt/2)
+	case !s.Want.LocalConnect && t.ConnectMS < 0.9*rtt:
+		return fmt.Sprintf("TCP connect took %.1f ms, want a round trip (%.0f ms) or more", t.ConnectMS, rtt)
+	case t.HandshakeMS < 0.9*rtt:
+		return fmt.Sprintf("TLS handshake took %.1f ms, want a round trip (%.0f ms) or more", t.HandshakeMS, rtt)
+	}
+	return ""
+}
+
+// Find returns the scenario called name.
+func Find(name string) (Scenario, error) {
+	for _, s := range Scenarios {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	return Scenario{}, fmt.Errorf("netlab: no scenario %q", name)
+}
+
+// Up builds a Lab and sets up the scenario in it; on error nothing is left.
+func Up(s Scenario) (*Lab, error) {
+	l, err := New(Options{Delay: s.Delay})
+	if err != nil {
+		return nil, err
+	}
+	l.Scenario = s.Name
+	if err := s.Setup(l); err != nil {
+		return nil, errors.Join(fmt.Errorf("netlab: scenario %s: %w", s.Name, err), l.Close())
+	}
+	return l, l.record.save(l)
+}
