@@ -396,6 +396,7 @@ func printTable(o options, r results) {
 	row("peak RSS (VmHWM at end of window)", fmt.Sprintf("%.1fMB", mwHWM), bbCol("%.1fMB", mb(r.bb.end.hwm)), "<=30MB", is(mwHWM <= 30))
 	row("RSS at end of window", fmt.Sprintf("%.1fMB", mb(r.mw.end.rss)), bbCol("%.1fMB", mb(r.bb.end.rss)), "-", nil)
 	row("average CPU, % of one core", fmt.Sprintf("%.2f%%", mwCPU), bbCol("%.2f%%", cpuPercent(r.bb.start, r.bb.end)), "<=2%", is(mwCPU <= 2))
+	row("rest of machine (lab, others), % of a core", fmt.Sprintf("%.1f%%", othersPercent(r.mw.start, r.mw.end)), bbCol("%.1f%%", othersPercent(r.bb.start, r.bb.end)), "-", nil)
 	row("CPU per probe", fmt.Sprintf("%.2fms", perProbe(r.mw)), bbCol("%.2fms", perProbe(r.bb)), "-", nil)
 	row(fmt.Sprintf("probes in window (%d due)", r.expectedProbes), fmt.Sprint(r.mw.probes), bbCol("%.0f", float64(r.bb.probes)), "-", nil)
 	row("failed probes in window", fmt.Sprint(r.mw.failures), bbCol("%.0f", float64(r.bb.failures)), "0", is(r.mw.failures == 0))

@@ -100,10 +100,15 @@ type usage struct {
 	at       time.Time
 	cpuTicks int64 // utime + stime of all its threads
 	hwm, rss int64 // VmHWM and VmRSS, bytes
+
+	machineBusy, machineAll int64 // ticks of all CPUs, from /proc/stat
 }
 
 func readUsage(pid int) (usage, error) {
 	u := usage{at: time.Now()}
+	if err := u.readMachine(); err != nil {
+		return u, err
+	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return u, err
@@ -144,6 +149,38 @@ func readUsage(pid int) (usage, error) {
 		}
 	}
 	return u, nil
+}
+
+// readMachine reads the CPU time of the whole machine: the first line of
+// /proc/stat, in which idle and iowait are the 4th and 5th numbers.
+func (u *usage) readMachine() error {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	for i, x := range f[1:] {
+		n, err := strconv.ParseInt(x, 10, 64)
+		if err != nil {
+			return fmt.Errorf("/proc/stat: %w", err)
+		}
+		u.machineAll += n
+		if i != 3 && i != 4 {
+			u.machineBusy += n
+		}
+	}
+	return nil
+}
+
+// othersPercent is the CPU the rest of the machine — the lab, the driver,
+// anything else running — used between a and b, in percent of one core.
+func othersPercent(a, b usage) float64 {
+	busy := float64(b.machineBusy-a.machineBusy-(b.cpuTicks-a.cpuTicks)) / clockTicks
+	return 100 * busy / b.at.Sub(a.at).Seconds()
 }
 
 // cpuPercent is the CPU the process used between a and b, in percent of one
