@@ -164,7 +164,7 @@ func TestCollectorGolden(t *testing.T) {
 
 func TestCollectorLint(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(NewCollector(fixed(fleet())), NewBuildInfo("v1.2.3"))
+	reg.MustRegister(NewCollector(fixed(fleet())), NewBuildInfo("v1.2.3", "0123abc"))
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -215,7 +215,7 @@ func TestVerdictSeries(t *testing.T) {
 
 func TestBuildInfo(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(NewBuildInfo("v1.2.3\n"))
+	reg.MustRegister(NewBuildInfo("v1.2.3\n", "0123abc"))
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -262,7 +262,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	t.Helper()
 	ch := make(chan *prometheus.Desc, 100)
 	NewCollector(nil).Describe(ch)
-	NewBuildInfo("test").Describe(ch)
+	NewBuildInfo("test", "0123abc").Describe(ch)
 	close(ch)
 	names := map[string]bool{}
 	for d := range ch {
@@ -279,7 +279,7 @@ func exportedNames(t *testing.T) map[string]bool {
 // snapshot exercises every metric, and each one it emits is described.
 func TestDescribedIsCollected(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(NewCollector(fixed(fleet())), NewBuildInfo("test"))
+	reg.MustRegister(NewCollector(fixed(fleet())), NewBuildInfo("test", "0123abc"))
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,7 @@ func run(t *testing.T, stdin []byte, name string, args ...string) string {
 func TestPromtoolCheckMetrics(t *testing.T) {
 	promtool := requireTool(t, "promtool")
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(NewCollector(fixed(fleet())), NewBuildInfo("v1.2.3"))
+	reg.MustRegister(NewCollector(fixed(fleet())), NewBuildInfo("v1.2.3", "0123abc"))
 	text := exposition(t, reg)
 	if !bytes.Contains(text, []byte("mitmwatch_build_info")) {
 		t.Fatalf("exposition lacks build info:\n%s", text)

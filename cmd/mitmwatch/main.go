@@ -96,8 +96,8 @@ func run(ctx context.Context, args []string, e env) (code int) {
 	logCfg := &promslog.Config{}
 	promslogflag.AddFlags(app, logCfg)
 	registerRun(app, ctx, e, set, logCfg)
-	app.Command("version", "Print the version.").Action(func(*kingpin.ParseContext) error {
-		fmt.Fprintf(e.stdout, "mitmwatch %s\n", version)
+	app.Command("version", "Print the version, and the commit and date it was built from.").Action(func(*kingpin.ParseContext) error {
+		fmt.Fprint(e.stdout, currentBuild())
 		return nil
 	})
 

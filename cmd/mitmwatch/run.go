@@ -94,7 +94,8 @@ func runService(ctx context.Context, e env, f runFlags) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(exporter.NewCollector(d), exporter.NewBuildInfo(version),
+	b := currentBuild()
+	reg.MustRegister(exporter.NewCollector(d), exporter.NewBuildInfo(b.Version, b.Revision),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reload := func() error { return d.Reload(ctx) }
 	mux := http.NewServeMux()
