@@ -212,11 +212,11 @@ func (a *Analysis) outcome(c *Conn, obs *detector.Observation, g *Group, sum [32
 	switch {
 	case c.End == EndNotTLS && c.Proxy != "" && c.ProxyStatus != 200:
 		obs.Failure, obs.FailureDetail = detector.FailureProxy, fmt.Sprintf("proxy refused CONNECT: HTTP %d", c.ProxyStatus)
-		obs.Plain = parseAnswer(c.Plain)
+		obs.Plain = probe.ParseAnswer(c.Plain)
 	case c.End == EndNotTLS:
 		obs.Failure = detector.FailureNotTLS
 		obs.FailureDetail = "tls: first record does not look like a TLS handshake"
-		obs.Plain = parseAnswer(c.Plain)
+		obs.Plain = probe.ParseAnswer(c.Plain)
 	case sh == nil && c.ServerAlert != nil:
 		obs.Failure, obs.FailureDetail = detector.FailureTLSAlert, "remote error: tls: "+c.ServerAlert.String()
 		if c.ServerAlert.Description == 70 {

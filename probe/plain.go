@@ -80,12 +80,13 @@ func (p *Prober) plainAnswer(ctx context.Context, t Target, rec *recordingConn) 
 	if a := p.httpGet(ctx, t); a != nil {
 		return a
 	}
-	return parseAnswer(rec.head())
+	return ParseAnswer(rec.head())
 }
 
-// parseAnswer reads whatever the peer sent as an HTTP response; bytes that
-// are not one are kept, sanitised, as the snippet.
-func parseAnswer(head []byte) *detector.HTTPAnswer {
+// ParseAnswer reads whatever a peer sent in clear text as an HTTP
+// response; bytes that are not one are kept, sanitised, as the snippet.
+// Passive capture reads the same answers, so it shares this reading.
+func ParseAnswer(head []byte) *detector.HTTPAnswer {
 	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(head)), nil)
 	if err != nil {
 		return &detector.HTTPAnswer{BodySnippet: sanitize(string(head), maxSnippet)}

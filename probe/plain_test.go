@@ -26,7 +26,7 @@ func TestParseAnswer(t *testing.T) {
 		{"garbage", "\x16\x03\x01\x00\x05hello\xff", detector.HTTPAnswer{BodySnippet: "hello?"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := parseAnswer([]byte(tc.in))
+			got := ParseAnswer([]byte(tc.in))
 			if diff := cmp.Diff(tc.want, *got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
@@ -42,7 +42,7 @@ func FuzzParseAnswer(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"))
 	f.Add([]byte("\x15\x03\x03\x00\x02\x02\x28"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		a := parseAnswer(data)
+		a := ParseAnswer(data)
 		for _, s := range append([]string{a.Location, a.Title, a.BodySnippet}, a.ProxyHeaders...) {
 			if !utf8.ValidString(s) || strings.ContainsAny(s, "\r\n\x00") {
 				t.Fatalf("unsafe text %q", s)
