@@ -99,7 +99,12 @@ func runService(ctx context.Context, e env, f runFlags) error {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reload := func() error { return d.Reload(ctx) }
 	mux := http.NewServeMux()
-	mux.Handle(f.telemetry, promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}))
+	mux.Handle(f.telemetry, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		// A burst of scrapers must not make the agent's daemon grow without
+		// bound: the rest wait for a 503 and retry at the next interval.
+		MaxRequestsInFlight: 8,
+	}))
 	mux.Handle("/", d.Handler(reload))
 	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
