@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/baseline"
-	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/exporter"
 )
 
@@ -24,22 +23,9 @@ const (
 )
 
 type state struct {
-	Version int           `json:"version"`
-	SavedAt time.Time     `json:"saved_at"`
-	Targets []savedTarget `json:"targets"`
-}
-
-// savedTarget is an exporter.Target whose findings read back:
-// detector.Finding writes its severity as a word and has no decoder.
-type savedTarget struct {
-	exporter.Target
-	Findings []savedFinding `json:"findings,omitempty"`
-}
-
-type savedFinding struct {
-	Reason   detector.Reason `json:"reason"`
-	Severity string          `json:"severity"`
-	Detail   string          `json:"detail"`
+	Version int               `json:"version"`
+	SavedAt time.Time         `json:"saved_at"`
+	Targets []exporter.Target `json:"targets"`
 }
 
 // restore reads the state file. One that cannot be used is renamed to
@@ -89,43 +75,18 @@ func decodeState(data []byte) (map[string]exporter.Target, error) {
 		if _, dup := out[st.Key]; dup {
 			return nil, fmt.Errorf("state: targets[%d]: duplicate key %q", i, st.Key)
 		}
-		rec := st.Target
-		rec.Findings = nil
-		for j, f := range st.Findings {
-			sev, ok := parseSeverity(f.Severity)
-			if !ok {
-				return nil, fmt.Errorf("state: targets[%d].findings[%d]: unknown severity %q", i, j, f.Severity)
-			}
-			rec.Findings = append(rec.Findings, detector.Finding{Reason: f.Reason, Severity: sev, Detail: f.Detail})
-		}
-		out[st.Key] = rec
+		out[st.Key] = st
 	}
 	return out, nil
 }
 
 func encodeState(recs []exporter.Target, now time.Time) ([]byte, error) {
-	s := state{Version: stateVersion, SavedAt: now.UTC(), Targets: make([]savedTarget, len(recs))}
-	for i, rec := range recs {
-		s.Targets[i].Target = rec
-		for _, f := range rec.Findings {
-			s.Targets[i].Findings = append(s.Targets[i].Findings,
-				savedFinding{Reason: f.Reason, Severity: f.Severity.String(), Detail: f.Detail})
-		}
-	}
+	s := state{Version: stateVersion, SavedAt: now.UTC(), Targets: recs}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encoding state: %w", err)
 	}
 	return append(data, '\n'), nil
-}
-
-func parseSeverity(s string) (detector.Severity, bool) {
-	for sev := detector.Info; sev <= detector.Critical; sev++ {
-		if sev.String() == s {
-			return sev, true
-		}
-	}
-	return 0, false
 }
 
 // save writes the state file atomically if results changed since the last
