@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,7 +16,6 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
@@ -99,11 +97,11 @@ func runService(ctx context.Context, e env, f runFlags) error {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reload := func() error { return d.Reload(ctx) }
 	mux := http.NewServeMux()
-	mux.Handle(f.telemetry, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
-		// A burst of scrapers must not make the agent's daemon grow without
-		// bound: the rest wait for a 503 and retry at the next interval.
-		MaxRequestsInFlight: 8,
+	mux.Handle(f.telemetry, exporter.NewHandler(reg, exporter.HandlerOpts{
+		// Every scrape within a second gets the same rendering, so a burst
+		// of scrapers costs one rendering, not one each.
+		MaxAge: time.Second,
+		Logger: logger,
 	}))
 	mux.Handle("/", d.Handler(reload))
 	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

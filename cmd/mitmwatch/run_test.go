@@ -155,9 +155,12 @@ func TestRunServesMetricsStatusAndReload(t *testing.T) {
 	if code := s.post("/-/reload"); code != http.StatusInternalServerError {
 		t.Errorf("POST /-/reload with a broken file = %d, want 500", code)
 	}
-	_, metrics = s.get("/metrics")
-	if !strings.Contains(metrics, "mitmwatch_config_last_reload_successful 0") ||
-		!strings.Contains(metrics, `mitmwatch_target_verdict{target="github.com:443",verdict="ok"} 1`) {
+	// A scrape may be served a rendering up to a second old.
+	s.waitFor("the failed reload in /metrics", func() bool {
+		_, metrics = s.get("/metrics")
+		return strings.Contains(metrics, "mitmwatch_config_last_reload_successful 0")
+	})
+	if !strings.Contains(metrics, `mitmwatch_target_verdict{target="github.com:443",verdict="ok"} 1`) {
 		t.Errorf("after a bad reload the last good config should keep running:\n%s", grep(metrics, "mitmwatch_"))
 	}
 
