@@ -110,14 +110,11 @@ func (r *Runner) resolves(t config.Target) bool {
 	return r.DNS != nil && t.Address == "" && !r.Prober.Proxied(probe.Target{Host: t.Host, Port: t.Port})
 }
 
-// JudgeFirst judges targets[0] alone, with the other targets' observations
-// as context for the signals that show across hosts.
-func (r *Runner) JudgeFirst(targets []config.Target, obs []detector.Observation) Result {
-	cases := make([]detector.Case, len(targets))
-	for i, t := range targets {
-		cases[i] = detector.Case{Obs: obs[i], Expect: t.Expect}
-	}
-	return Result{Result: detector.JudgeFirst(cases, r.Policy, r.now()), Source: targets[0].Source}
+// JudgeAmong judges one target's observation with the other targets'
+// latest observations as context for the signals that show across hosts.
+func (r *Runner) JudgeAmong(t config.Target, obs detector.Observation, others []*detector.Observation) Result {
+	c := detector.Case{Obs: obs, Expect: t.Expect}
+	return Result{Result: detector.JudgeAmong(c, others, r.Policy, r.now()), Source: t.Source}
 }
 
 func (r *Runner) now() time.Time {

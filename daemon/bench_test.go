@@ -7,10 +7,11 @@ import (
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/config"
+	"github.com/mitmwatch/mitmwatch/detector"
 )
 
 // Every probe is judged with the latest observations of all targets as
-// context (JudgeFirst), so a probe costs one classification plus a pass over
+// context (JudgeAmong), so a probe costs one classification plus a pass over
 // the others. Measured to keep an eye on the daemon's CPU budget (200
 // targets on a 30 s interval).
 func BenchmarkJudge200(b *testing.B) {
@@ -28,7 +29,11 @@ func BenchmarkJudge200(b *testing.B) {
 			b.Fatalf("%s: %s", targets[i].Key(), o.FailureDetail)
 		}
 	}
+	others := make([]*detector.Observation, 0, len(obs)-1)
+	for i := range obs[1:] {
+		others = append(others, &obs[1+i])
+	}
 	for b.Loop() {
-		r.JudgeFirst(targets, obs)
+		r.JudgeAmong(targets[0], obs[0], others)
 	}
 }

@@ -82,17 +82,19 @@ func (d *Daemon) store(t *target, key string, obs detector.Observation, took tim
 		return "", check.Result{}, false
 	}
 	t.obs = &obs
-	targets, all := []config.Target{t.cfg}, []detector.Observation{obs}
+	// Stored observations are never modified, only replaced, so the
+	// pointers can be read unlocked.
+	others := make([]*detector.Observation, 0, len(d.keys))
 	for _, k := range d.keys {
 		if o := d.targets[k]; o != t && o.obs != nil {
-			targets, all = append(targets, o.cfg), append(all, *o.obs)
+			others = append(others, o.obs)
 		}
 	}
-	r := d.runner
+	r, cfg := d.runner, t.cfg
 	d.mu.Unlock()
 
 	// Judged unlocked: scrapes must not wait for classification.
-	res := r.JudgeFirst(targets, all)
+	res := r.JudgeAmong(cfg, obs, others)
 
 	d.mu.Lock()
 	defer d.mu.Unlock()

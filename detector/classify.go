@@ -42,19 +42,24 @@ type Result struct {
 // Judge classifies every case, including the signals that only show across
 // targets (one leaf key forged for many hosts).
 func Judge(cases []Case, pol Policy, now time.Time) []Result {
-	reused := reusedLeafKeys(cases)
+	all := make([]*Observation, len(cases))
+	for i := range cases {
+		all[i] = &cases[i].Obs
+	}
 	out := make([]Result, len(cases))
 	for i, c := range cases {
-		out[i] = judge(c, reused[i], pol, now)
+		out[i] = judge(c, leafKeyReusedBy(c.Obs, all), pol, now)
 	}
 	return out
 }
 
-// JudgeFirst classifies cases[0] alone, with the other cases as context for
-// the cross-target signals: what a daemon needs after probing one target,
-// at a cost linear in the number of targets.
-func JudgeFirst(cases []Case, pol Policy, now time.Time) Result {
-	return judge(cases[0], reusedLeafKeys(cases)[0], pol, now)
+// JudgeAmong classifies one case with the latest observations of the other
+// targets as context for the cross-target signals: what a daemon needs after
+// probing one target. It only reads others, and a clean chain costs nothing
+// per other target, so the daemon's cost per probe does not grow with the
+// fleet's size unless something forges certificates.
+func JudgeAmong(c Case, others []*Observation, pol Policy, now time.Time) Result {
+	return judge(c, leafKeyReusedBy(c.Obs, others), pol, now)
 }
 
 func judge(c Case, reusedBy []string, pol Policy, now time.Time) Result {
@@ -68,35 +73,24 @@ func judge(c Case, reusedBy []string, pol Policy, now time.Time) Result {
 		Remediation: Remediation(v, c.Obs, product)}
 }
 
-// reusedLeafKeys maps a case index to the other hosts that presented a
-// different certificate with the same leaf key. Sharing one certificate
-// across names is normal; minting many with one key is not.
-func reusedLeafKeys(cases []Case) map[int][]string {
-	type use struct {
-		host string
-		raw  []byte
+// leafKeyReusedBy lists the other hosts that presented a different
+// certificate with obs's leaf key. Sharing one certificate across names is
+// normal, and so is a publicly trusted operator reusing its own key across
+// hosts; minting many certificates with one key is what forgers do.
+func leafKeyReusedBy(obs Observation, others []*Observation) []string {
+	if obs.TLS == nil || len(obs.TLS.Chain) == 0 || trusted(obs.TLS.Public) {
+		return nil
 	}
-	byKey := map[SPKI][]use{}
-	for _, c := range cases {
-		if c.Obs.TLS == nil || len(c.Obs.TLS.Chain) == 0 {
+	leaf := obs.TLS.Chain[0]
+	var out []string
+	for _, o := range others {
+		if o == nil || o.Host == obs.Host || o.TLS == nil || len(o.TLS.Chain) == 0 {
 			continue
 		}
-		leaf := c.Obs.TLS.Chain[0]
-		k := SPKIOf(leaf)
-		byKey[k] = append(byKey[k], use{c.Obs.Host, leaf.Raw})
-	}
-	out := map[int][]string{}
-	for i, c := range cases {
-		if c.Obs.TLS == nil || len(c.Obs.TLS.Chain) == 0 || trusted(c.Obs.TLS.Public) {
-			// A publicly trusted operator may reuse its own key across
-			// hosts; only forged chains make this a signal.
-			continue
-		}
-		leaf := c.Obs.TLS.Chain[0]
-		for _, u := range byKey[SPKIOf(leaf)] {
-			if u.host != c.Obs.Host && !bytes.Equal(u.raw, leaf.Raw) && !slices.Contains(out[i], u.host) {
-				out[i] = append(out[i], u.host)
-			}
+		other := o.TLS.Chain[0]
+		if bytes.Equal(other.RawSubjectPublicKeyInfo, leaf.RawSubjectPublicKeyInfo) &&
+			!bytes.Equal(other.Raw, leaf.Raw) && !slices.Contains(out, o.Host) {
+			out = append(out, o.Host)
 		}
 	}
 	return out

@@ -562,6 +562,32 @@ func TestJudge(t *testing.T) {
 	}
 }
 
+// JudgeAmong, judging one case with the others as context, as the daemon
+// does after each probe, reaches what Judge reaches for that case.
+func TestJudgeAmongAgreesWithJudge(t *testing.T) {
+	t.Parallel()
+	p := newLabPKI(t)
+	for _, c := range judgeTable(p) {
+		want := detector.Judge(c.cases, c.pol, labNow)
+		for i := range c.cases {
+			var others []*detector.Observation
+			for j := range c.cases {
+				if j != i {
+					others = append(others, &c.cases[j].Obs)
+				}
+			}
+			got := detector.JudgeAmong(c.cases[i], others, c.pol, labNow)
+			if diff := cmp.Diff(judged{Host: want[i].Obs.Host, Verdict: want[i].Verdict, Product: want[i].Product, Reasons: reasonsOf(want[i].Findings)},
+				judged{Host: got.Obs.Host, Verdict: got.Verdict, Product: got.Product, Reasons: reasonsOf(got.Findings)}); diff != "" {
+				t.Errorf("%s, case %d: JudgeAmong differs from Judge (-judge +among):\n%s", c.name, i, diff)
+			}
+			if got.Remediation != want[i].Remediation {
+				t.Errorf("%s, case %d: remediation %q, Judge %q", c.name, i, got.Remediation, want[i].Remediation)
+			}
+		}
+	}
+}
+
 func TestJudgeReusedKeyNamesTheOtherHosts(t *testing.T) {
 	t.Parallel()
 	p := newLabPKI(t)
