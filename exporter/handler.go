@@ -46,7 +46,7 @@ func NewHandler(g prometheus.Gatherer, opts HandlerOpts) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &handler{g: g, opts: opts, cache: map[expfmt.Format]*rendering{}}
+	return &handler{g: g, opts: opts, cache: map[expfmt.Format]*entry{}}
 }
 
 type handler struct {
@@ -54,10 +54,16 @@ type handler struct {
 	opts HandlerOpts
 
 	mu sync.Mutex
-	// cache holds the latest rendering per negotiated format. The formats
-	// come from a fixed list crossed with the four escaping schemes, so
-	// the map stays small whatever clients ask.
-	cache map[expfmt.Format]*rendering
+	// cache holds the renderings per negotiated format. The formats come
+	// from a fixed list crossed with the four escaping schemes, so the map
+	// stays small whatever clients ask.
+	cache map[expfmt.Format]*entry
+}
+
+// entry is the state of one format.
+type entry struct {
+	cur  *rendering // the latest complete rendering; nil before the first or after a failure
+	next *rendering // the rendering being made, if any
 }
 
 // rendering is one encoding of the metrics. Its fields are written once,
@@ -68,15 +74,6 @@ type rendering struct {
 	plain []byte
 	gz    []byte
 	err   error
-}
-
-func (r *rendering) ready() bool {
-	select {
-	case <-r.done:
-		return true
-	default:
-		return false
-	}
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -107,27 +104,41 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.Write(body)
 }
 
-// get returns the rendering to serve for format: the cached one while it
-// is fresh or still being made, else a new one made by this caller.
+// get returns the rendering to serve for format. A fresh one is shared.
+// When it is older than MaxAge, the first scrape renders the next one and
+// waits for it while the others keep getting the previous one, so no
+// scrape but that one waits for a rendering, which would otherwise stall
+// a burst of scrapers once per MaxAge. Only the very first rendering, or
+// the first after a failure, is waited for by all.
 func (h *handler) get(format expfmt.Format) *rendering {
 	h.mu.Lock()
-	if r := h.cache[format]; r != nil && (!r.ready() || h.opts.Now().Sub(r.at) < h.opts.MaxAge) {
+	e := h.cache[format]
+	if e == nil {
+		e = &entry{}
+		h.cache[format] = e
+	}
+	if cur := e.cur; cur != nil && (e.next != nil || h.opts.Now().Sub(cur.at) < h.opts.MaxAge) {
 		h.mu.Unlock()
-		return r
+		return cur
+	}
+	if next := e.next; next != nil {
+		h.mu.Unlock()
+		return next
 	}
 	r := &rendering{done: make(chan struct{}), at: h.opts.Now()}
-	h.cache[format] = r
+	e.next = r
 	h.mu.Unlock()
 
 	r.plain, r.gz, r.err = render(h.g, format)
 	if r.err != nil {
 		h.opts.Logger.Error("serving metrics", "err", r.err)
-		h.mu.Lock()
-		if h.cache[format] == r {
-			delete(h.cache, format) // the next scrape tries again
-		}
-		h.mu.Unlock()
 	}
+	h.mu.Lock()
+	e.next, e.cur = nil, r
+	if r.err != nil {
+		e.cur = nil // every scrape sees the failure, and the next one tries again
+	}
+	h.mu.Unlock()
 	close(r.done)
 	return r
 }

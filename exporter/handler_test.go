@@ -204,6 +204,63 @@ func TestHandlerRendersOncePerMaxAge(t *testing.T) {
 	}
 }
 
+// gate is a gatherer whose renderings can be held: it reports each one it
+// starts on entered and finishes it when release is sent to.
+type gate struct {
+	g       prometheus.Gatherer
+	hold    atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gate) Gather() ([]*dto.MetricFamily, error) {
+	if g.hold.Load() {
+		g.entered <- struct{}{}
+		<-g.release
+	}
+	return g.g.Gather()
+}
+
+// Once a rendering has gone stale, the scrape that renders the next one
+// waits for it, but the others are served the stale one meanwhile: a burst
+// of scrapers never stalls behind a rendering.
+func TestHandlerServesStaleWhileRendering(t *testing.T) {
+	reg, moves := fleetRegistry(t)
+	g := &gate{g: reg, entered: make(chan struct{}), release: make(chan struct{})}
+	clk := &clock{t: probedAt}
+	srv := httptest.NewServer(NewHandler(g, HandlerOpts{MaxAge: time.Second, Now: clk.Now}))
+	defer srv.Close()
+	hdr := map[string]string{"Accept-Encoding": "gzip"}
+
+	if b := scrape(t, srv.URL, hdr).body; !bytes.Contains(b, []byte("test_moves_total 0")) {
+		t.Fatalf("first scrape:\n%s", b)
+	}
+	moves.Inc()
+	clk.Add(time.Second)
+	g.hold.Store(true)
+	renderer := make(chan []byte)
+	go func() { renderer <- scrape(t, srv.URL, hdr).body }()
+	select {
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a scrape after MaxAge did not render again")
+	}
+	// While that rendering is held, others get the previous one at once.
+	for range 5 {
+		if b := scrape(t, srv.URL, hdr).body; !bytes.Contains(b, []byte("test_moves_total 0")) {
+			t.Fatalf("scrape during a rendering did not get the previous one:\n%s", b)
+		}
+	}
+	g.hold.Store(false)
+	close(g.release)
+	if b := <-renderer; !bytes.Contains(b, []byte("test_moves_total 1")) {
+		t.Fatalf("the scrape that rendered got:\n%s", b)
+	}
+	if b := scrape(t, srv.URL, hdr).body; !bytes.Contains(b, []byte("test_moves_total 1")) {
+		t.Fatalf("after the rendering, scrapes get it:\n%s", b)
+	}
+}
+
 // A failed gathering is a 500 with the reason, as promhttp does, and is not
 // kept: the next scrape tries again.
 func TestHandlerGatherError(t *testing.T) {
