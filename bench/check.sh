@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/out
-go build -o bench/out/mitmwatch ./cmd/mitmwatch
+# Built as `make release` builds it: static, as the packages ship it.
+CGO_ENABLED=0 go build -trimpath -o bench/out/mitmwatch ./cmd/mitmwatch
 go build -o bench/out/checkbench ./bench/checkbench
 bench/out/checkbench -mitmwatch bench/out/mitmwatch "$@"

@@ -24,7 +24,7 @@ out=bench/out/pcap
 mkdir -p "$out"
 bin=${MITMWATCH:-bench/out/mitmwatch}
 if [ -z "${MITMWATCH:-}" ]; then
-  go build -o "$bin" ./cmd/mitmwatch
+  CGO_ENABLED=0 go build -trimpath -o "$bin" ./cmd/mitmwatch
 fi
 "$bin" pcap --help >/dev/null 2>&1 || { echo "bench/pcap.sh: $bin has no pcap command" >&2; exit 1; }
 

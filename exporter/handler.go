@@ -46,7 +46,7 @@ func NewHandler(g prometheus.Gatherer, opts HandlerOpts) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &handler{g: g, opts: opts, cache: map[expfmt.Format]*entry{}}
+	return &handler{g: g, opts: opts, cache: map[expfmt.Format]*entry{}, formats: map[string]expfmt.Format{}}
 }
 
 type handler struct {
@@ -58,6 +58,8 @@ type handler struct {
 	// from a fixed list crossed with the four escaping schemes, so the map
 	// stays small whatever clients ask.
 	cache map[expfmt.Format]*entry
+	// formats remembers the format negotiated for an Accept header.
+	formats map[string]expfmt.Format
 }
 
 // entry is the state of one format.
@@ -69,15 +71,15 @@ type entry struct {
 // rendering is one encoding of the metrics. Its fields are written once,
 // before done is closed.
 type rendering struct {
-	done  chan struct{}
-	at    time.Time
-	plain []byte
-	gz    []byte
-	err   error
+	done chan struct{}
+	at   time.Time
+	gz   []byte // the encoded metrics, gzipped
+	size int    // their length uncompressed
+	err  error
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	format := expfmt.NegotiateAccept(req.Header, expfmt.DefaultAcceptedFormats()...)
+	format := h.negotiate(req.Header.Get("Accept"))
 	r := h.get(format)
 	select {
 	case <-r.done:
@@ -92,17 +94,50 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	hdr.Add("Vary", "Accept")
 	hdr.Add("Vary", "Accept-Encoding")
 	hdr.Set("Content-Type", string(format))
-	body := r.plain
 	if acceptsGzip(req.Header.Get("Accept-Encoding")) {
 		hdr.Set("Content-Encoding", "gzip")
-		body = r.gz
-	}
-	hdr.Set("Content-Length", strconv.Itoa(len(body)))
-	if req.Method == http.MethodHead {
+		hdr.Set("Content-Length", strconv.Itoa(len(r.gz)))
+		if req.Method != http.MethodHead {
+			w.Write(r.gz)
+		}
 		return
 	}
-	w.Write(body)
+	// Scrapers ask for gzip; curl and people may not. Only the compressed
+	// bytes are kept, a twentieth of the plain ones, so these are inflated.
+	hdr.Set("Content-Length", strconv.Itoa(r.size))
+	if req.Method != http.MethodHead {
+		zr, err := gzip.NewReader(bytes.NewReader(r.gz))
+		if err == nil {
+			_, err = io.Copy(w, zr)
+		}
+		if err != nil {
+			h.opts.Logger.Debug("serving metrics uncompressed", "err", err)
+		}
+	}
 }
+
+// negotiate picks the format for an Accept header. A fleet's scrapers send
+// the same few headers, so the answer is remembered for a bounded number
+// of them instead of parsing each scrape's.
+func (h *handler) negotiate(accept string) expfmt.Format {
+	h.mu.Lock()
+	f, ok := h.formats[accept]
+	h.mu.Unlock()
+	if ok {
+		return f
+	}
+	f = expfmt.NegotiateAccept(http.Header{"Accept": {accept}}, expfmt.DefaultAcceptedFormats()...)
+	h.mu.Lock()
+	if len(h.formats) >= maxAcceptHeaders {
+		clear(h.formats)
+	}
+	h.formats[accept] = f
+	h.mu.Unlock()
+	return f
+}
+
+// maxAcceptHeaders bounds the remembered Accept headers.
+const maxAcceptHeaders = 32
 
 // get returns the rendering to serve for format. A fresh one is shared.
 // When it is older than MaxAge, the first scrape renders the next one and
@@ -129,7 +164,7 @@ func (h *handler) get(format expfmt.Format) *rendering {
 	e.next = r
 	h.mu.Unlock()
 
-	r.plain, r.gz, r.err = render(h.g, format)
+	r.gz, r.size, r.err = render(h.g, format)
 	if r.err != nil {
 		h.opts.Logger.Error("serving metrics", "err", r.err)
 	}
@@ -143,31 +178,34 @@ func (h *handler) get(format expfmt.Format) *rendering {
 	return r
 }
 
-// render gathers and encodes the metrics once, plain and gzipped.
-func render(g prometheus.Gatherer, format expfmt.Format) (plain, gz []byte, err error) {
+// render gathers and encodes the metrics once, gzipped.
+func render(g prometheus.Gatherer, format expfmt.Format) (gz []byte, size int, err error) {
 	mfs, err := g.Gather()
 	if err != nil {
-		return nil, nil, fmt.Errorf("gathering metrics: %w", err)
+		return nil, 0, fmt.Errorf("gathering metrics: %w", err)
 	}
 	var buf bytes.Buffer
 	enc := expfmt.NewEncoder(&buf, format)
 	for _, mf := range mfs {
 		if err := enc.Encode(mf); err != nil {
-			return nil, nil, fmt.Errorf("encoding %s: %w", mf.GetName(), err)
+			return nil, 0, fmt.Errorf("encoding %s: %w", mf.GetName(), err)
 		}
 	}
 	if c, ok := enc.(io.Closer); ok {
 		if err := c.Close(); err != nil {
-			return nil, nil, fmt.Errorf("encoding metrics: %w", err)
+			return nil, 0, fmt.Errorf("encoding metrics: %w", err)
 		}
 	}
 	var z bytes.Buffer
-	zw := gzip.NewWriter(&z)
-	zw.Write(buf.Bytes()) // writes to a bytes.Buffer do not fail
+	// The best compression costs a few milliseconds once per rendering and
+	// saves bytes on every scrape served from it, and with many scrapers
+	// the kernel's copying of those bytes is most of the cost of a scrape.
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestCompression) // a valid level cannot fail
+	zw.Write(buf.Bytes())                                  // writes to a bytes.Buffer do not fail
 	if err := zw.Close(); err != nil {
-		return nil, nil, fmt.Errorf("compressing metrics: %w", err)
+		return nil, 0, fmt.Errorf("compressing metrics: %w", err)
 	}
-	return buf.Bytes(), z.Bytes(), nil
+	return z.Bytes(), buf.Len(), nil
 }
 
 // acceptsGzip reports whether an Accept-Encoding header allows gzip: named

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -131,6 +132,19 @@ func TestHandlerServesWhatPromhttpServes(t *testing.T) {
 	a := scrape(t, ours.URL, prom)
 	if a.wireSize*4 > len(a.body) {
 		t.Errorf("gzipped answer %d bytes for %d: not compressed", a.wireSize, len(a.body))
+	}
+
+	for _, enc := range []string{"gzip", "identity"} {
+		req, _ := http.NewRequest(http.MethodHead, ours.URL, nil)
+		req.Header.Set("Accept-Encoding", enc)
+		resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if full := scrape(t, ours.URL, map[string]string{"Accept-Encoding": enc}); resp.StatusCode != 200 || resp.ContentLength != int64(full.wireSize) {
+			t.Errorf("HEAD with %s: %d, Content-Length %d, want 200 and %d", enc, resp.StatusCode, resp.ContentLength, full.wireSize)
+		}
 	}
 
 	pb := scrape(t, ours.URL, map[string]string{"Accept": string(expfmt.FmtProtoDelim)})
@@ -345,5 +359,32 @@ func TestHandlerAnswerParses(t *testing.T) {
 	}
 	if len(mfs["mitmwatch_target_verdict"].GetMetric()) == 0 {
 		t.Fatal("no verdict series in the answer")
+	}
+}
+
+// Negotiated formats are remembered per Accept header, within a bound that
+// a client sending a new header at every scrape cannot push.
+func TestHandlerRemembersFormatsWithinBound(t *testing.T) {
+	reg, _ := fleetRegistry(t)
+	h := NewHandler(reg, HandlerOpts{MaxAge: time.Minute}).(*handler)
+	for i := range 3 * maxAcceptHeaders {
+		accept := fmt.Sprintf("text/plain;version=0.0.4;q=0.%d,*/*;q=0.1", i%9+1)
+		if i%2 == 1 {
+			accept = fmt.Sprintf("%s;q=0.%d", expfmt.FmtProtoDelim, i%9+1)
+		}
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		req.Header.Set("Accept", accept+strings.Repeat(" ", i))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		want := expfmt.TypeTextPlain
+		if i%2 == 1 {
+			want = expfmt.TypeProtoDelim
+		}
+		if got := expfmt.ResponseFormat(rec.Header()).FormatType(); rec.Code != 200 || got != want {
+			t.Fatalf("Accept %q: %d, format %v, want %v", accept, rec.Code, got, want)
+		}
+		if len(h.formats) > maxAcceptHeaders {
+			t.Fatalf("%d Accept headers remembered, bound is %d", len(h.formats), maxAcceptHeaders)
+		}
 	}
 }

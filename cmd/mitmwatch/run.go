@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -30,6 +31,15 @@ import (
 // defaultListen is mitmwatch's port: above 10000 and unused by the
 // exporters listed in Prometheus's default port allocations.
 const defaultListen = ":16486"
+
+// daemonGCPercent is the service's GOGC unless the environment sets one.
+// The runtime counts the scannable package globals (~5 MB, mostly the
+// packet decoders' protocol tables) toward the heap goal, beside a live
+// heap of ~3 MB for 200 targets: at the default of 100 the heap grows to
+// ~12 MB between collections. At 50 it stays near 7 MB, for a few more
+// collections a minute of a heap this small (measured in bench/daemon.sh:
+// peak RSS 30.0 -> 27.6 MB, CPU unchanged within noise).
+const daemonGCPercent = 50
 
 // baselineFile is the learned baseline the service applies, inside its
 // state directory: `mitmwatch baseline learn --out /var/lib/mitmwatch/baseline.json`.
@@ -64,6 +74,9 @@ func registerRun(app *kingpin.Application, ctx context.Context, e env, set func(
 func runService(ctx context.Context, e env, f runFlags) error {
 	f.log.Writer = e.stderr
 	logger := promslog.New(f.log)
+	if e.getenv("GOGC") == "" {
+		debug.SetGCPercent(daemonGCPercent)
+	}
 
 	load := func(ctx context.Context) (*config.Config, []config.Target, error) {
 		cfg, targets, err := loadConfig(ctx, e, f.config, f.toolchain)
