@@ -101,7 +101,7 @@ func leafKeyReusedBy(obs Observation, others []*Observation) []string {
 func Classify(obs Observation, exp Expectation, pol Policy, now time.Time) ([]Finding, string) {
 	dns := dnsFindings(obs, exp, pol)
 	fs, product := classifyTLS(obs, exp, pol, now)
-	return append(dns, fs...), product
+	return append(append(dns, fs...), pathFindings(obs)...), product
 }
 
 // classifyTLS judges what the connection showed.

@@ -320,35 +320,38 @@ func TestClassify(t *testing.T) {
 
 // severityOf is the severity each reason is reported with.
 var severityOf = map[detector.Reason]detector.Severity{
-	detector.ReasonSystemRootOnly:     detector.Critical,
-	detector.ReasonCAPinMismatch:      detector.Critical,
-	detector.ReasonCAChanged:          detector.Warning,
-	detector.ReasonKnownProduct:       detector.Critical,
-	detector.ReasonLeafWithoutSCT:     detector.Warning,
-	detector.ReasonLeafKeyReused:      detector.Critical,
-	detector.ReasonLeafSignedByRoot:   detector.Warning,
-	detector.ReasonLeafFresh:          detector.Warning,
-	detector.ReasonApprovedInspection: detector.Info,
-	detector.ReasonUntrustedChain:     detector.Critical,
-	detector.ReasonCertOtherName:      detector.Critical,
-	detector.ReasonCertInvalid:        detector.Critical,
-	detector.ReasonVersionBelow:       detector.Critical,
-	detector.ReasonALPNBelow:          detector.Warning,
-	detector.ReasonWeakCipher:         detector.Warning,
-	detector.ReasonDowngradeSentinel:  detector.Critical,
-	detector.ReasonPlaintext:          detector.Critical,
-	detector.ReasonBlockPage:          detector.Critical,
-	detector.ReasonPortalRedirect:     detector.Critical,
-	detector.ReasonProxyHeaders:       detector.Info,
-	detector.ReasonAddressOutOfRange:  detector.Warning,
-	detector.ReasonUnreachable:        detector.Info,
-	detector.ReasonDNSDenied:          detector.Critical,
-	detector.ReasonDNSServfail:        detector.Warning,
-	detector.ReasonDNSBogon:           detector.Critical,
-	detector.ReasonDNSMismatch:        detector.Critical,
-	detector.ReasonDNSDiffers:         detector.Info,
-	detector.ReasonDNSWildcard:        detector.Critical,
-	detector.ReasonDNSTTLZero:         detector.Warning,
+	detector.ReasonSystemRootOnly:      detector.Critical,
+	detector.ReasonCAPinMismatch:       detector.Critical,
+	detector.ReasonCAChanged:           detector.Warning,
+	detector.ReasonKnownProduct:        detector.Critical,
+	detector.ReasonLeafWithoutSCT:      detector.Warning,
+	detector.ReasonLeafKeyReused:       detector.Critical,
+	detector.ReasonLeafSignedByRoot:    detector.Warning,
+	detector.ReasonLeafFresh:           detector.Warning,
+	detector.ReasonApprovedInspection:  detector.Info,
+	detector.ReasonTCPTerminatedNearby: detector.Warning,
+	detector.ReasonTLSAnsweredEarly:    detector.Warning,
+	detector.ReasonServerTTLChanged:    detector.Info,
+	detector.ReasonUntrustedChain:      detector.Critical,
+	detector.ReasonCertOtherName:       detector.Critical,
+	detector.ReasonCertInvalid:         detector.Critical,
+	detector.ReasonVersionBelow:        detector.Critical,
+	detector.ReasonALPNBelow:           detector.Warning,
+	detector.ReasonWeakCipher:          detector.Warning,
+	detector.ReasonDowngradeSentinel:   detector.Critical,
+	detector.ReasonPlaintext:           detector.Critical,
+	detector.ReasonBlockPage:           detector.Critical,
+	detector.ReasonPortalRedirect:      detector.Critical,
+	detector.ReasonProxyHeaders:        detector.Info,
+	detector.ReasonAddressOutOfRange:   detector.Warning,
+	detector.ReasonUnreachable:         detector.Info,
+	detector.ReasonDNSDenied:           detector.Critical,
+	detector.ReasonDNSServfail:         detector.Warning,
+	detector.ReasonDNSBogon:            detector.Critical,
+	detector.ReasonDNSMismatch:         detector.Critical,
+	detector.ReasonDNSDiffers:          detector.Info,
+	detector.ReasonDNSWildcard:         detector.Critical,
+	detector.ReasonDNSTTLZero:          detector.Warning,
 }
 
 // checkFindings holds for every finding: a known reason, its usual
@@ -636,7 +639,7 @@ func TestEveryReasonAndVerdictIsExercised(t *testing.T) {
 	p := newLabPKI(t)
 	reasons := map[detector.Reason]bool{}
 	verdicts := map[detector.Verdict]bool{}
-	for _, c := range append(classifyTable(p), dnsTable(p)...) {
+	for _, c := range slices.Concat(classifyTable(p), dnsTable(p), pathTable(p)) {
 		fs, _ := detector.Classify(c.obs, c.exp, c.pol, labNow)
 		for _, f := range fs {
 			reasons[f.Reason] = true
@@ -651,7 +654,6 @@ func TestEveryReasonAndVerdictIsExercised(t *testing.T) {
 			verdicts[r.Verdict] = true
 		}
 	}
-	// No reason implies transparent-proxy yet.
 	unproduced := map[detector.Reason]bool{}
 	for _, r := range detector.Reasons {
 		if !reasons[r] && !unproduced[r] {
@@ -664,6 +666,7 @@ func TestEveryReasonAndVerdictIsExercised(t *testing.T) {
 	for _, v := range []detector.Verdict{
 		detector.OK, detector.Inspected, detector.Intercepted, detector.Downgraded, detector.Plaintext,
 		detector.CaptivePortal, detector.Blocked, detector.InvalidCert, detector.Unreachable, detector.DNSTampered,
+		detector.TransparentProxy,
 	} {
 		if !verdicts[v] {
 			t.Errorf("no scenario produces verdict %s", v)

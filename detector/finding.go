@@ -86,60 +86,65 @@ type Reason string
 
 // The reasons, each with the verdict it implies in reasonVerdict.
 const (
-	ReasonSystemRootOnly     Reason = "system-root-only"
-	ReasonCAPinMismatch      Reason = "ca-pin-mismatch"
-	ReasonCAChanged          Reason = "ca-changed"
-	ReasonKnownProduct       Reason = "known-interception-product"
-	ReasonLeafWithoutSCT     Reason = "leaf-without-sct"
-	ReasonLeafKeyReused      Reason = "leaf-key-reused"
-	ReasonLeafSignedByRoot   Reason = "leaf-signed-by-root"
-	ReasonLeafFresh          Reason = "leaf-freshly-minted"
-	ReasonApprovedInspection Reason = "approved-inspection"
-	ReasonUntrustedChain     Reason = "untrusted-chain"
-	ReasonCertOtherName      Reason = "certificate-for-other-name"
-	ReasonCertInvalid        Reason = "certificate-invalid"
-	ReasonVersionBelow       Reason = "tls-version-below-expected"
-	ReasonALPNBelow          Reason = "alpn-below-expected"
-	ReasonWeakCipher         Reason = "weak-cipher"
-	ReasonDowngradeSentinel  Reason = "downgrade-sentinel"
-	ReasonPlaintext          Reason = "plaintext-on-tls-port"
-	ReasonBlockPage          Reason = "block-page"
-	ReasonPortalRedirect     Reason = "captive-portal-redirect"
-	ReasonProxyHeaders       Reason = "proxy-headers"
-	ReasonAddressOutOfRange  Reason = "address-out-of-range"
-	ReasonUnreachable        Reason = "unreachable"
-	ReasonDNSDenied          Reason = "dns-denied"
-	ReasonDNSServfail        Reason = "dns-servfail"
-	ReasonDNSBogon           Reason = "dns-bogon-answer"
-	ReasonDNSMismatch        Reason = "dns-answer-off-range"
-	ReasonDNSDiffers         Reason = "dns-answers-differ"
-	ReasonDNSWildcard        Reason = "dns-wildcard"
-	ReasonDNSTTLZero         Reason = "dns-ttl-zero"
+	ReasonSystemRootOnly      Reason = "system-root-only"
+	ReasonCAPinMismatch       Reason = "ca-pin-mismatch"
+	ReasonCAChanged           Reason = "ca-changed"
+	ReasonKnownProduct        Reason = "known-interception-product"
+	ReasonLeafWithoutSCT      Reason = "leaf-without-sct"
+	ReasonLeafKeyReused       Reason = "leaf-key-reused"
+	ReasonLeafSignedByRoot    Reason = "leaf-signed-by-root"
+	ReasonLeafFresh           Reason = "leaf-freshly-minted"
+	ReasonApprovedInspection  Reason = "approved-inspection"
+	ReasonUntrustedChain      Reason = "untrusted-chain"
+	ReasonCertOtherName       Reason = "certificate-for-other-name"
+	ReasonCertInvalid         Reason = "certificate-invalid"
+	ReasonVersionBelow        Reason = "tls-version-below-expected"
+	ReasonALPNBelow           Reason = "alpn-below-expected"
+	ReasonWeakCipher          Reason = "weak-cipher"
+	ReasonDowngradeSentinel   Reason = "downgrade-sentinel"
+	ReasonPlaintext           Reason = "plaintext-on-tls-port"
+	ReasonBlockPage           Reason = "block-page"
+	ReasonPortalRedirect      Reason = "captive-portal-redirect"
+	ReasonProxyHeaders        Reason = "proxy-headers"
+	ReasonAddressOutOfRange   Reason = "address-out-of-range"
+	ReasonUnreachable         Reason = "unreachable"
+	ReasonDNSDenied           Reason = "dns-denied"
+	ReasonDNSServfail         Reason = "dns-servfail"
+	ReasonDNSBogon            Reason = "dns-bogon-answer"
+	ReasonDNSMismatch         Reason = "dns-answer-off-range"
+	ReasonDNSDiffers          Reason = "dns-answers-differ"
+	ReasonDNSWildcard         Reason = "dns-wildcard"
+	ReasonDNSTTLZero          Reason = "dns-ttl-zero"
+	ReasonTCPTerminatedNearby Reason = "tcp-terminated-nearby"
+	ReasonTLSAnsweredEarly    Reason = "tls-answered-before-origin"
+	ReasonServerTTLChanged    Reason = "server-ttl-changed"
 )
 
 // reasonVerdict is the verdict each reason implies; reasons absent here are
 // context that does not change the verdict on their own.
 var reasonVerdict = map[Reason]Verdict{
-	ReasonSystemRootOnly:     Intercepted,
-	ReasonCAPinMismatch:      Intercepted,
-	ReasonKnownProduct:       Intercepted,
-	ReasonLeafKeyReused:      Intercepted,
-	ReasonApprovedInspection: Inspected,
-	ReasonUntrustedChain:     InvalidCert,
-	ReasonCertInvalid:        InvalidCert,
-	ReasonCertOtherName:      CaptivePortal,
-	ReasonVersionBelow:       Downgraded,
-	ReasonALPNBelow:          Downgraded,
-	ReasonWeakCipher:         Downgraded,
-	ReasonDowngradeSentinel:  Downgraded,
-	ReasonPlaintext:          Plaintext,
-	ReasonBlockPage:          Blocked,
-	ReasonPortalRedirect:     CaptivePortal,
-	ReasonUnreachable:        Unreachable,
-	ReasonDNSDenied:          DNSTampered,
-	ReasonDNSBogon:           DNSTampered,
-	ReasonDNSMismatch:        DNSTampered,
-	ReasonDNSWildcard:        DNSTampered,
+	ReasonSystemRootOnly:      Intercepted,
+	ReasonCAPinMismatch:       Intercepted,
+	ReasonKnownProduct:        Intercepted,
+	ReasonLeafKeyReused:       Intercepted,
+	ReasonApprovedInspection:  Inspected,
+	ReasonUntrustedChain:      InvalidCert,
+	ReasonCertInvalid:         InvalidCert,
+	ReasonCertOtherName:       CaptivePortal,
+	ReasonVersionBelow:        Downgraded,
+	ReasonALPNBelow:           Downgraded,
+	ReasonWeakCipher:          Downgraded,
+	ReasonDowngradeSentinel:   Downgraded,
+	ReasonPlaintext:           Plaintext,
+	ReasonBlockPage:           Blocked,
+	ReasonPortalRedirect:      CaptivePortal,
+	ReasonUnreachable:         Unreachable,
+	ReasonDNSDenied:           DNSTampered,
+	ReasonDNSBogon:            DNSTampered,
+	ReasonDNSMismatch:         DNSTampered,
+	ReasonDNSWildcard:         DNSTampered,
+	ReasonTCPTerminatedNearby: TransparentProxy,
+	ReasonTLSAnsweredEarly:    TransparentProxy,
 }
 
 // Reasons lists every reason, for documentation and exhaustive tests.
@@ -151,7 +156,8 @@ var Reasons = []Reason{
 	ReasonWeakCipher, ReasonDowngradeSentinel, ReasonPlaintext, ReasonBlockPage,
 	ReasonPortalRedirect, ReasonProxyHeaders, ReasonAddressOutOfRange, ReasonUnreachable,
 	ReasonDNSDenied, ReasonDNSServfail, ReasonDNSBogon, ReasonDNSMismatch, ReasonDNSDiffers,
-	ReasonDNSWildcard, ReasonDNSTTLZero,
+	ReasonDNSWildcard, ReasonDNSTTLZero, ReasonTCPTerminatedNearby, ReasonTLSAnsweredEarly,
+	ReasonServerTTLChanged,
 }
 
 // Finding is one signal that fired, with the evidence behind it.

@@ -91,6 +91,10 @@ type Observation struct {
 	// BestVersionFailure says why TLS 1.3 alone did not work.
 	BestVersion        uint16
 	BestVersionFailure Failure
+
+	// Trace is what was measured about the path beyond the handshake; nil
+	// when nothing was.
+	Trace *PathTrace
 }
 
 // DNSAnswer is what one resolver said about one name, A and AAAA together.

@@ -1,0 +1,108 @@
+package detector
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// PathTrace is what was measured about the path to the connected address,
+// beside the TLS handshake: where TCP and TLS are answered. A box that
+// terminates TCP without decrypting (an SNI-routing proxy, peek-and-splice)
+// shows a genuine chain and can only be seen here.
+type PathTrace struct {
+	// ConnectRTTs are TCP connect times (SYN to SYN-ACK) and HelloRTTs the
+	// times from a ClientHello to the first byte of a TLS answer, one per
+	// sample. Queues only ever add delay, so the minimum of each is its
+	// estimate.
+	ConnectRTTs []time.Duration `json:"connect_rtts,omitempty"`
+	HelloRTTs   []time.Duration `json:"hello_rtts,omitempty"`
+
+	// HelloHops is the lowest IP TTL (IPv6 hop limit) at which a
+	// ClientHello, sent on a connection opened normally, got a TLS answer:
+	// how many hops away whatever answers TLS is. Zero when none of TTL 1
+	// to MaxHops got one, or when this was not tried (MaxHops zero).
+	HelloHops int `json:"hello_hops,omitempty"`
+	MaxHops   int `json:"max_hops,omitempty"`
+	// Origin is a datagram sent to the connected address with TTL
+	// HelloHops, to learn whether the address itself is that near.
+	Origin *HopProbe `json:"origin,omitempty"`
+
+	// SYNACKTTL and ServerTTLs are the TTLs the server's packets arrived
+	// with, when a capture saw them (passive observations only).
+	SYNACKTTL  uint8   `json:"synack_ttl,omitempty"`
+	ServerTTLs []uint8 `json:"server_ttls,omitempty"`
+
+	// Detail says why a part was not measured, for the report.
+	Detail string `json:"detail,omitempty"`
+}
+
+// HopProbe is the fate of a datagram sent with a given TTL: it expired at
+// a router on the way (the address is farther), or reached the address
+// (which answered port unreachable), or nothing came back.
+type HopProbe struct {
+	TTL     int        `json:"ttl"`
+	Expired bool       `json:"expired,omitempty"` // an ICMP time-exceeded came back
+	Reached bool       `json:"reached,omitempty"` // the address itself answered
+	From    netip.Addr `json:"from,omitzero"`     // who sent the ICMP message
+}
+
+// The RTT split judges a path only with enough samples and a gap no server
+// explains. A server sends its ServerHello with the rest of its first flight,
+// after signing it: a few milliseconds at most for RSA-4096, so an extra
+// 15 ms, three times the TCP round trip, is a second leg behind whatever
+// answered the SYN.
+const (
+	minSplitSamples = 2
+	splitMinGap     = 15 * time.Millisecond
+	splitMinRatio   = 3
+)
+
+// pathFindings judges the path trace. Both signals imply a transparent
+// proxy: on their own they say nothing about TLS integrity, and a forged
+// chain found beside them makes the verdict intercepted anyway.
+func pathFindings(obs Observation) []Finding {
+	tr := obs.Trace
+	if tr == nil || obs.Path.Kind == "proxy" {
+		// An explicit proxy terminates TCP by design: timings through it
+		// say nothing about the path beyond.
+		return nil
+	}
+	var out []Finding
+	if c, h, ok := rttSplit(tr); ok {
+		out = append(out, Finding{ReasonTCPTerminatedNearby, Warning, fmt.Sprintf(
+			"TCP was answered in %s but TLS in %s (minimum of %d and %d samples): something close answers the connection and relays the TLS to a server %s farther away",
+			ms(c), ms(h), len(tr.ConnectRTTs), len(tr.HelloRTTs), ms(h-c))})
+	}
+	if o := tr.Origin; tr.HelloHops > 0 && o != nil && o.Expired && o.TTL >= tr.HelloHops {
+		from := ""
+		if o.From.IsValid() {
+			from = " at " + o.From.String()
+		}
+		out = append(out, Finding{ReasonTLSAnsweredEarly, Warning, fmt.Sprintf(
+			"a ClientHello sent with TTL %d got a TLS answer, but a datagram to the same address with TTL %d expired%s: the TLS answer comes from within %d hops, before the address it was sent to",
+			tr.HelloHops, o.TTL, from, tr.HelloHops)})
+	}
+	if tr.SYNACKTTL != 0 && slices.ContainsFunc(tr.ServerTTLs, func(t uint8) bool { return t != tr.SYNACKTTL }) {
+		out = append(out, Finding{ReasonServerTTLChanged, Info, fmt.Sprintf(
+			"the SYN-ACK arrived with TTL %d and later packets of the server with %v: two boxes at different distances spoke for it (a SYN proxy in front of the server does this too)",
+			tr.SYNACKTTL, tr.ServerTTLs)})
+	}
+	return out
+}
+
+// rttSplit returns the connect and hello round trips when the second is
+// far longer than the first.
+func rttSplit(tr *PathTrace) (connect, hello time.Duration, split bool) {
+	if len(tr.ConnectRTTs) < minSplitSamples || len(tr.HelloRTTs) < minSplitSamples {
+		return 0, 0, false
+	}
+	connect, hello = slices.Min(tr.ConnectRTTs), slices.Min(tr.HelloRTTs)
+	split = hello-connect >= splitMinGap && hello >= splitMinRatio*connect
+	return connect, hello, split
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+}
