@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/probe"
 	"github.com/mitmwatch/mitmwatch/resolver"
 )
 
@@ -40,6 +41,9 @@ type Config struct {
 	Timeout     time.Duration // per target
 	Concurrency int           // targets probed at once
 	Interval    time.Duration // probe.interval: how often `run` probes each target
+	// Path is how much of each direct path a probe measures (probe.path):
+	// the RTT split and the TTL-limited hellos.
+	Path probe.PathOptions
 
 	DNS DNS
 
@@ -96,6 +100,13 @@ const (
 	MaxTimeout         = 5 * time.Minute
 	DefaultConcurrency = 16
 	MaxConcurrency     = 256
+	// DefaultPathSamples round trips (the handshake's and two more) let the
+	// minimum filter out one delayed sample; DefaultMaxHops covers the
+	// hops inside a company's network, where its middleboxes sit.
+	DefaultPathSamples = 3
+	MaxPathSamples     = 10
+	DefaultMaxHops     = 8
+	MaxHops            = 32
 	DefaultPort        = 443
 )
 

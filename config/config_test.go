@@ -18,6 +18,7 @@ import (
 
 	"github.com/mitmwatch/mitmwatch"
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/probe"
 	"github.com/mitmwatch/mitmwatch/resolver"
 	"github.com/mitmwatch/mitmwatch/toolchain"
 	"github.com/mitmwatch/mitmwatch/trust"
@@ -36,6 +37,9 @@ func TestBad(t *testing.T) {
 		"alias_expansion.yaml":      `5: too many values once aliases are expanded (more than 1048576)`,
 		"alpn.yaml":                 `4: targets[0].expect.alpn[1]: invalid ALPN protocol "" (want 1 to 255 bytes)`,
 		"cidr.yaml":                 `4: targets[0].expect.ip_ranges[1]: invalid range "192.0.2.0/33" (want a CIDR such as "192.0.2.0/24", or "provider:NAME")`,
+		"path_samples.yaml":         `3: probe.path.samples: invalid samples "-1" (want an integer from 0, off, to 10)`,
+		"path_ttl.yaml":             `4: probe.path.ttl: unknown mode "sometimes" (want "suspicious" or "always")`,
+		"path_hops.yaml":            `3: probe.path.max_hops: invalid max_hops "64" (want an integer from 0, off, to 32)`,
 		"interval.yaml":             `3: targets[0].interval: invalid interval "100ms" (want a duration from 1s to 24h0m0s, e.g. "5m")`,
 		"dns_resolver.yaml":         `4: dns.reference_resolvers[1]: invalid resolver "dns.lab.example:53": missing scheme (want udp://, tcp://, tls:// or https://)`,
 		"dns_bogon.yaml":            `3: dns.bogons[0]: invalid CIDR "10.0.0.0/40" (want e.g. "192.0.2.0/24" or "2001:db8::/32")`,
@@ -174,6 +178,7 @@ func TestGood(t *testing.T) {
 			Source: source, Toolchain: true,
 			PublicRootsSource: trust.Mozilla, SystemRootsSource: trust.System,
 			Timeout: DefaultTimeout, Concurrency: DefaultConcurrency, Interval: DefaultInterval,
+			Path:         probe.PathOptions{Samples: DefaultPathSamples, MaxHops: DefaultMaxHops},
 			DNS:          DNS{ResolvConf: DefaultResolvConf, Reference: defaultResolvers(t), Canary: true},
 			RangesSource: "built in",
 			Targets:      targets,
@@ -191,6 +196,7 @@ func TestGood(t *testing.T) {
 			Timeout:     2500 * time.Millisecond,
 			Concurrency: 32,
 			Interval:    30 * time.Second,
+			Path:        probe.PathOptions{Samples: 5, MaxHops: 4, TTLAlways: true},
 			DNS: DNS{ResolvConf: "/run/lab/resolv.conf", Reference: []resolver.Server{
 				{Spec: "udp://192.0.2.53", Proto: "udp", Addr: "192.0.2.53:53"},
 				{Spec: "tls://192.0.2.53:853#dns.lab.example", Proto: "tls", Addr: "192.0.2.53:853", ServerName: "dns.lab.example"},
@@ -199,7 +205,7 @@ func TestGood(t *testing.T) {
 			Targets: []Target{
 				{
 					Host: "proxy.lab.example", Port: 8443, Address: "192.0.2.10:8443",
-					Source: "testdata/good/full.yaml:20",
+					Source: "testdata/good/full.yaml:21",
 					Expect: detector.Expectation{
 						CASPKI: []detector.SPKI{labPin},
 						IPRanges: []netip.Prefix{
@@ -212,14 +218,14 @@ func TestGood(t *testing.T) {
 					},
 				},
 				{
-					Host: "sum.lab.example", Port: 443, Source: "testdata/good/full.yaml:29",
+					Host: "sum.lab.example", Port: 443, Source: "testdata/good/full.yaml:30",
 					Expect: detector.Expectation{MinVersion: tls.VersionTLS12,
 						IPRanges: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/25")}},
 					Interval: 10 * time.Minute,
 				},
 				{
 					Host: "2001:db8::7", Port: 443, Address: "[2001:db8::7]:443",
-					Source: "testdata/good/full.yaml:35",
+					Source: "testdata/good/full.yaml:36",
 				},
 			},
 		},

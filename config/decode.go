@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mitmwatch/mitmwatch/probe"
 	"github.com/mitmwatch/mitmwatch/ranges"
 	"github.com/mitmwatch/mitmwatch/resolver"
 	"github.com/mitmwatch/mitmwatch/trust"
@@ -61,6 +62,7 @@ func (d *decoder) decode(data []byte) *Config {
 		Timeout:     DefaultTimeout,
 		Concurrency: DefaultConcurrency,
 		Interval:    DefaultInterval,
+		Path:        probe.PathOptions{Samples: DefaultPathSamples, MaxHops: DefaultMaxHops},
 		DNS:         DNS{ResolvConf: DefaultResolvConf, Canary: true},
 	}
 	for _, spec := range DefaultReferenceResolvers {

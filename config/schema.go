@@ -52,6 +52,25 @@ func (d *decoder) document(root *yaml.Node, cfg *Config, public, system *spec) {
 						cfg.Interval = i
 					}
 				},
+				"path": func(v *yaml.Node, p string) {
+					d.fields(v, p, map[string]field{
+						"samples": func(v *yaml.Node, p string) {
+							if n, ok := one(d, v, p, parsePathSamples); ok {
+								cfg.Path.Samples = n
+							}
+						},
+						"max_hops": func(v *yaml.Node, p string) {
+							if n, ok := one(d, v, p, parseMaxHops); ok {
+								cfg.Path.MaxHops = n
+							}
+						},
+						"ttl": func(v *yaml.Node, p string) {
+							if always, ok := one(d, v, p, parseTTLMode); ok {
+								cfg.Path.TTLAlways = always
+							}
+						},
+					})
+				},
 			})
 		},
 		"dns": func(v *yaml.Node, p string) {

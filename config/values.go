@@ -50,6 +50,34 @@ func parseConcurrency(s string) (int, string) {
 	return n, ""
 }
 
+func parsePathSamples(s string) (int, string) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > MaxPathSamples {
+		return 0, fmt.Sprintf("invalid samples %q (want an integer from 0, off, to %d)", s, MaxPathSamples)
+	}
+	return n, ""
+}
+
+func parseMaxHops(s string) (int, string) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > MaxHops {
+		return 0, fmt.Sprintf("invalid max_hops %q (want an integer from 0, off, to %d)", s, MaxHops)
+	}
+	return n, ""
+}
+
+// parseTTLMode reads probe.path.ttl: whether the TTL-limited hellos are
+// sent at every probe or only when a probe looks suspicious.
+func parseTTLMode(s string) (bool, string) {
+	switch s {
+	case "always":
+		return true, ""
+	case "suspicious":
+		return false, ""
+	}
+	return false, fmt.Sprintf(`unknown mode %q (want "suspicious" or "always")`, s)
+}
+
 func parseResolver(s string) (resolver.Server, string) {
 	srv, err := resolver.ParseServer(s)
 	if err != nil {

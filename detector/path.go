@@ -70,7 +70,7 @@ func pathFindings(obs Observation) []Finding {
 		return nil
 	}
 	var out []Finding
-	if c, h, ok := rttSplit(tr); ok {
+	if c, h, ok := tr.Split(); ok {
 		out = append(out, Finding{ReasonTCPTerminatedNearby, Warning, fmt.Sprintf(
 			"TCP was answered in %s but TLS in %s (minimum of %d and %d samples): something close answers the connection and relays the TLS to a server %s farther away",
 			ms(c), ms(h), len(tr.ConnectRTTs), len(tr.HelloRTTs), ms(h-c))})
@@ -92,9 +92,11 @@ func pathFindings(obs Observation) []Finding {
 	return out
 }
 
-// rttSplit returns the connect and hello round trips when the second is
-// far longer than the first.
-func rttSplit(tr *PathTrace) (connect, hello time.Duration, split bool) {
+// Split returns the estimated connect and hello round trips, and whether
+// the second is so much longer than the first that something nearer than
+// the TLS server answers TCP. Probes use it to decide whether to look
+// closer.
+func (tr *PathTrace) Split() (connect, hello time.Duration, split bool) {
 	if len(tr.ConnectRTTs) < minSplitSamples || len(tr.HelloRTTs) < minSplitSamples {
 		return 0, 0, false
 	}

@@ -46,20 +46,46 @@ var titleRE = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
 
 // recordingConn keeps the first bytes read, so that when the peer answers a
 // ClientHello with plain HTTP, what it said can still be shown.
+// It also notes when the ClientHello went out and when the answer began:
+// the handshake's own sample of the hello round trip.
 type recordingConn struct {
 	net.Conn
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu             sync.Mutex
+	buf            bytes.Buffer
+	sent, answered time.Time
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.sent.IsZero() {
+		c.sent = time.Now()
+	}
+	c.mu.Unlock()
+	return c.Conn.Write(p)
 }
 
 func (c *recordingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.mu.Lock()
+	if n > 0 && c.answered.IsZero() {
+		c.answered = time.Now()
+	}
 	if room := maxHead - c.buf.Len(); room > 0 && n > 0 {
 		c.buf.Write(p[:min(n, room)])
 	}
 	c.mu.Unlock()
 	return n, err
+}
+
+// helloRTT is the time from the ClientHello to the first byte of a TLS
+// handshake record in answer.
+func (c *recordingConn) helloRTT() (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sent.IsZero() || c.answered.IsZero() || c.buf.Len() == 0 || c.buf.Bytes()[0] != recordHandshake {
+		return 0, false
+	}
+	return c.answered.Sub(c.sent), true
 }
 
 // head returns what was read so far plus what the peer still sends before

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -52,6 +53,9 @@ type Prober struct {
 	// nil means direct. cmd/ wires it to HTTPS_PROXY/NO_PROXY.
 	Proxy func(*url.URL) (*url.URL, error)
 	Now   func() time.Time // verification time; nil: time.Now
+	// Path says how much of a direct path to measure beside the
+	// handshake (Observation.Trace); the zero value measures nothing.
+	Path PathOptions
 }
 
 // nextProtos is what build tools offer: Go's net/http, curl and npm all
@@ -69,6 +73,10 @@ func (p *Prober) Probe(ctx context.Context, t Target) detector.Observation {
 	}
 	defer conn.Close()
 
+	var tr *trace
+	if obs.Path.Kind == "direct" && (p.Path.Samples > 0 || p.Path.MaxHops > 0) {
+		tr = p.startTrace(ctx, t.Host, obs.ConnectedAddr)
+	}
 	rec := &recordingConn{Conn: conn}
 	cfg := &tls.Config{
 		ServerName:         t.Host,
@@ -80,6 +88,16 @@ func (p *Prober) Probe(ctx context.Context, t Target) detector.Observation {
 	start := time.Now()
 	err = tc.HandshakeContext(ctx)
 	obs.HandshakeTime = time.Since(start)
+	if tr != nil {
+		var own *sample
+		if d, ok := rec.helloRTT(); ok {
+			own = &sample{connect: obs.ConnectTime, hello: d, answered: true}
+		}
+		// Cut off: the connection opened but the handshake was reset,
+		// closed or left unanswered, as an injector on the path does.
+		cutOff := err != nil && slices.Contains([]detector.Failure{detector.FailureReset, detector.FailureEOF, detector.FailureTimeout}, Classify(err))
+		obs.Trace = tr.finish(ctx, own, cutOff)
+	}
 	if err != nil {
 		obs.Failure, obs.FailureDetail = Classify(err), err.Error()
 		if obs.Failure == detector.FailureNotTLS {

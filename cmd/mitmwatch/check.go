@@ -99,7 +99,8 @@ func loadConfig(ctx context.Context, e env, path string, withToolchain bool) (*c
 // the proxy the environment names) and the resolvers.
 func newRunner(cfg *config.Config, e env) *check.Runner {
 	runner := &check.Runner{
-		Prober:      &probe.Prober{PublicRoots: cfg.PublicRoots, SystemRoots: cfg.SystemRoots, Proxy: proxyFromEnv(e.getenv)},
+		Prober: &probe.Prober{PublicRoots: cfg.PublicRoots, SystemRoots: cfg.SystemRoots, Proxy: proxyFromEnv(e.getenv),
+			Path: cfg.Path},
 		Policy:      cfg.Policy,
 		Concurrency: cfg.Concurrency,
 		Timeout:     cfg.Timeout,

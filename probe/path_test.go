@@ -1,0 +1,172 @@
+package probe
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"net/url"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/lab"
+)
+
+// A direct loopback origin: every sample answers, TCP and TLS are equally
+// near, the hello is answered at TTL 1 and so is the datagram.
+func TestPathDirect(t *testing.T) {
+	l := newLab(t, lab.OriginOptions{})
+	p := l.prober()
+	p.Path = PathOptions{Samples: 3, MaxHops: 3, TTLAlways: true}
+	obs := p.Probe(ctxT(t), Target{Host: "github.com", Port: 443, Address: l.origin.Addr()})
+	if obs.TLS == nil {
+		t.Fatalf("no handshake: %s", obs.FailureDetail)
+	}
+	tr := obs.Trace
+	if tr == nil {
+		t.Fatal("no path trace")
+	}
+	if len(tr.ConnectRTTs) != 3 || len(tr.HelloRTTs) != 3 {
+		t.Errorf("samples: %d connects, %d hellos, want 3 each (the handshake's and two more)", len(tr.ConnectRTTs), len(tr.HelloRTTs))
+	}
+	if c, h, split := tr.Split(); split {
+		t.Errorf("a direct loopback origin looks split: connect %v, hello %v", c, h)
+	}
+	if tr.HelloHops != 1 || tr.MaxHops != 3 {
+		t.Errorf("hello hops %d of %d, want 1 of 3 (loopback answers at TTL 1)", tr.HelloHops, tr.MaxHops)
+	}
+	if runtime.GOOS == "linux" {
+		if o := tr.Origin; o == nil || !o.Reached || o.Expired || o.From != netip.MustParseAddr("127.0.0.1") {
+			t.Errorf("datagram to the origin: %+v (%s), want reached from 127.0.0.1", o, tr.Detail)
+		}
+	}
+	fs, _ := detector.Classify(obs, detector.Expectation{}, detector.Policy{}, time.Now())
+	for _, f := range fs {
+		if f.Reason == detector.ReasonTCPTerminatedNearby || f.Reason == detector.ReasonTLSAnsweredEarly {
+			t.Errorf("direct path raised %s: %s", f.Reason, f.Detail)
+		}
+	}
+}
+
+// A splicer answers TCP at once and relays TLS to an origin 40 ms away:
+// the samples split, which sends the TTL-limited hellos, and the verdict
+// is transparent-proxy with the genuine chain.
+func TestPathSplicer(t *testing.T) {
+	l := newLab(t, lab.OriginOptions{})
+	sp, err := lab.NewSplicer(l.origin.Addr(), 40*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.Close() })
+	p := l.prober()
+	p.Path = PathOptions{Samples: 3, MaxHops: 2}
+	obs := p.Probe(ctxT(t), Target{Host: "github.com", Port: 443, Address: sp.Addr()})
+	if obs.TLS == nil || !obs.TLS.Public.OK() {
+		t.Fatalf("the splicer must pass the genuine chain: %s %+v", obs.FailureDetail, obs.TLS)
+	}
+	tr := obs.Trace
+	c, h, split := tr.Split()
+	if !split {
+		t.Fatalf("no split through a 40 ms splicer: connect %v, hello %v (%+v)", c, h, tr)
+	}
+	if h < 40*time.Millisecond {
+		t.Errorf("hello round trip %v, below the splicer's 40 ms", h)
+	}
+	if tr.MaxHops != 2 || tr.HelloHops != 1 {
+		t.Errorf("the split did not send the TTL-limited hellos: %d of %d hops", tr.HelloHops, tr.MaxHops)
+	}
+	fs, _ := detector.Classify(obs, detector.Expectation{}, detector.Policy{}, time.Now())
+	if v := detector.VerdictOf(fs); v != detector.TransparentProxy {
+		t.Errorf("verdict %s, want transparent-proxy; findings %+v", v, fs)
+	}
+}
+
+// Without a split, the TTL-limited hellos are kept for suspicious probes;
+// through an explicit proxy nothing is measured.
+func TestPathOnlyWhereItMeansSomething(t *testing.T) {
+	l := newLab(t, lab.OriginOptions{})
+	p := l.prober()
+	p.Path = PathOptions{Samples: 2, MaxHops: 4}
+	obs := p.Probe(ctxT(t), Target{Host: "github.com", Port: 443, Address: l.origin.Addr()})
+	if obs.Trace == nil || obs.Trace.MaxHops != 0 || obs.Trace.HelloHops != 0 {
+		t.Errorf("clean probe sent TTL-limited hellos: %+v", obs.Trace)
+	}
+
+	ic, err := lab.NewInterceptor(l.pki, lab.InterceptorOptions{Routes: lab.Routes{"pypi.org": l.origin.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ic.Close() })
+	p.Proxy = func(*url.URL) (*url.URL, error) { return ic.URL(), nil }
+	obs = p.Probe(ctxT(t), Target{Host: "pypi.org", Port: 443})
+	if obs.Path.Kind != "proxy" || obs.Trace != nil {
+		t.Errorf("through a proxy: path %v, trace %+v, want no trace", obs.Path, obs.Trace)
+	}
+}
+
+// A handshake cut off after the connection opened (a box that accepts and
+// never answers) is suspicious: the TTL-limited hellos go out, and find
+// nothing that answers.
+func TestPathCutOff(t *testing.T) {
+	l := newLab(t, lab.OriginOptions{})
+	bh, err := lab.NewBlackhole()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bh.Close() })
+	p := l.prober()
+	p.Path = PathOptions{Samples: 2, MaxHops: 2}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	obs := p.Probe(ctx, Target{Host: "github.com", Port: 443, Address: bh.Addr()})
+	if obs.Failure != detector.FailureTimeout {
+		t.Fatalf("failure %s, want a timeout", obs.Failure)
+	}
+	if tr := obs.Trace; tr == nil || len(tr.HelloRTTs) != 0 || tr.HelloHops != 0 {
+		t.Errorf("trace of a black hole: %+v", tr)
+	}
+	fs, _ := detector.Classify(obs, detector.Expectation{}, detector.Policy{}, time.Now())
+	if v := detector.VerdictOf(fs); v != detector.Unreachable {
+		t.Errorf("verdict %s, want unreachable: a silent box is no evidence", v)
+	}
+}
+
+// setTTL changes the socket's TTL and restore puts the old one back.
+func TestSetTTL(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no TTL on Windows sockets here")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ttl := func() int {
+		raw, _ := c.(*net.TCPConn).SyscallConn()
+		var v int
+		raw.Control(func(fd uintptr) { v, _ = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_TTL) })
+		return v
+	}
+	before := ttl()
+	restore, err := setTTL(c, false, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ttl(); got != 3 {
+		t.Errorf("TTL %d after setting 3", got)
+	}
+	restore()
+	if got := ttl(); got != before {
+		t.Errorf("TTL %d after restoring, want %d", got, before)
+	}
+	if _, err := setTTL(struct{ net.Conn }{c}, false, 3); err == nil {
+		t.Error("a wrapped connection's TTL was set")
+	}
+}
