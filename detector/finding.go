@@ -59,10 +59,12 @@ const (
 
 // Verdicts lists every verdict, most severe first: when several findings
 // point at different verdicts, the earliest wins. A lying resolver comes
-// first because it explains whatever TLS then shows.
+// first because it explains whatever TLS then shows; a transparent proxy
+// comes after everything TLS shows, and after an approved inspection box,
+// which terminates TCP too and so explains the path signals.
 var Verdicts = []Verdict{
 	DNSTampered, Intercepted, CaptivePortal, Blocked, Plaintext,
-	Downgraded, TransparentProxy, InvalidCert, Inspected, Unreachable, OK,
+	Downgraded, InvalidCert, Inspected, TransparentProxy, Unreachable, OK,
 }
 
 func verdictRank(v Verdict) int {

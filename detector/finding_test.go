@@ -105,8 +105,8 @@ func TestVerdictsListsEveryVerdict(t *testing.T) {
 	// it; ok is what is left.
 	want := []detector.Verdict{
 		detector.DNSTampered, detector.Intercepted, detector.CaptivePortal, detector.Blocked,
-		detector.Plaintext, detector.Downgraded, detector.TransparentProxy, detector.InvalidCert,
-		detector.Inspected, detector.Unreachable, detector.OK,
+		detector.Plaintext, detector.Downgraded, detector.InvalidCert, detector.Inspected,
+		detector.TransparentProxy, detector.Unreachable, detector.OK,
 	}
 	if diff := cmp.Diff(want, detector.Verdicts); diff != "" {
 		t.Errorf("Verdicts order (-want +got):\n%s", diff)

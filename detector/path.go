@@ -70,7 +70,11 @@ func pathFindings(obs Observation) []Finding {
 		return nil
 	}
 	var out []Finding
-	if c, h, ok := tr.Split(); ok {
+	// When the hello was answered at the hop where the address itself
+	// answers the datagram, the gap is the server's own time (a loaded
+	// server looks like a relay by timing alone).
+	byAddress := tr.Origin != nil && tr.Origin.Reached && tr.Origin.TTL == tr.HelloHops && tr.HelloHops > 0
+	if c, h, ok := tr.Split(); ok && !byAddress {
 		out = append(out, Finding{ReasonTCPTerminatedNearby, Warning, fmt.Sprintf(
 			"TCP was answered in %s but TLS in %s (minimum of %d and %d samples): something close answers the connection and relays the TLS to a server %s farther away",
 			ms(c), ms(h), len(tr.ConnectRTTs), len(tr.HelloRTTs), ms(h-c))})

@@ -66,7 +66,21 @@ func pathTable(p *labPKI) []classifyCase {
 			reasons: rs(ttlChanged),
 			verdict: detector.OK,
 		},
+		{
+			name: "path: approved inspection explains the split",
+			obs: with(p.observe(labHost, p.system, p.leaf(p.zRoot, leafSpec{names: []string{labHost}, notBefore: labNow.AddDate(0, 0, -3)})),
+				split),
+			pol:     detector.Policy{ApprovedInspection: spkis(p.zRoot)},
+			reasons: rs(detector.ReasonApprovedInspection, tcp),
+			verdict: detector.Inspected,
+		},
 		// Negative cases: direct paths, slow servers, too few samples.
+		{
+			name: "path: a loaded server answers late, and the datagram shows the address itself answered",
+			obs: with(clean, detector.PathTrace{ConnectRTTs: msD(0.3, 0.4, 0.3), HelloRTTs: msD(41, 45, 42),
+				HelloHops: 2, MaxHops: 8, Origin: &detector.HopProbe{TTL: 2, Reached: true, From: labAddr.Addr()}}),
+			verdict: detector.OK,
+		},
 		{
 			name:    "path: direct, 50 ms each way, server takes 2 ms to sign",
 			obs:     with(clean, detector.PathTrace{ConnectRTTs: msD(100.2, 101, 100.4), HelloRTTs: msD(102.5, 103, 108)}),

@@ -32,6 +32,12 @@ func (a *Analysis) Report() Report {
 	for i, g := range a.order {
 		g.Obs.ConnectTime = median(g.connect)
 		g.Obs.HandshakeTime = median(g.hello)
+		if len(g.connect) > 0 || len(g.hello) > 0 || g.SYNACKTTL != 0 {
+			// The same path judgement as active probes: the group's
+			// connections are its samples.
+			g.Obs.Trace = &detector.PathTrace{ConnectRTTs: g.connect, HelloRTTs: g.hello,
+				SYNACKTTL: g.SYNACKTTL, ServerTTLs: g.ServerTTLs}
+		}
 		exp, src := a.expect(g.Obs.Host, g.Obs.Port)
 		g.Source = src
 		cases[i] = detector.Case{Obs: g.Obs, Expect: exp}

@@ -20,10 +20,16 @@ import (
 // that a host that gets one answers port unreachable.
 const tracePort = 33434
 
+// hopAttempts datagrams are sent at most, hopRetry apart after the first.
+const (
+	hopAttempts = 4
+	hopRetry    = 1100 * time.Millisecond
+)
+
 // hopProbe sends a datagram with IP TTL ttl to dst and reports whether it
 // expired at a router on the way or reached dst, as tracepath does without
 // privilege: IP_RECVERR queues the ICMP error on the socket, with who sent
-// it. Routers limit the ICMP they send, so it tries twice within wait.
+// it. Routers limit the ICMP they send, so it tries again, within ctx.
 func hopProbe(ctx context.Context, dst netip.Addr, ttl int, wait time.Duration) (detector.HopProbe, error) {
 	hp := detector.HopProbe{TTL: ttl}
 	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, uint16(tracePort+ttl))))
@@ -48,17 +54,26 @@ func hopProbe(ctx context.Context, dst netip.Addr, ttl int, wait time.Duration) 
 	if serr != nil {
 		return hp, fmt.Errorf("datagram to %s: setting TTL: %w", dst, serr)
 	}
-	end := time.Now().Add(wait)
+	end := time.Now().Add(wait + (hopAttempts-1)*hopRetry)
 	if d, ok := ctx.Deadline(); ok && d.Before(end) {
 		end = d
 	}
-	for attempt := range 2 {
+	for attempt := range hopAttempts {
+		if time.Until(end) <= 0 {
+			break
+		}
 		if _, err := conn.Write([]byte("mitmwatch path probe")); err != nil && !errors.Is(err, unix.ECONNREFUSED) {
 			return hp, fmt.Errorf("datagram to %s: %w", dst, err)
 		}
-		until := end
+		// Linux sends one ICMP error per second to a destination after
+		// a burst of six, for every target probed at once: after a
+		// first wait of the round trip, wait out the limiter.
+		until := time.Now().Add(hopRetry)
 		if attempt == 0 {
-			until = time.Now().Add(time.Until(end) / 2)
+			until = time.Now().Add(wait)
+		}
+		if until.After(end) {
+			until = end
 		}
 		conn.SetReadDeadline(until)
 		got, err := readICMPError(raw, dst, &hp)

@@ -39,6 +39,15 @@ var hosts = []string{
 	"ghcr.io", "repo.maven.apache.org", "proxy.lab.example", "sum.lab.example", "npm.lab.example",
 }
 
+// pathOff turns the path probes off in the benchmark's rules.yaml: on
+// loopback the kernel answers the SYN at once while the lab origin delays
+// its answers, which is what a splicer looks like; the figures measure the
+// TLS judgement the issue compares with bare handshakes.
+const pathOff = "probe:\n  path: {samples: 0, max_hops: 0}\n"
+
+// probeRules is the probe section of the benchmark's rules.yaml.
+var probeRules string
+
 func main() {
 	var (
 		bin     = flag.String("mitmwatch", "bench/out/mitmwatch", "mitmwatch binary to measure")
@@ -48,9 +57,13 @@ func main() {
 		pemFile = flag.String("roots", "", "child mode: PEM roots to verify against")
 		burst   = flag.Bool("burst", false, "child mode: all handshakes at once, as check does")
 		dnsLat  = flag.Duration("dns-latency", 5*time.Millisecond, "latency of every lab resolver, for the DNS measurement")
+		path    = flag.Bool("path", false, "keep rules.yaml's path probes (RTT split, TTL-limited hellos); the lab adds its latency after the kernel set TCP up, which the RTT split rightly flags as a splicer, so use -latency under 15ms with it")
 		dnsAddr = flag.String("dns-listen", "127.0.0.77:53", "where the lab's system resolver listens (resolv.conf cannot name a port, so it needs port 53: run as root); empty skips the DNS measurement")
 	)
 	flag.Parse()
+	if !*path {
+		probeRules = pathOff
+	}
 	if *bare != "" {
 		if err := bareChild(*bare, *pemFile, *burst); err != nil {
 			fmt.Fprintln(os.Stderr, "checkbench:", err)
@@ -151,7 +164,7 @@ func parent(bin string, latency time.Duration, runs int, dnsLatency time.Duratio
 		return err
 	}
 	var rules strings.Builder
-	fmt.Fprintf(&rules, "toolchain: none\ntrust:\n  public_roots: %s\n  system_roots: %s\ndns:\n  reference_resolvers: []\n  canary: false\ntargets:\n", public, system)
+	fmt.Fprintf(&rules, "toolchain: none\ntrust:\n  public_roots: %s\n  system_roots: %s\ndns:\n  reference_resolvers: []\n  canary: false\n%stargets:\n", public, system, probeRules)
 	for _, h := range hosts {
 		fmt.Fprintf(&rules, "  - host: %s\n    address: %s\n", h, env.Origin.Addr())
 	}
@@ -276,7 +289,7 @@ func writeDNSRules(env *scenario.Env, dir, public, system string, dnsLatency tim
 	fmt.Fprintf(&b, "toolchain: none\ntrust:\n  public_roots: %s\n  system_roots: %s\n", public, system)
 	fmt.Fprintf(&b, "dns:\n  resolv_conf: %s\n  reference_resolvers: [\"udp://%s\", \"tls://%s#%s\", \"%s\"]\n  canary: true\n  bogons: []\n",
 		resolvConf, udp.Addr(), dot.Addr(), lab.DNSHost, doh.URL())
-	b.WriteString("targets:\n")
+	b.WriteString(probeRules + "targets:\n")
 	for _, h := range hosts {
 		fmt.Fprintf(&b, "  - host: %s\n    port: %s\n", h, port)
 	}

@@ -43,6 +43,7 @@ type options struct {
 	scrapeFor           time.Duration
 	scrapeGzip          bool
 	daemonEnv           []string
+	path                bool
 	daemonLog           string
 }
 
@@ -65,6 +66,7 @@ func main() {
 		o.daemonEnv = append(o.daemonEnv, kv)
 		return nil
 	})
+	flag.BoolVar(&o.path, "path", false, "keep rules.yaml's path probes (RTT split, TTL-limited hellos); the lab adds its latency after the kernel set TCP up, which the RTT split rightly flags as a splicer, so use -latency under 15ms with it")
 	flag.StringVar(&o.daemonLog, "daemon-log", "", "keep the daemon's log in this file (default: a temporary file)")
 	flag.Parse()
 	if o.warmup == 0 {
@@ -137,7 +139,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer os.RemoveAll(l.dir)
-	if l.files, err = writeFiles(l.dir, l.env, l.hosts, o.interval); err != nil {
+	if l.files, err = writeFiles(l.dir, l.env, l.hosts, o.interval, o.path); err != nil {
 		return err
 	}
 	if o.blackbox != "" {
@@ -313,7 +315,7 @@ type benchFiles struct{ rules, blackbox string }
 
 // writeFiles writes the lab's roots, mitmwatch's rules.yaml and
 // blackbox_exporter's config for hosts, all at the origin's address.
-func writeFiles(dir string, env *scenario.Env, hosts []string, interval time.Duration) (benchFiles, error) {
+func writeFiles(dir string, env *scenario.Env, hosts []string, interval time.Duration, path bool) (benchFiles, error) {
 	public, system := filepath.Join(dir, "public.pem"), filepath.Join(dir, "system.pem")
 	if err := os.WriteFile(public, env.PKI.PublicPEM(), 0o644); err != nil {
 		return benchFiles{}, err
@@ -323,7 +325,13 @@ func writeFiles(dir string, env *scenario.Env, hosts []string, interval time.Dur
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "toolchain: none\ntrust:\n  public_roots: %s\n  system_roots: %s\n", public, system)
-	fmt.Fprintf(&b, "dns:\n  reference_resolvers: []\n  canary: false\nprobe:\n  interval: %s\ntargets:\n", interval)
+	fmt.Fprintf(&b, "dns:\n  reference_resolvers: []\n  canary: false\nprobe:\n  interval: %s\n", interval)
+	if !path {
+		// On loopback the kernel answers the SYN at once while the lab
+		// origin delays its answers: what a splicer looks like.
+		b.WriteString("  path: {samples: 0, max_hops: 0}\n")
+	}
+	b.WriteString("targets:\n")
 	for _, h := range hosts {
 		fmt.Fprintf(&b, "  - host: %s\n    address: %s\n", h, env.Origin.Addr())
 	}
