@@ -170,6 +170,38 @@ func (l *Lab) Chains() (map[string][]*x509.Certificate, error) {
 	return out, nil
 }
 
+// ChainRoot is the CA that completes the chains the client is presented:
+// the interceptor's when it forges them, else the stand-in public root.
+func (l *Lab) ChainRoot() *x509.Certificate {
+	if l.Interceptor != nil && l.Interceptor.CA != nil {
+		return l.Interceptor.CA
+	}
+	return l.PKI.PublicRoot.Cert
+}
+
+// VerifyGenuine checks that every chain is an origin's own: it verifies,
+// for its host, up to the stand-in public root.
+func (l *Lab) VerifyGenuine(chains map[string][]*x509.Certificate) error {
+	roots := x509.NewCertPool()
+	roots.AddCert(l.PKI.PublicRoot.Cert)
+	var errs []error
+	for _, h := range Hosts {
+		chain := chains[h]
+		if len(chain) == 0 {
+			errs = append(errs, fmt.Errorf("%s: no chain", h))
+			continue
+		}
+		inter := x509.NewCertPool()
+		for _, c := range chain[1:] {
+			inter.AddCert(c)
+		}
+		if _, err := chain[0].Verify(x509.VerifyOptions{DNSName: h, Roots: roots, Intermediates: inter}); err != nil {
+			errs = append(errs, fmt.Errorf("%s: not the genuine chain: %w", h, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // presentedChain runs a TLS handshake for host with addr (or through
 // proxy) and returns the presented certificates.
 func presentedChain(host, addr string, proxy *url.URL) ([]*x509.Certificate, error) {

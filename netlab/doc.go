@@ -5,7 +5,8 @@
 // Package lab proves the logic on loopback, in-process. Users trust a
 // detector only when it is proven against the middleboxes they meet, and
 // those are programs with their own habits: mitmproxy, sslsplit, squid's
-// ssl-bump. netlab builds, as root, three network namespaces joined by veth
+// ssl-bump, and haproxy splicing TLS through by SNI without decrypting,
+// which only the path gives away. netlab builds, as root, three network namespaces joined by veth
 // pairs, all addressed from the benchmarking range 198.18.0.0/15:
 //
 //	client (the build agent)  ──  router (middleboxes, nftables)  ──[wan: delay]──  internet (origins, DNS)

@@ -176,6 +176,15 @@ func (l *Lab) wire() error {
 	if err := inNS(r, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"); err != nil {
 		return err
 	}
+	// The internet namespace is many hosts in one kernel: each real origin
+	// answers a datagram to a closed port (ICMP port unreachable) out of
+	// its own rate limit, not one shared by every origin toward the
+	// client (Linux's default: a burst of 6, then one a second). The
+	// router keeps the default, as one real gateway has one limit for its
+	// time-exceeded messages.
+	if err := inNS(i, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/icmp_ratelimit"); err != nil {
+		return err
+	}
 	etc := map[string]string{
 		"resolv.conf": "nameserver " + DNSAddr.String() + "\noptions timeout:2 attempts:2\n",
 		"hosts":       "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",

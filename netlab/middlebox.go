@@ -23,9 +23,12 @@ import (
 
 // Interceptor is a running middlebox of the router namespace.
 type Interceptor struct {
-	// Product is what the program is ("mitmproxy", "sslsplit", "squid").
+	// Product is what the program is ("mitmproxy", "sslsplit", "squid",
+	// "haproxy").
 	Product string
-	// CA signs its forged leaves; CAPEM is it as a bundle file entry.
+	// CA signs its forged leaves; CAPEM is it as a bundle file entry. Both
+	// are nil for a middlebox that does not decrypt (haproxy): the client
+	// meets the origins' genuine chains.
 	CA    *x509.Certificate
 	CAPEM []byte
 	// Proxy is the URL a client puts in HTTPS_PROXY; empty when the
@@ -41,6 +44,7 @@ var Tools = map[string]string{
 	"sslsplit":                             "sslsplit",
 	"squid":                                "squid-openssl",
 	"/usr/lib/squid/security_file_certgen": "squid-openssl",
+	"haproxy":                              "haproxy",
 }
 
 // MissingTools lists the programs of Tools that are not installed, as
@@ -65,6 +69,7 @@ const (
 	sslsplitPort  = 8443
 	squidPort     = 3128 // explicit proxy
 	squidTLSPort  = 3129 // transparent, intercept ssl-bump
+	haproxyPort   = 9443 // transparent, TCP mode
 )
 
 // redirect443 makes the router hand every connection the client sends to
@@ -250,6 +255,73 @@ func (l *Lab) StartSquid(transparent bool) (*Interceptor, error) {
 		ic.Proxy = fmt.Sprintf("http://%s:%d", RouterAddr, squidPort)
 	}
 	return ic, nil
+}
+
+// StartHAProxy runs haproxy in TCP mode behind the nftables redirect of
+// port 443, as the SNI-routing proxies do: it answers the client's TCP
+// connection itself, waits for the ClientHello, looks its server name up
+// in a map of the lab's hosts to their origin addresses and splices the
+// connection, bytes unchanged, to that origin. Nothing is decrypted: the
+// client meets the genuine chain, and only the path (TCP answered on the
+// router, TLS beyond it) gives the proxy away. A ClientHello without a
+// name in the map is refused, as an SNI allow-list refuses it.
+func (l *Lab) StartHAProxy() (*Interceptor, error) {
+	dir := filepath.Join(l.Dir, "haproxy")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var sni strings.Builder
+	for _, h := range Hosts {
+		fmt.Fprintf(&sni, "%s %s\n", h, l.Addrs[h])
+	}
+	sniMap, err := l.WriteFile("haproxy/sni.map", []byte(sni.String()))
+	if err != nil {
+		return nil, err
+	}
+	name := "req.ssl_sni,lower,map_str(" + sniMap + ")"
+	conf := strings.Join([]string{
+		"global",
+		"	log stdout format raw local0 info",
+		"	maxconn 1024",
+		"defaults",
+		"	mode tcp",
+		"	log global",
+		"	option tcplog",
+		"	timeout connect 10s",
+		"	timeout client 60s",
+		"	timeout server 60s",
+		"frontend tls",
+		fmt.Sprintf("	bind %s:%d", RouterAddr, haproxyPort),
+		// Hold the connection until the whole ClientHello is in.
+		"	tcp-request inspect-delay 5s",
+		"	tcp-request content reject unless { req.ssl_hello_type 1 }",
+		"	tcp-request content reject unless { " + name + " -m found }",
+		"	tcp-request content set-dst req.ssl_sni,lower,map_str_ip(" + sniMap + ")",
+		"	default_backend origins",
+		"backend origins",
+		// 0.0.0.0: the destination set-dst chose.
+		"	server origin 0.0.0.0:443",
+		"",
+	}, "\n")
+	confPath, err := l.WriteFile("haproxy/haproxy.cfg", []byte(conf))
+	if err != nil {
+		return nil, err
+	}
+	if err := run("haproxy", "-c", "-q", "-f", confPath); err != nil {
+		return nil, err
+	}
+	if err := l.redirect443(haproxyPort); err != nil {
+		return nil, err
+	}
+	// -db: stay in the foreground, one process, logs on stdout.
+	p, err := l.Start(l.Router, "haproxy", nil, "haproxy", "-db", "-f", confPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitListening(l.Router, netip.AddrPortFrom(RouterAddr, haproxyPort).String(), p); err != nil {
+		return nil, err
+	}
+	return &Interceptor{Product: "haproxy"}, nil
 }
 
 // adminCA makes the kind of CA an administrator makes for an interceptor

@@ -67,7 +67,7 @@ func requireLab(t *testing.T) {
 	}
 	if missing := MissingTools(); len(missing) > 0 {
 		slices.Sort(missing)
-		skipOrFail(t, "netlab needs "+strings.Join(missing, ", ")+": apt-get install nftables mitmproxy sslsplit squid-openssl")
+		skipOrFail(t, "netlab needs "+strings.Join(missing, ", ")+": apt-get install nftables mitmproxy sslsplit squid-openssl haproxy")
 	}
 	var id [4]byte
 	rand.Read(id[:])
@@ -143,6 +143,13 @@ func TestScenarios(t *testing.T) {
 			if got != s.Want.Behaviour {
 				t.Errorf("IdentifyByBehaviour named %q, want %q", got, s.Want.Behaviour)
 			}
+			// A middlebox that does not decrypt must hand the origins'
+			// own chains through.
+			if l.Interceptor != nil && l.Interceptor.CA == nil {
+				if err := l.VerifyGenuine(chains); err != nil {
+					t.Error(err)
+				}
+			}
 			if *fixtures && s.Delay == 0 && !strings.HasSuffix(s.Name, "-approved") {
 				writeFixture(t, l, chains)
 			}
@@ -164,6 +171,9 @@ func checkReport(t *testing.T, l *Lab, want Want, r *Report) {
 			t.Errorf("%s: verdict %q product %q path %q (failure %q, findings %v), want %q %q %q",
 				tg.Host, tg.Verdict, tg.Product, tg.Path, tg.Failure, tg.Reasons(), want.Verdict, want.Product, want.Path)
 		}
+		if missing := want.MissingReasons(tg); len(missing) > 0 {
+			t.Errorf("%s: findings %v lack %v", tg.Host, tg.Reasons(), missing)
+		}
 	}
 	for _, h := range Hosts {
 		if !seen[h] {
@@ -182,12 +192,8 @@ func checkReport(t *testing.T, l *Lab, want Want, r *Report) {
 // ../fingerprints/testdata/forged/NAME.pem.
 func writeFixture(t *testing.T, l *Lab, chains map[string][]*x509.Certificate) {
 	t.Helper()
-	root := l.PKI.PublicRoot.Cert
-	if l.Interceptor != nil {
-		root = l.Interceptor.CA
-	}
 	var b bytes.Buffer
-	if err := WriteChains(&b, chains, fixtureHosts, root); err != nil {
+	if err := WriteChains(&b, chains, fixtureHosts, l.ChainRoot()); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join("..", "fingerprints", "testdata", "forged")

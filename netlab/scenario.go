@@ -35,6 +35,21 @@ type Want struct {
 	// connection is set up in less than the delay while the TLS handshake
 	// still takes a full round trip across it. Without it, both take one.
 	LocalConnect bool
+	// Reasons are finding reasons (the "reason" of the report's findings)
+	// every target must have, among any others.
+	Reasons []string
+}
+
+// MissingReasons lists the reasons of want that the target's findings
+// lack.
+func (w Want) MissingReasons(t TargetReport) []string {
+	var out []string
+	for _, r := range w.Reasons {
+		if !slices.Contains(t.Reasons(), r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Scenarios are the lab's situations, in the order the tests start them.
@@ -56,6 +71,7 @@ var Scenarios = slices.Concat(
 	[]Scenario{
 		delayed(clean, 50*time.Millisecond, false),
 		delayed(mitmproxyTransparent[0], 50*time.Millisecond, true),
+		delayed(haproxyTransparent, 50*time.Millisecond, true),
 	},
 )
 
@@ -81,6 +97,27 @@ var (
 	mitmproxyTransparent = intercepting("mitmproxy-transparent", "mitmdump --mode transparent behind an nftables redirect",
 		func(l *Lab) (*Interceptor, error) { return l.StartMitmproxy(true) },
 		Want{Product: "mitmproxy", Path: "direct", Behaviour: "mitmproxy"})
+	// haproxyTransparent decrypts nothing: the chain is the origin's, so
+	// no certificate check sees it and no product is named. Only the path
+	// gives it away: TCP is answered on the router and the TLS handshake
+	// beyond it, and a ClientHello whose TTL runs out before the origin is
+	// answered all the same. Its scenario is the delayed one, where the
+	// timings split.
+	haproxyTransparent = Scenario{
+		Name: "haproxy-transparent",
+		Doc:  "haproxy in TCP mode behind an nftables redirect, routing by SNI to the genuine origin (no decryption)",
+		Setup: func(l *Lab) error {
+			ic, err := l.StartHAProxy()
+			if err != nil {
+				return err
+			}
+			l.Interceptor = ic
+			_, err = l.WriteRules(RulesOptions{})
+			return err
+		},
+		Want: Want{ExitCode: 1, Verdict: "transparent-proxy", Path: "direct",
+			Reasons: []string{"tcp-terminated-nearby", "tls-answered-before-origin"}},
+	}
 )
 
 // delayed is s with d of one-way delay between router and internet;

@@ -22,7 +22,7 @@ const tracePort = 33434
 
 // hopAttempts datagrams are sent at most, hopRetry apart after the first.
 const (
-	hopAttempts = 4
+	hopAttempts = 6
 	hopRetry    = 1100 * time.Millisecond
 )
 

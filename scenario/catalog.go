@@ -10,6 +10,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/config"
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/lab"
+	"github.com/mitmwatch/mitmwatch/probe"
 )
 
 // All returns every scenario, clean first.
@@ -27,6 +28,20 @@ func tlsScenarios() []Scenario {
 				return Setup{Targets: []config.Target{e.target("github.com", e.Origin.Addr())}}, nil
 			},
 			Want: Want{Verdict: detector.OK},
+		},
+		{
+			Name:        "splicer",
+			Description: "a TCP-terminating passthrough (SNI routing, peek-and-splice) relays the genuine TLS to an origin 40 ms beyond it",
+			Build: func(e *Env) (Setup, error) {
+				sp, err := lab.NewSplicer(e.Origin.Addr(), 40*time.Millisecond)
+				if err != nil {
+					return Setup{}, err
+				}
+				e.Track(sp)
+				return Setup{Targets: []config.Target{e.target("index.crates.io", sp.Addr())},
+					Path: probe.PathOptions{Samples: 3}}, nil
+			},
+			Want: Want{Verdict: detector.TransparentProxy, Reasons: []detector.Reason{detector.ReasonTCPTerminatedNearby}},
 		},
 		{
 			Name:        "goproxy-explicit",

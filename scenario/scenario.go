@@ -78,6 +78,11 @@ type Setup struct {
 	Proxy   *url.URL     // an explicit proxy, as HTTPS_PROXY would name
 	Policy  detector.Policy
 	DNS     *check.DNS // resolvers for targets without an address
+	// Path turns the path probes on. Only the scenarios about the path
+	// do: on a busy machine a loopback origin can answer a hello late
+	// enough to split, and on loopback through a lab dialer nothing can
+	// tell it from a splicer (netlab can, with a real router).
+	Path probe.PathOptions
 }
 
 // Want is what mitmwatch must conclude for every target of a scenario.
@@ -101,7 +106,7 @@ func (e *Env) Run(ctx context.Context, s Scenario, timeout time.Duration) ([]che
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", s.Name, err)
 	}
-	p := &probe.Prober{PublicRoots: e.PKI.PublicPool(), SystemRoots: e.PKI.SystemPool(), Dialer: setup.Dialer}
+	p := &probe.Prober{PublicRoots: e.PKI.PublicPool(), SystemRoots: e.PKI.SystemPool(), Dialer: setup.Dialer, Path: setup.Path}
 	if setup.Proxy != nil {
 		u := setup.Proxy
 		p.Proxy = func(*url.URL) (*url.URL, error) { return u, nil }

@@ -118,11 +118,7 @@ func writeChains(l *netlab.Lab, path string) error {
 	if err != nil {
 		return err
 	}
-	var root = l.PKI.PublicRoot.Cert
-	if l.Interceptor != nil {
-		root = l.Interceptor.CA
-	}
-	return errors.Join(netlab.WriteChains(f, chains, netlab.Hosts, root), f.Close())
+	return errors.Join(netlab.WriteChains(f, chains, netlab.Hosts, l.ChainRoot()), f.Close())
 }
 
 // pick finds the live lab to act on: the one with id, or the only one.
@@ -234,13 +230,17 @@ func runScenario(args []string) (int, error) {
 		bad++
 	}
 	for _, t := range r.Targets {
-		mark, timing := "ok  ", s.TimingProblem(t)
-		if t.Verdict != s.Want.Verdict || t.Product != s.Want.Product || t.Path != s.Want.Path || timing != "" {
+		mark, timing, missing := "ok  ", s.TimingProblem(t), s.Want.MissingReasons(t)
+		if t.Verdict != s.Want.Verdict || t.Product != s.Want.Product || t.Path != s.Want.Path || timing != "" || len(missing) > 0 {
 			mark = "FAIL"
 			bad++
 		}
-		fmt.Printf("%s %-30s %-12s product=%q path=%s connect=%.1fms handshake=%.1fms findings=%v %s\n",
-			mark, t.Host, t.Verdict, t.Product, t.Path, t.ConnectMS, t.HandshakeMS, t.Reasons(), timing)
+		lack := ""
+		if len(missing) > 0 {
+			lack = fmt.Sprintf("lacks %v ", missing)
+		}
+		fmt.Printf("%s %-30s %-12s product=%q path=%s connect=%.1fms handshake=%.1fms findings=%v %s%s\n",
+			mark, t.Host, t.Verdict, t.Product, t.Path, t.ConnectMS, t.HandshakeMS, t.Reasons(), lack, timing)
 	}
 	if s.Want.Verdict != "unreachable" {
 		chains, err := l.Chains()
@@ -251,6 +251,14 @@ func runScenario(args []string) (int, error) {
 		fmt.Printf("behaviour: %q (%s), want %q\n", m.Product, m.Value, s.Want.Behaviour)
 		if m.Product != s.Want.Behaviour {
 			bad++
+		}
+		if l.Interceptor != nil && l.Interceptor.CA == nil {
+			if err := l.VerifyGenuine(chains); err != nil {
+				fmt.Printf("FAIL %v\n", err)
+				bad++
+			} else {
+				fmt.Println("chains: the origins' own")
+			}
 		}
 	}
 	if bad > 0 {
