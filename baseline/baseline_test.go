@@ -30,7 +30,10 @@ func learnFromLab(t *testing.T) (*scenario.Env, []detector.Result) {
 	}
 	t.Cleanup(func() { e.Close() })
 	var results []detector.Result
-	for _, s := range scenario.All()[:2] { // clean, goproxy-explicit
+	for _, s := range scenario.All() {
+		if s.Name != "clean" && s.Name != "goproxy-explicit" {
+			continue
+		}
 		rs, err := e.Run(context.Background(), s, 3*time.Second)
 		if err != nil {
 			t.Fatal(err)
