@@ -300,8 +300,12 @@ func classifyTable(p *labPKI) []classifyCase {
 
 func TestClassify(t *testing.T) {
 	t.Parallel()
-	p := newLabPKI(t)
-	for _, c := range classifyTable(p) {
+	runClassifyTable(t, classifyTable(newLabPKI(t)))
+}
+
+// runClassifyTable checks each case's reasons, verdict and product.
+func runClassifyTable(t *testing.T, table []classifyCase) {
+	for _, c := range table {
 		t.Run(c.name, func(t *testing.T) {
 			fs, product := detector.Classify(c.obs, c.exp, c.pol, labNow)
 			if diff := cmp.Diff(c.reasons, reasonsOf(fs)); diff != "" {

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/mitmwatch/mitmwatch/detector"
 )
 
@@ -73,6 +71,7 @@ func pathTable(p *labPKI) []classifyCase {
 			pol:     detector.Policy{ApprovedInspection: spkis(p.zRoot)},
 			reasons: rs(detector.ReasonApprovedInspection, tcp),
 			verdict: detector.Inspected,
+			product: "Zscaler",
 		},
 		// Negative cases: direct paths, slow servers, too few samples.
 		{
@@ -141,19 +140,7 @@ func pathTable(p *labPKI) []classifyCase {
 
 func TestClassifyPath(t *testing.T) {
 	t.Parallel()
-	p := newLabPKI(t)
-	for _, c := range pathTable(p) {
-		t.Run(c.name, func(t *testing.T) {
-			fs, _ := detector.Classify(c.obs, c.exp, c.pol, labNow)
-			if diff := cmp.Diff(c.reasons, reasonsOf(fs)); diff != "" {
-				t.Errorf("reasons (-want +got):\n%s\nfindings: %+v", diff, fs)
-			}
-			if got := detector.VerdictOf(fs); got != c.verdict {
-				t.Errorf("verdict = %s, want %s; findings: %+v", got, c.verdict, fs)
-			}
-			checkFindings(t, fs)
-		})
-	}
+	runClassifyTable(t, pathTable(newLabPKI(t)))
 }
 
 // The evidence names the figures an operator checks: both round trips and

@@ -50,12 +50,8 @@ func NewSentinelRelay(target string) (*SentinelRelay, error) {
 }
 
 func (r *SentinelRelay) relay(c net.Conn, conns *connSet) {
-	up, err := net.DialTimeout("tcp", r.target, relayDialTimeout)
-	if err != nil {
-		return
-	}
-	up = &trackedConn{Conn: up, set: conns}
-	if !conns.add(up) {
+	up, ok := dialUpstream(r.target, conns)
+	if !ok {
 		return
 	}
 	defer up.Close()
@@ -77,6 +73,21 @@ func (r *SentinelRelay) relay(c net.Conn, conns *connSet) {
 	}()
 	pipe(c, up)
 	<-done
+}
+
+// dialUpstream connects a relay to its target, tracked with the relay's
+// connections so that closing the relay ends it too.
+func dialUpstream(target string, conns *connSet) (net.Conn, bool) {
+	up, err := net.DialTimeout("tcp", target, relayDialTimeout)
+	if err != nil {
+		return nil, false
+	}
+	tc := &trackedConn{Conn: up, set: conns}
+	if !conns.add(tc) {
+		up.Close()
+		return nil, false
+	}
+	return tc, true
 }
 
 // pipe copies src to dst and half-closes dst; on an error it closes both

@@ -32,12 +32,8 @@ func NewSplicer(target string, delay time.Duration) (*Splicer, error) {
 }
 
 func (s *Splicer) relay(c net.Conn, conns *connSet) {
-	up, err := net.DialTimeout("tcp", s.target, relayDialTimeout)
-	if err != nil {
-		return
-	}
-	up = &trackedConn{Conn: up, set: conns}
-	if !conns.add(up) {
+	up, ok := dialUpstream(s.target, conns)
+	if !ok {
 		return
 	}
 	defer up.Close()
