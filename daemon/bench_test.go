@@ -11,8 +11,8 @@ import (
 )
 
 // Every probe is judged with the latest observations of all targets as
-// context (JudgeAmong), so a probe costs one classification plus a pass over
-// the others. Measured to keep an eye on the daemon's CPU budget (200
+// context (JudgeAmong), so a probe costs one classification plus, for a
+// chain not publicly trusted, a pass over the others. Measured to keep an eye on the daemon's CPU budget (200
 // targets on a 30 s interval).
 func BenchmarkJudge200(b *testing.B) {
 	l := newLab(b)

@@ -88,12 +88,18 @@ func pathFindings(obs Observation) []Finding {
 			"a ClientHello sent with TTL %d got a TLS answer, but a datagram to the same address with TTL %d expired%s: the TLS answer comes from within %d hops, before the address it was sent to",
 			tr.HelloHops, o.TTL, from, tr.HelloHops)})
 	}
-	if tr.SYNACKTTL != 0 && slices.ContainsFunc(tr.ServerTTLs, func(t uint8) bool { return t != tr.SYNACKTTL }) {
+	if tr.TTLChanged() {
 		out = append(out, Finding{ReasonServerTTLChanged, Info, fmt.Sprintf(
 			"the SYN-ACK arrived with TTL %d and later packets of the server with %v: two boxes at different distances spoke for it (a SYN proxy in front of the server does this too)",
 			tr.SYNACKTTL, tr.ServerTTLs)})
 	}
 	return out
+}
+
+// TTLChanged reports whether a capture saw the server's later packets
+// arrive with another TTL than its SYN-ACK.
+func (tr *PathTrace) TTLChanged() bool {
+	return tr.SYNACKTTL != 0 && slices.ContainsFunc(tr.ServerTTLs, func(t uint8) bool { return t != tr.SYNACKTTL })
 }
 
 // Split returns the estimated connect and hello round trips, and whether

@@ -79,15 +79,7 @@ type Group struct {
 // TTLChanged reports whether later server packets came with another TTL
 // than the SYN-ACK: something other than the server may answer for it.
 func (g *Group) TTLChanged() bool {
-	if g.SYNACKTTL == 0 {
-		return false
-	}
-	for _, t := range g.ServerTTLs {
-		if t != g.SYNACKTTL {
-			return true
-		}
-	}
-	return false
+	return (&detector.PathTrace{SYNACKTTL: g.SYNACKTTL, ServerTTLs: g.ServerTTLs}).TTLChanged()
 }
 
 // Add takes one connection; it is the Tracker's emit function.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -87,9 +88,7 @@ func hopProbe(ctx context.Context, dst netip.Addr, ttl int, wait time.Duration) 
 // readICMPError waits for the socket's error queue until the read deadline
 // and fills hp from the first ICMP error in it. It reports false when the
 // deadline passed first.
-func readICMPError(raw interface {
-	Read(func(uintptr) bool) error
-}, dst netip.Addr, hp *detector.HopProbe) (bool, error) {
+func readICMPError(raw syscall.RawConn, dst netip.Addr, hp *detector.HopProbe) (bool, error) {
 	var (
 		got  bool
 		rerr error

@@ -120,12 +120,11 @@ type trace struct {
 	p    *Prober
 	host string
 	addr netip.AddrPort
-	opts PathOptions
 	done chan []sample
 }
 
 func (p *Prober) startTrace(ctx context.Context, host string, addr netip.AddrPort) *trace {
-	t := &trace{p: p, host: host, addr: addr, opts: p.Path, done: make(chan []sample, 1)}
+	t := &trace{p: p, host: host, addr: addr, done: make(chan []sample, 1)}
 	n := p.Path.Samples - 1
 	if n <= 0 {
 		t.done <- nil
@@ -173,11 +172,11 @@ func (t *trace) finish(ctx context.Context, own *sample, cutOff bool) *detector.
 			tr.HelloRTTs = append(tr.HelloRTTs, s.hello)
 		}
 	}
-	if t.opts.MaxHops <= 0 {
+	if t.p.Path.MaxHops <= 0 {
 		return tr
 	}
 	_, _, split := tr.Split()
-	if !t.opts.TTLAlways && !split && !cutOff {
+	if !t.p.Path.TTLAlways && !split && !cutOff {
 		return tr
 	}
 	wait := 500 * time.Millisecond // no answered sample to go by
@@ -192,11 +191,11 @@ func (t *trace) finish(ctx context.Context, own *sample, cutOff bool) *detector.
 // records the lowest that got a TLS answer; then asks how far the address
 // itself is with a datagram of that TTL.
 func (t *trace) hops(ctx context.Context, tr *detector.PathTrace, wait time.Duration) {
-	tr.MaxHops = t.opts.MaxHops
-	answered := make([]bool, t.opts.MaxHops+1)
-	errs := make([]error, t.opts.MaxHops+1)
+	tr.MaxHops = t.p.Path.MaxHops
+	answered := make([]bool, t.p.Path.MaxHops+1)
+	errs := make([]error, t.p.Path.MaxHops+1)
 	var wg sync.WaitGroup
-	for ttl := 1; ttl <= t.opts.MaxHops; ttl++ {
+	for ttl := 1; ttl <= t.p.Path.MaxHops; ttl++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -205,7 +204,7 @@ func (t *trace) hops(ctx context.Context, tr *detector.PathTrace, wait time.Dura
 		}()
 	}
 	wg.Wait()
-	for ttl := 1; ttl <= t.opts.MaxHops; ttl++ {
+	for ttl := 1; ttl <= t.p.Path.MaxHops; ttl++ {
 		if answered[ttl] {
 			tr.HelloHops = ttl
 			break
