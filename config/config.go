@@ -47,12 +47,30 @@ type Config struct {
 
 	DNS DNS
 
+	// Passive is what `run` captures of real build traffic; no Interface
+	// means no capture.
+	Passive Passive
+
 	// RangesSource is the provider ranges snapshot "provider:NAME" was
 	// resolved against: a path, or "built in".
 	RangesSource string
 
 	Targets []Target
 }
+
+// Passive says where `run` watches real build traffic (passive: in
+// rules.yaml): the TLS handshakes of connections to Ports on Interface,
+// judged together once per Window.
+type Passive struct {
+	Interface string
+	Ports     []uint16 // server ports; empty means 443
+	Window    time.Duration
+}
+
+// DefaultPassiveWindow is how long passive results gather before they
+// are judged and exported: a scrape interval's multiple, long enough for
+// a build's worth of connections.
+const DefaultPassiveWindow = time.Minute
 
 // DefaultRangesFile is where `mitmwatch ranges update` writes the snapshot
 // for the service, and where a config without ranges_file looks first.

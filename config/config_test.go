@@ -37,6 +37,9 @@ func TestBad(t *testing.T) {
 		"alias_expansion.yaml":      `5: too many values once aliases are expanded (more than 1048576)`,
 		"alpn.yaml":                 `4: targets[0].expect.alpn[1]: invalid ALPN protocol "" (want 1 to 255 bytes)`,
 		"cidr.yaml":                 `4: targets[0].expect.ip_ranges[1]: invalid range "192.0.2.0/33" (want a CIDR such as "192.0.2.0/24", or "provider:NAME")`,
+		"passive_interface.yaml":    `2: passive.interface: empty (want an interface name such as "eth0")`,
+		"passive_port.yaml":         `3: passive.ports[1]: invalid port "0" (want an integer from 1 to 65535)`,
+		"passive_window.yaml":       `4: passive.window: invalid window "10ms" (want a duration from 1s to 24h0m0s, e.g. "1m")`,
 		"path_samples.yaml":         `3: probe.path.samples: invalid samples "-1" (want an integer from 0, off, to 10)`,
 		"path_ttl.yaml":             `4: probe.path.ttl: unknown mode "sometimes" (want "suspicious" or "always")`,
 		"path_hops.yaml":            `3: probe.path.max_hops: invalid max_hops "64" (want an integer from 0, off, to 32)`,
@@ -180,6 +183,7 @@ func TestGood(t *testing.T) {
 			Timeout: DefaultTimeout, Concurrency: DefaultConcurrency, Interval: DefaultInterval,
 			Path:         probe.PathOptions{Samples: DefaultPathSamples, MaxHops: DefaultMaxHops},
 			DNS:          DNS{ResolvConf: DefaultResolvConf, Reference: defaultResolvers(t), Canary: true},
+			Passive:      Passive{Window: DefaultPassiveWindow},
 			RangesSource: "built in",
 			Targets:      targets,
 		}
@@ -197,6 +201,7 @@ func TestGood(t *testing.T) {
 			Concurrency: 32,
 			Interval:    30 * time.Second,
 			Path:        probe.PathOptions{Samples: 5, MaxHops: 4, TTLAlways: true},
+			Passive:     Passive{Interface: "eth0", Ports: []uint16{443, 8443}, Window: 30 * time.Second},
 			DNS: DNS{ResolvConf: "/run/lab/resolv.conf", Reference: []resolver.Server{
 				{Spec: "udp://192.0.2.53", Proto: "udp", Addr: "192.0.2.53:53"},
 				{Spec: "tls://192.0.2.53:853#dns.lab.example", Proto: "tls", Addr: "192.0.2.53:853", ServerName: "dns.lab.example"},

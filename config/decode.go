@@ -64,6 +64,7 @@ func (d *decoder) decode(data []byte) *Config {
 		Interval:    DefaultInterval,
 		Path:        probe.PathOptions{Samples: DefaultPathSamples, MaxHops: DefaultMaxHops},
 		DNS:         DNS{ResolvConf: DefaultResolvConf, Canary: true},
+		Passive:     Passive{Window: DefaultPassiveWindow},
 	}
 	for _, spec := range DefaultReferenceResolvers {
 		srv, err := resolver.ParseServer(spec)

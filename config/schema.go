@@ -100,6 +100,29 @@ func (d *decoder) document(root *yaml.Node, cfg *Config, public, system *spec) {
 		},
 		"targets":     func(v *yaml.Node, p string) { cfg.Targets = d.targets(v, p) },
 		"ranges_file": func(*yaml.Node, string) {}, // read first, by loadRanges
+		"passive": func(v *yaml.Node, p string) {
+			d.fields(v, p, map[string]field{
+				"interface": func(v *yaml.Node, p string) {
+					if name, ok := d.scalar(v, p); ok {
+						if name == "" {
+							d.errorf(v.Line, p, `empty (want an interface name such as "eth0")`)
+							return
+						}
+						cfg.Passive.Interface = name
+					}
+				},
+				"ports": func(v *yaml.Node, p string) {
+					for _, port := range each(d, v, p, parsePort) {
+						cfg.Passive.Ports = append(cfg.Passive.Ports, uint16(port))
+					}
+				},
+				"window": func(v *yaml.Node, p string) {
+					if w, ok := one(d, v, p, parseWindow); ok {
+						cfg.Passive.Window = w
+					}
+				},
+			})
+		},
 	})
 }
 

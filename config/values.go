@@ -42,6 +42,14 @@ func parseInterval(s string) (time.Duration, string) {
 	return t, ""
 }
 
+func parseWindow(s string) (time.Duration, string) {
+	t, err := time.ParseDuration(s)
+	if err != nil || t < MinInterval || t > MaxInterval {
+		return 0, fmt.Sprintf(`invalid window %q (want a duration from %s to %s, e.g. "1m")`, s, MinInterval, MaxInterval)
+	}
+	return t, ""
+}
+
 func parseConcurrency(s string) (int, string) {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || n > MaxConcurrency {

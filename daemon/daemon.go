@@ -96,6 +96,7 @@ type Daemon struct {
 	dirty    bool          // results changed since the last save
 	saveErr  string        // last state write error, to log each new one once
 	updated  chan struct{} // closed and replaced on every change
+	passive  *passiveState // nil until passive capture is configured
 }
 
 // target is one configured target and what the daemon knows of it.
@@ -162,6 +163,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		wg       sync.WaitGroup
 		lastSave time.Time
 	)
+	passiveCtx, stopPassive := context.WithCancel(ctx)
+	passiveDone := make(chan struct{})
+	go func() { defer close(passiveDone); d.runPassive(passiveCtx) }()
+	defer func() { stopPassive(); <-passiveDone }()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -319,6 +324,7 @@ func (d *Daemon) Snapshot() exporter.Snapshot {
 	for i := range s.Targets {
 		s.Targets[i].Findings = slices.Clone(s.Targets[i].Findings)
 	}
+	s.Passive = d.passiveSnapshot()
 	return s
 }
 

@@ -55,10 +55,34 @@ var (
 		nil, nil)
 )
 
+// Passive capture's metrics, present only when rules.yaml asks for it.
+// The hosts are those real build traffic reached, so they are separate
+// families: a target label here is not a configured target.
+var (
+	passiveCapturingDesc = prometheus.NewDesc("mitmwatch_passive_capturing",
+		"1 while passive capture runs on the interface; 0 when it could not be opened (CAP_NET_RAW missing, no such interface) and only probes run.",
+		[]string{"interface"}, nil)
+	passiveVerdictDesc = prometheus.NewDesc("mitmwatch_passive_verdict",
+		"Verdict of the last capture window in which real build traffic reached a host: one series per possible verdict, 1 for the current one.",
+		[]string{"target", "verdict"}, nil)
+	passiveInterceptionDesc = prometheus.NewDesc("mitmwatch_passive_interception_detected",
+		`1 when real build traffic to the host was intercepted in the last window it was seen, with the product ("unknown" when unnamed); otherwise 0 with product="".`,
+		[]string{"target", "product"}, nil)
+	passiveLastSeenDesc = prometheus.NewDesc("mitmwatch_passive_last_seen_timestamp_seconds",
+		"End of the last capture window in which real build traffic reached the host, in seconds since the Unix epoch.",
+		[]string{"target"}, nil)
+	passiveConnsDesc = prometheus.NewDesc("mitmwatch_passive_connections_total",
+		"Connections passive capture judged since the daemon started.", nil, nil)
+	passiveDropsDesc = prometheus.NewDesc("mitmwatch_passive_dropped_packets_total",
+		"Packets the kernel dropped before passive capture read them: handshakes may be missing.", nil, nil)
+)
+
 var allDescs = []*prometheus.Desc{
 	verdictDesc, interceptionDesc, findingDesc, tlsVersionDesc, chainDesc,
 	durationDesc, lastProbeDesc, intervalDesc, probesDesc, failuresDesc,
 	reloadOKDesc, reloadTimeDesc,
+	passiveCapturingDesc, passiveVerdictDesc, passiveInterceptionDesc, passiveLastSeenDesc,
+	passiveConnsDesc, passiveDropsDesc,
 }
 
 // collector emits the metrics of one Snapshot per scrape.
@@ -95,6 +119,35 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		seen[key] = true
 		collectTarget(ch, key, t)
+	}
+	if p := s.Passive; p != nil {
+		collectPassive(ch, p)
+	}
+}
+
+// collectPassive emits what capture found.
+func collectPassive(ch chan<- prometheus.Metric, p *Passive) {
+	if p.Interface != "" {
+		emit(ch, passiveCapturingDesc, prometheus.GaugeValue, boolValue(p.Capturing), labelValue(p.Interface))
+	}
+	emit(ch, passiveConnsDesc, prometheus.CounterValue, float64(p.Connections))
+	emit(ch, passiveDropsDesc, prometheus.CounterValue, float64(p.Dropped))
+	seen := make(map[string]bool, len(p.Targets))
+	for _, t := range p.Targets {
+		key := targetLabel(t.Key)
+		if key == "" || seen[key] || t.Verdict == "" {
+			continue
+		}
+		seen[key] = true
+		for _, v := range detector.Verdicts {
+			emit(ch, passiveVerdictDesc, prometheus.GaugeValue, boolValue(v == t.Verdict), key, string(v))
+		}
+		if t.Verdict == detector.Intercepted {
+			emit(ch, passiveInterceptionDesc, prometheus.GaugeValue, 1, key, productLabel(t.Product))
+		} else {
+			emit(ch, passiveInterceptionDesc, prometheus.GaugeValue, 0, key, "")
+		}
+		emit(ch, passiveLastSeenDesc, prometheus.GaugeValue, unixSeconds(t.LastProbe), key)
 	}
 }
 

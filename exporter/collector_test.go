@@ -125,6 +125,14 @@ func fleet() Snapshot {
 				LastProbe: probedAt, Probes: 99,
 			},
 		},
+		Passive: &Passive{
+			Interface: "eth0", Capturing: true, Connections: 42, Dropped: 3,
+			Targets: []Target{
+				{Key: "objects.githubusercontent.com:443", Host: "objects.githubusercontent.com", Port: 443,
+					Verdict: detector.Intercepted, Product: "Zscaler", LastProbe: probedAt, Probes: 2},
+				{Key: "pypi.org:443", Host: "pypi.org", Port: 443, Verdict: detector.OK, LastProbe: loadedAt, Probes: 1},
+			},
+		},
 	}
 }
 

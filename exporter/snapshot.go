@@ -19,6 +19,21 @@ type Snapshot struct {
 	// keeps running); ConfigLoadedAt is when the running config was loaded.
 	ConfigLoaded   bool
 	ConfigLoadedAt time.Time
+	// Passive is what capturing real build traffic found; nil when
+	// rules.yaml asks for no capture.
+	Passive *Passive
+}
+
+// Passive is the state of passive capture: whether it runs, and each host
+// seen in real traffic with the judgement of the last window it was seen
+// in (LastProbe is when that window ended, Probes how many windows saw it).
+type Passive struct {
+	Interface   string
+	Capturing   bool
+	Error       string // why capture is not running
+	Connections uint64 // connections judged since the daemon started
+	Dropped     uint64 // packets the kernel dropped
+	Targets     []Target
 }
 
 // Target is one target's latest judgement, flattened to what metrics, the
