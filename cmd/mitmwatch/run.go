@@ -153,6 +153,7 @@ func runService(ctx context.Context, e env, f runFlags) error {
 			return &exitError{1, fmt.Errorf("web server: %w", err)}
 		case err := <-runDone:
 			shutdown(server)
+			<-served // nothing of the service outlives it, its logging included
 			if err != nil {
 				return &exitError{check.ExitUsage, err}
 			}
@@ -164,6 +165,7 @@ func runService(ctx context.Context, e env, f runFlags) error {
 			// timeout, have ended and the state is saved.
 			err := <-runDone
 			shutdown(server)
+			<-served
 			if err != nil {
 				return &exitError{1, err}
 			}
