@@ -166,7 +166,7 @@ func serveTLS(rate float64) error {
 		return err
 	}
 	chunk := make([]byte, 64<<10)
-	every := time.Duration(float64(len(chunk)*8) / (rate * 1e9) * float64(time.Second))
+	every := pace(len(chunk), rate)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -188,6 +188,11 @@ func serveTLS(rate float64) error {
 			}
 		}()
 	}
+}
+
+// pace is how often a chunk of n bytes goes out to make rate Gbit/s.
+func pace(n int, rate float64) time.Duration {
+	return time.Duration(float64(n*8) / (rate * 1e9) * float64(time.Second))
 }
 
 func runClient(dur time.Duration, handshakes int) error {
