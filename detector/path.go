@@ -22,7 +22,8 @@ type PathTrace struct {
 	// HelloHops is the lowest IP TTL (IPv6 hop limit) at which a
 	// ClientHello, sent on a connection opened normally, got a TLS answer:
 	// how many hops away whatever answers TLS is. Zero when none of TTL 1
-	// to MaxHops got one, or when this was not tried (MaxHops zero).
+	// to MaxHops got one; MaxHops is zero when this was not tried (or the
+	// TTL could not be set).
 	HelloHops int `json:"hello_hops,omitempty"`
 	MaxHops   int `json:"max_hops,omitempty"`
 	// Origin is a datagram sent to the connected address with TTL
@@ -74,7 +75,12 @@ func pathFindings(obs Observation) []Finding {
 	// answers the datagram, the gap is the server's own time (a loaded
 	// server looks like a relay by timing alone).
 	byAddress := tr.Origin != nil && tr.Origin.Reached && tr.Origin.TTL == tr.HelloHops && tr.HelloHops > 0
-	if c, h, ok := tr.Split(); ok && !byAddress {
+	// When the TTL-limited hellos found nothing answering within MaxHops,
+	// whatever relays sits beyond the hops where this network's middleboxes
+	// are: a server's own front end (an L4 load balancer), or a server too
+	// busy to answer them in time. Neither is on this side of the path.
+	farAway := tr.MaxHops > 0 && tr.HelloHops == 0
+	if c, h, ok := tr.Split(); ok && !byAddress && !farAway {
 		out = append(out, Finding{ReasonTCPTerminatedNearby, Warning, fmt.Sprintf(
 			"TCP was answered in %s but TLS in %s (minimum of %d and %d samples): something close answers the connection and relays the TLS to a server %s farther away",
 			ms(c), ms(h), len(tr.ConnectRTTs), len(tr.HelloRTTs), ms(h-c))})

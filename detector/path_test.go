@@ -53,6 +53,13 @@ func pathTable(p *labPKI) []classifyCase {
 			verdict: detector.TransparentProxy,
 		},
 		{
+			name: "path: split, the hello answered at hop 1, and ICMP filtered: the split stands",
+			obs: with(clean, detector.PathTrace{ConnectRTTs: split.ConnectRTTs, HelloRTTs: split.HelloRTTs,
+				HelloHops: 1, MaxHops: 8, Origin: &detector.HopProbe{TTL: 1}}),
+			reasons: rs(tcp),
+			verdict: detector.TransparentProxy,
+		},
+		{
 			name:    "path: the split beside a forged chain is interception",
 			obs:     with(p.observe(labHost, p.system, forged, p.corpCA.cert), split),
 			reasons: rs(detector.ReasonSystemRootOnly, detector.ReasonLeafWithoutSCT, tcp),
@@ -110,6 +117,12 @@ func pathTable(p *labPKI) []classifyCase {
 			name: "path: nothing came back for the datagram (ICMP filtered)",
 			obs: with(clean, detector.PathTrace{ConnectRTTs: msD(1, 1), HelloRTTs: msD(2, 2),
 				HelloHops: 1, MaxHops: 8, Origin: &detector.HopProbe{TTL: 1}}),
+			verdict: detector.OK,
+		},
+		{
+			name: "path: split, but nothing within 8 hops answers the TTL-limited hellos (a server's own front end, or a busy server)",
+			obs: with(clean, detector.PathTrace{ConnectRTTs: split.ConnectRTTs, HelloRTTs: split.HelloRTTs,
+				MaxHops: 8}),
 			verdict: detector.OK,
 		},
 		{

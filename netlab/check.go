@@ -91,6 +91,8 @@ type TargetReport struct {
 	Findings    []struct {
 		Reason string `json:"reason"`
 	} `json:"findings"`
+	// PathTrace is kept as sent, for failure messages.
+	PathTrace json.RawMessage `json:"path_trace"`
 }
 
 // Reasons lists the target's finding reasons.

@@ -168,11 +168,11 @@ func checkReport(t *testing.T, l *Lab, want Want, r *Report) {
 	for _, tg := range r.Targets {
 		seen[tg.Host] = true
 		if tg.Verdict != want.Verdict || tg.Product != want.Product || tg.Path != want.Path {
-			t.Errorf("%s: verdict %q product %q path %q (failure %q, findings %v), want %q %q %q",
-				tg.Host, tg.Verdict, tg.Product, tg.Path, tg.Failure, tg.Reasons(), want.Verdict, want.Product, want.Path)
+			t.Errorf("%s: verdict %q product %q path %q (failure %q, findings %v, path trace %s), want %q %q %q",
+				tg.Host, tg.Verdict, tg.Product, tg.Path, tg.Failure, tg.Reasons(), tg.PathTrace, want.Verdict, want.Product, want.Path)
 		}
 		if missing := want.MissingReasons(tg); len(missing) > 0 {
-			t.Errorf("%s: findings %v lack %v", tg.Host, tg.Reasons(), missing)
+			t.Errorf("%s: findings %v lack %v (path trace %s)", tg.Host, tg.Reasons(), missing, tg.PathTrace)
 		}
 	}
 	for _, h := range Hosts {

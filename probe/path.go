@@ -211,7 +211,7 @@ func (t *trace) hops(ctx context.Context, tr *detector.PathTrace, wait time.Dura
 		}
 	}
 	if errors.Is(errs[1], errNoTTL) {
-		tr.Detail = errs[1].Error()
+		tr.MaxHops, tr.Detail = 0, errs[1].Error() // not tried, as far as the judgement goes
 		return
 	}
 	if tr.HelloHops == 0 {

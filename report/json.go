@@ -52,6 +52,35 @@ type Target struct {
 	FailureDetail     string               `json:"failure_detail,omitempty"`
 	TLS               *TLS                 `json:"tls,omitempty"`
 	HTTP              *detector.HTTPAnswer `json:"http,omitempty"`
+	PathTrace         *PathTrace           `json:"path_trace,omitempty"`
+}
+
+// PathTrace is what was measured of the path beside the handshake, in
+// milliseconds (see detector.PathTrace).
+type PathTrace struct {
+	ConnectMS  []float64          `json:"connect_ms,omitempty"`
+	HelloMS    []float64          `json:"hello_ms,omitempty"`
+	HelloHops  int                `json:"hello_hops,omitempty"`
+	MaxHops    int                `json:"max_hops,omitempty"`
+	Origin     *detector.HopProbe `json:"origin,omitempty"`
+	SYNACKTTL  uint8              `json:"synack_ttl,omitempty"`
+	ServerTTLs []uint8            `json:"server_ttls,omitempty"`
+	Detail     string             `json:"detail,omitempty"`
+}
+
+func pathTrace(tr *detector.PathTrace) *PathTrace {
+	if tr == nil {
+		return nil
+	}
+	out := &PathTrace{HelloHops: tr.HelloHops, MaxHops: tr.MaxHops, Origin: tr.Origin,
+		SYNACKTTL: tr.SYNACKTTL, ServerTTLs: tr.ServerTTLs, Detail: tr.Detail}
+	for _, d := range tr.ConnectRTTs {
+		out.ConnectMS = append(out.ConnectMS, ms(d))
+	}
+	for _, d := range tr.HelloRTTs {
+		out.HelloMS = append(out.HelloMS, ms(d))
+	}
+	return out
 }
 
 // TLS is what the handshake negotiated and presented.
@@ -108,6 +137,7 @@ func target(r check.Result) Target {
 		ResolvedAddresses: o.ResolvedAddrs,
 		ConnectMS:         ms(o.ConnectTime), HandshakeMS: ms(o.HandshakeTime),
 		Failure: o.Failure, FailureDetail: o.FailureDetail, HTTP: o.Plain,
+		PathTrace: pathTrace(o.Trace),
 	}
 	if t.Findings == nil {
 		t.Findings = []detector.Finding{}

@@ -53,6 +53,12 @@ func results(t *testing.T) []check.Result {
 				System: detector.Verification{Chains: [][]*x509.Certificate{{leaf, root}}},
 			},
 			BestVersion: tls.VersionTLS13,
+			Trace: &detector.PathTrace{
+				ConnectRTTs: []time.Duration{400 * time.Microsecond, 12 * time.Millisecond, 350 * time.Microsecond},
+				HelloRTTs:   []time.Duration{31 * time.Millisecond, 30500 * time.Microsecond, 30 * time.Millisecond},
+				HelloHops:   1, MaxHops: 8,
+				Origin: &detector.HopProbe{TTL: 1, Expired: true, From: netip.MustParseAddr("192.0.2.1")},
+			},
 		}},
 		{Obs: detector.Observation{
 			Host: "repo.maven.apache.org", Port: 443, Path: detector.Path{Kind: "proxy", Proxy: "proxy.corp.example:3128"},
