@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/exporter"
 )
 
 // Handler serves the status page and the lifecycle endpoints the Prometheus
@@ -61,6 +62,17 @@ type statusPage struct {
 	LoadErr    string
 	Ready      bool
 	Rows       []statusRow
+	Passive    *passivePage // nil without passive capture
+}
+
+// passivePage is the build traffic section: hosts come from the network
+// (SNI), so they are escaped like everything else.
+type passivePage struct {
+	Interface, Error string
+	Capturing        bool
+	Connections      uint64
+	Dropped          uint64
+	Rows             []statusRow
 }
 
 type statusRow struct {
@@ -82,18 +94,14 @@ func (d *Daemon) serveStatus(w http.ResponseWriter, _ *http.Request) {
 		page.LoadedAt = snap.ConfigLoadedAt.UTC().Format(time.RFC3339) + " (" + ago(now.Sub(snap.ConfigLoadedAt)) + ")"
 	}
 	for _, t := range snap.Targets {
-		row := statusRow{Target: t.Key, Verdict: string(t.Verdict), Class: verdictClass(t.Verdict),
-			Product: t.Product, Issuer: t.IssuerCN, Source: t.Source}
-		if row.Verdict == "" {
-			row.Verdict = "pending"
+		page.Rows = append(page.Rows, statusRowOf(t, now))
+	}
+	if p := snap.Passive; p != nil {
+		page.Passive = &passivePage{Interface: p.Interface, Error: p.Error, Capturing: p.Capturing,
+			Connections: p.Connections, Dropped: p.Dropped}
+		for _, t := range p.Targets {
+			page.Passive.Rows = append(page.Passive.Rows, statusRowOf(t, now))
 		}
-		if !t.LastProbe.IsZero() {
-			row.LastProbe, row.Ago = t.LastProbe.UTC().Format(time.RFC3339), ago(now.Sub(t.LastProbe))
-		}
-		if f, ok := keyFinding(t.Findings); ok {
-			row.Reason, row.Detail = string(f.Reason), f.Detail
-		}
-		page.Rows = append(page.Rows, row)
 	}
 	var b bytes.Buffer
 	if err := statusTemplate.Execute(&b, page); err != nil {
@@ -105,6 +113,21 @@ func (d *Daemon) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.Write(b.Bytes())
+}
+
+func statusRowOf(t exporter.Target, now time.Time) statusRow {
+	row := statusRow{Target: t.Key, Verdict: string(t.Verdict), Class: verdictClass(t.Verdict),
+		Product: t.Product, Issuer: t.IssuerCN, Source: t.Source}
+	if row.Verdict == "" {
+		row.Verdict = "pending"
+	}
+	if !t.LastProbe.IsZero() {
+		row.LastProbe, row.Ago = t.LastProbe.UTC().Format(time.RFC3339), ago(now.Sub(t.LastProbe))
+	}
+	if f, ok := keyFinding(t.Findings); ok {
+		row.Reason, row.Detail = string(f.Reason), f.Detail
+	}
+	return row
 }
 
 // verdictClass picks the row colour: red when something is in the way.
@@ -181,6 +204,23 @@ small { color: #666; }
 {{else}}<tr><td colspan="7">No targets.</td></tr>
 {{end}}</tbody>
 </table>
-</body>
+{{with .Passive}}<h2 id="passive">Build traffic on {{.Interface}}</h2>
+{{if .Capturing}}<p>Capturing: {{.Connections}} connections judged{{if .Dropped}}, <span class="warn">{{.Dropped}} packets dropped by the kernel</span>{{end}}.</p>
+{{else}}<p class="warn">Not capturing; the probes go on: <code>{{.Error}}</code></p>
+{{end}}<table>
+<thead><tr><th>Host</th><th>Verdict</th><th>Product</th><th>Last seen</th><th>Issuer</th><th>Reason</th></tr></thead>
+<tbody>
+{{range .Rows}}<tr>
+<td>{{.Target}}</td>
+<td class="verdict {{.Class}}">{{.Verdict}}</td>
+<td>{{.Product}}</td>
+<td>{{.LastProbe}}<br><small>{{.Ago}}</small></td>
+<td>{{.Issuer}}</td>
+<td>{{if .Reason}}<b>{{.Reason}}</b><br>{{.Detail}}{{end}}</td>
+</tr>
+{{else}}<tr><td colspan="6">No TLS seen yet.</td></tr>
+{{end}}</tbody>
+</table>
+{{end}}</body>
 </html>
 `))

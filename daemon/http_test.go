@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/exporter"
 	"github.com/mitmwatch/mitmwatch/lab"
 )
 
@@ -179,5 +180,42 @@ func TestStatusPage(t *testing.T) {
 	}
 	if code, _, _ := get(t, h, "GET", "/nope"); code != http.StatusNotFound {
 		t.Errorf("GET /nope: %d, want 404", code)
+	}
+}
+
+// The build traffic section lists the hosts capture judged, escaping
+// their names (an SNI is whatever a client sent), and says why capture
+// does not run when it does not.
+func TestStatusPagePassive(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	d, _ := l.daemon(t, &loader{cfg: l.config(time.Hour, 2*time.Second)}, "")
+	h := d.Handler(nil)
+	if _, page, _ := get(t, h, "GET", "/"); strings.Contains(page, `id="passive"`) {
+		t.Error("a build traffic section without passive capture")
+	}
+
+	hostile := `<img src=x onerror=alert(1)>.example:443`
+	d.mu.Lock()
+	d.passiveLocked().iface, d.passive.capturing, d.passive.conns = "eth0", true, 7
+	d.passive.targets[hostile] = exporter.Target{Key: hostile, Verdict: detector.Intercepted, Product: "Fortinet",
+		LastProbe: time.Now(), Findings: []detector.Finding{{Reason: detector.ReasonKnownProduct, Severity: detector.Critical, Detail: "issuer names Fortinet"}}}
+	d.mu.Unlock()
+	_, page, _ := get(t, h, "GET", "/")
+	for _, want := range []string{`id="passive"`, "Build traffic on eth0", "7 connections judged", "Fortinet",
+		"&lt;img src=x onerror=alert(1)&gt;.example:443", "known-interception-product"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("status page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<img") {
+		t.Error("a host name from the network reached the page unescaped")
+	}
+
+	d.mu.Lock()
+	d.passive.capturing, d.passive.err = false, "capture on eth0: live capture needs CAP_NET_RAW"
+	d.mu.Unlock()
+	if _, page, _ := get(t, h, "GET", "/"); !strings.Contains(page, "Not capturing; the probes go on") || !strings.Contains(page, "needs CAP_NET_RAW") {
+		t.Error("the page does not say why capture is not running")
 	}
 }
