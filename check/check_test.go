@@ -135,3 +135,46 @@ func TestExitCode(t *testing.T) {
 		}
 	}
 }
+
+// JudgeAmong judges one probed target with the others' observations as
+// context, as the daemon does after each probe: a forger reusing one leaf
+// key for three hosts is caught from any one of them, with the target's
+// source, just as Judge catches it from all three.
+func TestJudgeAmongSeesTheOthers(t *testing.T) {
+	pki, err := lab.NewPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := lab.NewForger(lab.ForgerOptions{CA: pki.EnterpriseRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var targets []config.Target
+	for _, h := range []string{"a.lab.example", "b.lab.example", "c.lab.example"} {
+		targets = append(targets, config.Target{Host: h, Port: 443, Address: f.Addr(), Source: "rules.yaml:" + h})
+	}
+	// The bare pool keeps the forger's root out of the system store, so
+	// the chain does not verify and only the shared key makes it interception.
+	r := &Runner{Prober: &probe.Prober{PublicRoots: pki.PublicPool(), SystemRoots: pki.PublicPool()}, Timeout: 5 * time.Second}
+	obs := r.Observe(context.Background(), targets)
+	all := r.Judge(targets, obs)
+	for i := range targets {
+		var others []*detector.Observation
+		for j := range obs {
+			if j != i {
+				others = append(others, &obs[j])
+			}
+		}
+		got := r.JudgeAmong(targets[i], obs[i], others)
+		if got.Source != targets[i].Source || got.Verdict != all[i].Verdict {
+			t.Errorf("%s: %s from %q, Judge says %s", targets[i].Host, got.Verdict, got.Source, all[i].Verdict)
+		}
+		if got.Verdict != detector.Intercepted {
+			t.Errorf("%s: %s (%+v), want intercepted by the shared leaf key", targets[i].Host, got.Verdict, got.Findings)
+		}
+		if alone := r.JudgeAmong(targets[i], obs[i], nil); alone.Verdict == detector.Intercepted {
+			t.Errorf("%s: intercepted without the others: the context is not what decided", targets[i].Host)
+		}
+	}
+}
