@@ -30,7 +30,24 @@ type tree struct {
 
 func newTree(t testing.TB) *tree {
 	t.Helper()
-	base := t.TempDir()
+	// Not t.TempDir: the tools the audit runs may leave a child writing
+	// into the tree's HOME after they exit (the go command's telemetry
+	// does), which makes a single RemoveAll fail. Removal is retried for a
+	// while instead.
+	base, err := os.MkdirTemp("", "audit-tree-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		var err error
+		for range 50 {
+			if err = os.RemoveAll(base); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("removing the test tree: %v", err)
+	})
 	tr := &tree{t: t, base: base, root: filepath.Join(base, "root"), home: filepath.Join(base, "home")}
 	tr.proj = filepath.Join(tr.home, "src", "app")
 	tr.env = map[string]string{"HOME": tr.home}
