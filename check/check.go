@@ -141,7 +141,7 @@ func (r *Runner) Judge(targets []config.Target, obs []detector.Observation) []Re
 
 func canceled(t config.Target, err error) detector.Observation {
 	return detector.Observation{Host: t.Host, Port: t.Port, Path: detector.Path{Kind: "direct"},
-		Failure: probe.Classify(err), FailureDetail: "not probed: " + err.Error()}
+		Failure: detector.FailureOf(err), FailureDetail: "not probed: " + err.Error()}
 }
 
 // Exit codes of `mitmwatch check`, a contract for CI gates.

@@ -13,7 +13,8 @@ import (
 
 	"github.com/mitmwatch/mitmwatch/config"
 	"github.com/mitmwatch/mitmwatch/detector"
-	"github.com/mitmwatch/mitmwatch/probe"
+	"github.com/mitmwatch/mitmwatch/plainhttp"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // SourcePcap is the Source of a host that no config target names.
@@ -204,11 +205,11 @@ func (a *Analysis) outcome(c *Conn, obs *detector.Observation, g *Group, sum [32
 	switch {
 	case c.End == EndNotTLS && c.Proxy != "" && c.ProxyStatus != 200:
 		obs.Failure, obs.FailureDetail = detector.FailureProxy, fmt.Sprintf("proxy refused CONNECT: HTTP %d", c.ProxyStatus)
-		obs.Plain = probe.ParseAnswer(c.Plain)
+		obs.Plain = plainhttp.Parse(c.Plain)
 	case c.End == EndNotTLS:
 		obs.Failure = detector.FailureNotTLS
 		obs.FailureDetail = "tls: first record does not look like a TLS handshake"
-		obs.Plain = probe.ParseAnswer(c.Plain)
+		obs.Plain = plainhttp.Parse(c.Plain)
 	case sh == nil && c.ServerAlert != nil:
 		obs.Failure, obs.FailureDetail = detector.FailureTLSAlert, "remote error: tls: "+c.ServerAlert.String()
 		if c.ServerAlert.Description == 70 {
@@ -276,8 +277,8 @@ func (a *Analysis) tlsState(c *Conn, host string, g *Group, sum [32]byte) *detec
 		at = a.Now()
 	}
 	st.NameMatch = chain[0].VerifyHostname(host) == nil
-	st.Public = verify(chain, a.PublicRoots, at)
-	st.System = verify(chain, a.SystemRoots, at)
+	st.Public = trust.Verify(chain, a.PublicRoots, at)
+	st.System = trust.Verify(chain, a.SystemRoots, at)
 	return st
 }
 
@@ -295,26 +296,4 @@ func (a *Analysis) parseChain(ders [][]byte, sum [32]byte) ([]*x509.Certificate,
 	}
 	a.chains[sum] = chain
 	return chain, nil
-}
-
-// verify checks a chain against one store at a given time, as the active
-// probe does, keeping the failure as data.
-func verify(chain []*x509.Certificate, roots *x509.CertPool, at time.Time) detector.Verification {
-	if roots == nil {
-		roots = x509.NewCertPool()
-	}
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	chains, err := chain[0].Verify(x509.VerifyOptions{
-		Roots:         roots,
-		Intermediates: inter,
-		CurrentTime:   at,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	})
-	if err != nil {
-		return detector.Verification{Failure: probe.Classify(err), Detail: err.Error()}
-	}
-	return detector.Verification{Chains: chains}
 }

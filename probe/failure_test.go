@@ -133,7 +133,7 @@ func TestClassify(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			err := c.err(t)
-			got := probe.Classify(err)
+			got := detector.FailureOf(err)
 			if got != c.want {
 				t.Errorf("Classify(%T %v) = %q, want %q", err, err, got, c.want)
 			}
@@ -477,7 +477,7 @@ func TestClassifyPrecedence(t *testing.T) {
 		{"unexpected EOF", fmt.Errorf("reading CONNECT answer: %w", io.ErrUnexpectedEOF), detector.FailureEOF},
 		{"unknown error", errors.New("something else"), detector.FailureUnknown},
 	} {
-		if got := probe.Classify(c.err); got != c.want {
+		if got := detector.FailureOf(c.err); got != c.want {
 			t.Errorf("%s: Classify(%v) = %q, want %q", c.name, c.err, got, c.want)
 		}
 	}

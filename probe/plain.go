@@ -10,22 +10,20 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
-	"regexp"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/plainhttp"
 )
 
 // Limits on what is read from a peer that is not the expected one: enough
 // to name it, never enough to hurt.
 const (
-	maxHead    = 16 << 10
-	maxBody    = 4 << 10
-	maxSnippet = 200
+	maxHead = plainhttp.MaxHead
+	maxBody = plainhttp.MaxBody
 	// headWait bounds the wait for the rest of a plain answer.
 	headWait = 500 * time.Millisecond
 )
@@ -38,11 +36,6 @@ type ProxyError struct {
 }
 
 func (e *ProxyError) Error() string { return fmt.Sprintf("proxy refused CONNECT: HTTP %d", e.Status) }
-
-// proxyHeaderNames are response headers that name a proxy on the path.
-var proxyHeaderNames = []string{"Via", "X-Bluecoat-Via", "X-Cache", "X-Iwsaas-Via", "X-Mwg-Via", "X-Squid-Error", "X-Forwarded-For"}
-
-var titleRE = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
 
 // recordingConn keeps the first bytes read, so that when the peer answers a
 // ClientHello with plain HTTP, what it said can still be shown.
@@ -106,19 +99,7 @@ func (p *Prober) plainAnswer(ctx context.Context, t Target, rec *recordingConn) 
 	if a := p.httpGet(ctx, t); a != nil {
 		return a
 	}
-	return ParseAnswer(rec.head())
-}
-
-// ParseAnswer reads whatever a peer sent in clear text as an HTTP
-// response; bytes that are not one are kept, sanitised, as the snippet.
-// Passive capture reads the same answers, so it shares this reading.
-func ParseAnswer(head []byte) *detector.HTTPAnswer {
-	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(head)), nil)
-	if err != nil {
-		return &detector.HTTPAnswer{BodySnippet: sanitize(string(head), maxSnippet)}
-	}
-	defer resp.Body.Close()
-	return readAnswer(resp)
+	return plainhttp.Parse(rec.head())
 }
 
 func (p *Prober) httpGet(ctx context.Context, t Target) *detector.HTTPAnswer {
@@ -141,57 +122,7 @@ func (p *Prober) httpGet(ctx context.Context, t Target) *detector.HTTPAnswer {
 		return nil
 	}
 	defer resp.Body.Close()
-	return readAnswer(resp)
-}
-
-func readAnswer(resp *http.Response) *detector.HTTPAnswer {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	a := &detector.HTTPAnswer{
-		Status:   resp.StatusCode,
-		Location: sanitize(resp.Header.Get("Location"), maxSnippet),
-	}
-	if m := titleRE.FindSubmatch(body); m != nil {
-		a.Title = sanitize(string(m[1]), maxSnippet)
-	}
-	a.BodySnippet = sanitize(string(body), maxSnippet)
-	for _, name := range proxyHeaderNames {
-		if v := resp.Header.Get(name); v != "" {
-			a.ProxyHeaders = append(a.ProxyHeaders, name+": "+sanitize(v, maxSnippet))
-		}
-	}
-	for name, vs := range resp.Header {
-		if strings.HasPrefix(strings.ToLower(name), "zsa-") && len(vs) > 0 {
-			a.ProxyHeaders = append(a.ProxyHeaders, name+": "+sanitize(vs[0], maxSnippet))
-		}
-	}
-	return a
-}
-
-// sanitize makes network-supplied text safe to print: valid UTF-8, no
-// control characters, collapsed space, bounded length.
-func sanitize(s string, n int) string {
-	s = strings.ToValidUTF8(s, "?")
-	var b strings.Builder
-	space := false
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == ' ' {
-			if !space && b.Len() > 0 {
-				b.WriteByte(' ')
-			}
-			space = true
-			continue
-		}
-		space = false
-		b.WriteRune(r)
-		if b.Len() >= n {
-			break
-		}
-	}
-	out := strings.TrimSpace(b.String())
-	for len(out) > n || !utf8.ValidString(out) {
-		out = out[:len(out)-1]
-	}
-	return out
+	return plainhttp.Read(resp)
 }
 
 // connectProxy opens a tunnel with CONNECT, as curl, git, npm and Go do
@@ -241,7 +172,7 @@ func (p *Prober) connectProxy(ctx context.Context, proxy *url.URL, hostport stri
 		return nil, fmt.Errorf("reading CONNECT answer from proxy %s: %w", paddr, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		a := readAnswer(resp)
+		a := plainhttp.Read(resp)
 		resp.Body.Close()
 		conn.Close()
 		obs.Plain = a
@@ -252,4 +183,13 @@ func (p *Prober) connectProxy(ctx context.Context, proxy *url.URL, hostport stri
 		return nil, errors.Join(conn.Close(), fmt.Errorf("proxy %s sent data before the tunnel was used", paddr))
 	}
 	return conn, nil
+}
+
+// Failure places the refusal in the failure vocabulary.
+func (e *ProxyError) Failure() detector.Failure { return detector.FailureProxy }
+
+var timeZero time.Time
+
+func netipAddrPort(a net.Addr) (netip.AddrPort, error) {
+	return netip.ParseAddrPort(a.String())
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // Target is what to probe. Address, when set, is dialled instead of
@@ -68,7 +69,7 @@ func (p *Prober) Probe(ctx context.Context, t Target) detector.Observation {
 	obs := detector.Observation{Host: t.Host, Port: t.Port, Path: detector.Path{Kind: "direct"}}
 	conn, err := p.connect(ctx, t, &obs)
 	if err != nil {
-		obs.Failure, obs.FailureDetail = Classify(err), err.Error()
+		obs.Failure, obs.FailureDetail = detector.FailureOf(err), err.Error()
 		return obs
 	}
 	defer conn.Close()
@@ -95,11 +96,11 @@ func (p *Prober) Probe(ctx context.Context, t Target) detector.Observation {
 		}
 		// Cut off: the connection opened but the handshake was reset,
 		// closed or left unanswered, as an injector on the path does.
-		cutOff := err != nil && slices.Contains([]detector.Failure{detector.FailureReset, detector.FailureEOF, detector.FailureTimeout}, Classify(err))
+		cutOff := err != nil && slices.Contains([]detector.Failure{detector.FailureReset, detector.FailureEOF, detector.FailureTimeout}, detector.FailureOf(err))
 		obs.Trace = tr.finish(ctx, own, cutOff)
 	}
 	if err != nil {
-		obs.Failure, obs.FailureDetail = Classify(err), err.Error()
+		obs.Failure, obs.FailureDetail = detector.FailureOf(err), err.Error()
 		if obs.Failure == detector.FailureNotTLS {
 			obs.Plain = p.plainAnswer(ctx, t, rec)
 		}
@@ -128,26 +129,9 @@ func (p *Prober) tlsState(host string, cs tls.ConnectionState) *detector.TLSStat
 	}
 	leaf := cs.PeerCertificates[0]
 	st.NameMatch = leaf.VerifyHostname(host) == nil
-	st.Public = p.verify(cs.PeerCertificates, p.PublicRoots)
-	st.System = p.verify(cs.PeerCertificates, p.SystemRoots)
+	st.Public = trust.Verify(cs.PeerCertificates, p.PublicRoots, p.now())
+	st.System = trust.Verify(cs.PeerCertificates, p.SystemRoots, p.now())
 	return st
-}
-
-func (p *Prober) verify(chain []*x509.Certificate, roots *x509.CertPool) detector.Verification {
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	chains, err := chain[0].Verify(x509.VerifyOptions{
-		Roots:         roots,
-		Intermediates: inter,
-		CurrentTime:   p.now(),
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	})
-	if err != nil {
-		return detector.Verification{Failure: Classify(err), Detail: err.Error()}
-	}
-	return detector.Verification{Chains: chains}
 }
 
 // bestVersion learns whether the path allows TLS 1.3 at all, with a
@@ -156,7 +140,7 @@ func (p *Prober) bestVersion(ctx context.Context, t Target, negotiated uint16) (
 	var scratch detector.Observation
 	conn, err := p.connect(ctx, t, &scratch)
 	if err != nil {
-		return negotiated, Classify(err)
+		return negotiated, detector.FailureOf(err)
 	}
 	defer conn.Close()
 	tc := tls.Client(conn, &tls.Config{
@@ -166,7 +150,7 @@ func (p *Prober) bestVersion(ctx context.Context, t Target, negotiated uint16) (
 		MaxVersion:         tls.VersionTLS13,
 	})
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return negotiated, Classify(err)
+		return negotiated, detector.FailureOf(err)
 	}
 	return tls.VersionTLS13, detector.FailureNone
 }

@@ -193,21 +193,6 @@ func TestProbeUnreachable(t *testing.T) {
 	}
 }
 
-func TestSanitize(t *testing.T) {
-	for in, want := range map[string]string{
-		"a\x00b\r\nc  d": "a b c d",
-		"\xff\xfeok":     "?ok",
-		"  spaced  ":     "spaced",
-	} {
-		if got := sanitize(in, 100); got != want {
-			t.Errorf("sanitize(%q) = %q, want %q", in, got, want)
-		}
-	}
-	if got := sanitize("ééééé", 4); got != "éé" {
-		t.Errorf("truncation = %q", got)
-	}
-}
-
 // BenchmarkProbe and BenchmarkBareHandshake compare a full probe (chain
 // kept, verified against two stores) with a bare verified crypto/tls
 // handshake against the same loopback origin.

@@ -10,7 +10,6 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/mitmwatch/mitmwatch/detector"
-	"github.com/mitmwatch/mitmwatch/probe"
 )
 
 // reply is what one query, A or AAAA, brought back.
@@ -39,7 +38,7 @@ func failureOf(err error) detector.Failure {
 	if errors.As(err, &re) {
 		return detector.FailureDNS
 	}
-	return probe.Classify(err)
+	return detector.FailureOf(err)
 }
 
 // checkReply refuses a reply that does not answer q.

@@ -1,4 +1,4 @@
-package probe
+package detector
 
 import (
 	"context"
@@ -7,21 +7,26 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"strings"
 	"syscall"
-	"time"
-
-	"github.com/mitmwatch/mitmwatch/detector"
 )
 
-// Classify maps a network, TLS or verification error to the failure
+// failer is an error that knows its place in the vocabulary: a dialer's
+// own error (a proxy refusing CONNECT) says what it is rather than being
+// guessed from its text.
+type failer interface {
+	error
+	Failure() Failure
+}
+
+// FailureOf maps a network, TLS or verification error to the failure
 // vocabulary. It is the one place that inspects error values, so the rest of
-// mitmwatch deals in data.
-func Classify(err error) detector.Failure {
+// mitmwatch deals in data; every dialer (probe, resolver, passive's
+// verification) classifies through it.
+func FailureOf(err error) Failure {
 	if err == nil {
-		return detector.FailureNone
+		return FailureNone
 	}
 	var (
 		recErr   tls.RecordHeaderError
@@ -31,63 +36,57 @@ func Classify(err error) detector.Failure {
 		invalid  x509.CertificateInvalidError
 		dnsErr   *net.DNSError
 	)
-	var proxyErr *ProxyError
+	var known failer
 	switch {
-	case errors.As(err, &proxyErr):
-		return detector.FailureProxy
+	case errors.As(err, &known):
+		return known.Failure()
 	case errors.As(err, &recErr):
-		return detector.FailureNotTLS
+		return FailureNotTLS
 	case errors.As(err, &unknown):
-		return detector.FailureUnknownAuthority
+		return FailureUnknownAuthority
 	case errors.As(err, &hostErr):
-		return detector.FailureHostnameMismatch
+		return FailureHostnameMismatch
 	case errors.As(err, &invalid):
 		if invalid.Reason == x509.Expired {
-			return detector.FailureExpired
+			return FailureExpired
 		}
-		return detector.FailureInvalidCert
+		return FailureInvalidCert
 	case errors.As(err, &dnsErr):
 		if dnsErr.IsTimeout {
-			return detector.FailureTimeout
+			return FailureTimeout
 		}
-		return detector.FailureDNS
+		return FailureDNS
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
-		return detector.FailureTimeout
+		return FailureTimeout
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return detector.FailureRefused
+		return FailureRefused
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		return detector.FailureReset
+		return FailureReset
 	case errors.Is(err, syscall.ENETUNREACH):
-		return detector.FailureNetUnreachable
+		return FailureNetUnreachable
 	case errors.Is(err, syscall.EHOSTUNREACH):
-		return detector.FailureHostUnreachable
+		return FailureHostUnreachable
 	case errors.As(err, &alertErr): // only QUIC wraps alerts this way; TCP alerts are matched by text below
 		if alertErr == 70 { // protocol_version
-			return detector.FailureProtocolVersion
+			return FailureProtocolVersion
 		}
-		return detector.FailureTLSAlert
+		return FailureTLSAlert
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return detector.FailureEOF
+		return FailureEOF
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return detector.FailureTimeout
+		return FailureTimeout
 	}
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "downgrade attempt detected"):
-		return detector.FailureDowngrade
+		return FailureDowngrade
 	case strings.Contains(msg, "protocol version not supported"), strings.Contains(msg, "no supported versions"),
 		strings.Contains(msg, "unsupported protocol version"):
-		return detector.FailureProtocolVersion
+		return FailureProtocolVersion
 	case strings.Contains(msg, "remote error: tls:"):
-		return detector.FailureTLSAlert
+		return FailureTLSAlert
 	}
-	return detector.FailureUnknown
-}
-
-var timeZero time.Time
-
-func netipAddrPort(a net.Addr) (netip.AddrPort, error) {
-	return netip.ParseAddrPort(a.String())
+	return FailureUnknown
 }

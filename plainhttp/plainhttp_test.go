@@ -1,4 +1,4 @@
-package probe
+package plainhttp
 
 import (
 	"strings"
@@ -10,7 +10,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/detector"
 )
 
-func TestParseAnswer(t *testing.T) {
+func TestParse(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		in   string
@@ -26,7 +26,7 @@ func TestParseAnswer(t *testing.T) {
 		{"garbage", "\x16\x03\x01\x00\x05hello\xff", detector.HTTPAnswer{BodySnippet: "hello?"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := ParseAnswer([]byte(tc.in))
+			got := Parse([]byte(tc.in))
 			if diff := cmp.Diff(tc.want, *got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
@@ -34,22 +34,37 @@ func TestParseAnswer(t *testing.T) {
 	}
 }
 
-// FuzzParseAnswer feeds arbitrary bytes, as a box on the TLS port might
+// FuzzParse feeds arbitrary bytes, as a box on the TLS port might
 // send, to the answer parser: it must not panic and must keep its output
 // printable and bounded.
-func FuzzParseAnswer(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 302 Found\r\nLocation: http://portal.lab.example/\r\n\r\n"))
 	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"))
 	f.Add([]byte("\x15\x03\x03\x00\x02\x02\x28"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		a := ParseAnswer(data)
+		a := Parse(data)
 		for _, s := range append([]string{a.Location, a.Title, a.BodySnippet}, a.ProxyHeaders...) {
 			if !utf8.ValidString(s) || strings.ContainsAny(s, "\r\n\x00") {
 				t.Fatalf("unsafe text %q", s)
 			}
 		}
-		if len(a.BodySnippet) > maxSnippet || len(a.Title) > maxSnippet {
+		if len(a.BodySnippet) > MaxSnippet || len(a.Title) > MaxSnippet {
 			t.Fatalf("unbounded text: %d", len(a.BodySnippet))
 		}
 	})
+}
+
+func TestSanitize(t *testing.T) {
+	for in, want := range map[string]string{
+		"a\x00b\r\nc  d": "a b c d",
+		"\xff\xfeok":     "?ok",
+		"  spaced  ":     "spaced",
+	} {
+		if got := sanitize(in, 100); got != want {
+			t.Errorf("sanitize(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := sanitize("ééééé", 4); got != "éé" {
+		t.Errorf("truncation = %q", got)
+	}
 }
