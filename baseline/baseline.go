@@ -56,7 +56,7 @@ func Learn(results []detector.Result, now time.Time) (Baseline, []string) {
 		for _, c := range detector.CAs(st) {
 			e.CASPKI = append(e.CASPKI, detector.SPKIOf(c).String())
 		}
-		if a := r.Obs.ConnectedAddr; a.IsValid() && r.Obs.Path.Kind == "direct" {
+		if a := r.Obs.ConnectedAddr; a.IsValid() && r.Obs.Path.Kind == detector.PathDirect {
 			e.Addresses = append(e.Addresses, a.Addr().Unmap())
 		}
 		for _, a := range r.Obs.ResolvedAddrs {

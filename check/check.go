@@ -140,7 +140,7 @@ func (r *Runner) Judge(targets []config.Target, obs []detector.Observation) []Re
 }
 
 func canceled(t config.Target, err error) detector.Observation {
-	return detector.Observation{Host: t.Host, Port: t.Port, Path: detector.Path{Kind: "direct"},
+	return detector.Observation{Host: t.Host, Port: t.Port, Path: detector.Path{Kind: detector.PathDirect},
 		Failure: detector.FailureOf(err), FailureDetail: "not probed: " + err.Error()}
 }
 

@@ -82,7 +82,7 @@ func answeredWithAddrs(as []detector.DNSAnswer) (detector.DNSAnswer, bool) {
 // unresolved is the observation of a target the system resolver gave no
 // address for: the connection never started.
 func unresolved(t probe.Target, sys []detector.DNSAnswer) detector.Observation {
-	obs := detector.Observation{Host: t.Host, Port: t.Port, Path: detector.Path{Kind: "direct"},
+	obs := detector.Observation{Host: t.Host, Port: t.Port, Path: detector.Path{Kind: detector.PathDirect},
 		Failure: detector.FailureDNS, FailureDetail: "the system resolver gave no address"}
 	if len(sys) == 0 {
 		obs.FailureDetail = "no system resolver is configured"

@@ -125,7 +125,7 @@ func classifyTLS(obs Observation, exp Expectation, pol Policy, now time.Time) ([
 		fs = approve(fs, st, pol)
 	}
 	fs = append(fs, downgradeFindings(obs, exp)...)
-	if len(exp.IPRanges) > 0 && obs.ConnectedAddr.IsValid() && obs.Path.Kind != "proxy" {
+	if len(exp.IPRanges) > 0 && obs.ConnectedAddr.IsValid() && !obs.Path.Proxied() {
 		a := obs.ConnectedAddr.Addr().Unmap()
 		if !slices.ContainsFunc(exp.IPRanges, func(p netip.Prefix) bool { return p.Contains(a) }) {
 			fs = append(fs, Finding{ReasonAddressOutOfRange, Warning,

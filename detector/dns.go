@@ -42,7 +42,7 @@ var dnsLie = map[string]bool{"NXDOMAIN": true, "REFUSED": true, "NOERROR": true}
 // the system resolver denies or lies; when every resolver fails the
 // network is down, and that is no finding here.
 func dnsFindings(obs Observation, exp Expectation, pol Policy) []Finding {
-	if obs.Path.Kind == "proxy" {
+	if obs.Path.Proxied() {
 		return nil // the proxy resolves; this machine's resolver is not on the path
 	}
 	var system, refs []DNSAnswer

@@ -44,16 +44,30 @@ const (
 	FailureUnknown          Failure = "unknown_failure"
 )
 
+// PathKind says how a connection reached the host. The zero value is
+// direct, the way most build traffic goes.
+type PathKind string
+
+// The path kinds, as the JSON report writes them.
+const (
+	PathDirect PathKind = "direct"
+	PathProxy  PathKind = "proxy" // through an explicit proxy with CONNECT
+)
+
 // Path tells how the probe reached the host: directly, or through an
 // explicit proxy the build tools would also use.
 type Path struct {
-	Kind  string `json:"kind"`            // "direct" or "proxy"
-	Proxy string `json:"proxy,omitempty"` // proxy host:port, credentials removed
+	Kind  PathKind `json:"kind"`
+	Proxy string   `json:"proxy,omitempty"` // proxy host:port, credentials removed
 }
+
+// Proxied reports whether the path went through an explicit proxy, where
+// the address, DNS and path timing are the proxy's, not the host's.
+func (p Path) Proxied() bool { return p.Kind == PathProxy }
 
 // String renders the path the way the report prints it.
 func (p Path) String() string {
-	if p.Kind == "proxy" {
+	if p.Proxied() {
 		return "proxy " + p.Proxy
 	}
 	return "direct"

@@ -65,7 +65,7 @@ const (
 // chain found beside them makes the verdict intercepted anyway.
 func pathFindings(obs Observation) []Finding {
 	tr := obs.Trace
-	if tr == nil || obs.Path.Kind == "proxy" {
+	if tr == nil || obs.Path.Proxied() {
 		// An explicit proxy terminates TCP by design: timings through it
 		// say nothing about the path beyond.
 		return nil

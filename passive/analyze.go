@@ -189,9 +189,9 @@ func (a *Analysis) newGroup(c *Conn, host string, port int, fp Fingerprints, sum
 	if c.ClientAlert != nil {
 		g.ClientAlert = c.ClientAlert.String()
 	}
-	obs := detector.Observation{Host: host, Port: port, Path: detector.Path{Kind: "direct"}, ConnectedAddr: c.Server}
+	obs := detector.Observation{Host: host, Port: port, Path: detector.Path{Kind: detector.PathDirect}, ConnectedAddr: c.Server}
 	if c.Proxy != "" {
-		obs.Path = detector.Path{Kind: "proxy", Proxy: c.Server.String()}
+		obs.Path = detector.Path{Kind: detector.PathProxy, Proxy: c.Server.String()}
 	}
 	a.outcome(c, &obs, g, sum)
 	g.Obs = obs

@@ -125,7 +125,7 @@ func TestPathOnlyWhereItMeansSomething(t *testing.T) {
 	t.Cleanup(func() { ic.Close() })
 	p.Proxy = func(*url.URL) (*url.URL, error) { return ic.URL(), nil }
 	obs = p.Probe(ctxT(t), Target{Host: "pypi.org", Port: 443})
-	if obs.Path.Kind != "proxy" || obs.Trace != nil {
+	if !obs.Path.Proxied() || obs.Trace != nil {
 		t.Errorf("through a proxy: path %v, trace %+v, want no trace", obs.Path, obs.Trace)
 	}
 }

@@ -66,7 +66,7 @@ var nextProtos = []string{"h2", "http/1.1"}
 // Probe observes one target within ctx's deadline. It never returns an
 // error: a failure is part of the observation.
 func (p *Prober) Probe(ctx context.Context, t Target) detector.Observation {
-	obs := detector.Observation{Host: t.Host, Port: t.Port, Path: detector.Path{Kind: "direct"}}
+	obs := detector.Observation{Host: t.Host, Port: t.Port, Path: detector.Path{Kind: detector.PathDirect}}
 	conn, err := p.connect(ctx, t, &obs)
 	if err != nil {
 		obs.Failure, obs.FailureDetail = detector.FailureOf(err), err.Error()
@@ -75,7 +75,7 @@ func (p *Prober) Probe(ctx context.Context, t Target) detector.Observation {
 	defer conn.Close()
 
 	var tr *trace
-	if obs.Path.Kind == "direct" && (p.Path.Samples > 0 || p.Path.MaxHops > 0) {
+	if obs.Path.Kind == detector.PathDirect && (p.Path.Samples > 0 || p.Path.MaxHops > 0) {
 		tr = p.startTrace(ctx, t.Host, obs.ConnectedAddr)
 	}
 	rec := &recordingConn{Conn: conn}
@@ -175,7 +175,7 @@ func (p *Prober) connect(ctx context.Context, t Target, obs *detector.Observatio
 			return nil, fmt.Errorf("choosing proxy for %s: %w", hostport, err)
 		}
 		if u != nil {
-			obs.Path = detector.Path{Kind: "proxy", Proxy: u.Host}
+			obs.Path = detector.Path{Kind: detector.PathProxy, Proxy: u.Host}
 			return p.connectProxy(ctx, u, hostport, obs)
 		}
 	}

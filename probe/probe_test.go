@@ -74,7 +74,7 @@ func TestProbeGenuine(t *testing.T) {
 	if len(st.Chain) != 2 || len(st.Public.Chains) == 0 || obs.BestVersion != tls.VersionTLS13 {
 		t.Errorf("chain %d certs, %d verified chains, best version %x", len(st.Chain), len(st.Public.Chains), obs.BestVersion)
 	}
-	if obs.Path.Kind != "direct" || obs.ConnectedAddr.String() != l.origin.Addr() || obs.HandshakeTime <= 0 {
+	if obs.Path.Kind != detector.PathDirect || obs.ConnectedAddr.String() != l.origin.Addr() || obs.HandshakeTime <= 0 {
 		t.Errorf("path %v, connected %v, handshake %v", obs.Path, obs.ConnectedAddr, obs.HandshakeTime)
 	}
 }
@@ -145,7 +145,7 @@ func TestProbeThroughProxy(t *testing.T) {
 		return ic.URL(), nil
 	}
 	obs := p.Probe(ctxT(t), Target{Host: "ghcr.io", Port: 443})
-	if obs.Path.Kind != "proxy" || obs.Path.Proxy != ic.URL().Host {
+	if !obs.Path.Proxied() || obs.Path.Proxy != ic.URL().Host {
 		t.Errorf("path %+v, want proxy %s", obs.Path, ic.URL().Host)
 	}
 	if obs.TLS == nil || obs.TLS.Chain[0].Subject.Organization[0] != "GoProxy untrusted MITM proxy Inc" {

@@ -38,7 +38,7 @@ type Target struct {
 	Source            string               `json:"source,omitempty"`
 	Verdict           detector.Verdict     `json:"verdict"`
 	Product           string               `json:"product,omitempty"`
-	Path              string               `json:"path"`
+	Path              detector.PathKind    `json:"path"`
 	Proxy             string               `json:"proxy,omitempty"`
 	Findings          []detector.Finding   `json:"findings"`
 	Remediation       string               `json:"remediation,omitempty"`

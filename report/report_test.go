@@ -42,7 +42,7 @@ func results(t *testing.T) []check.Result {
 	now := leaf.NotBefore.Add(40 * 24 * time.Hour)
 	cases := []detector.Case{
 		{Obs: detector.Observation{
-			Host: "github.com", Port: 443, Path: detector.Path{Kind: "direct"},
+			Host: "github.com", Port: 443, Path: detector.Path{Kind: detector.PathDirect},
 			ResolvedAddrs: []netip.Addr{netip.MustParseAddr("192.0.2.10")},
 			ConnectedAddr: netip.MustParseAddrPort("192.0.2.10:443"),
 			ConnectTime:   12 * time.Millisecond, HandshakeTime: 31500 * time.Microsecond,
@@ -61,16 +61,16 @@ func results(t *testing.T) []check.Result {
 			},
 		}},
 		{Obs: detector.Observation{
-			Host: "repo.maven.apache.org", Port: 443, Path: detector.Path{Kind: "proxy", Proxy: "proxy.corp.example:3128"},
+			Host: "repo.maven.apache.org", Port: 443, Path: detector.Path{Kind: detector.PathProxy, Proxy: "proxy.corp.example:3128"},
 			Failure: detector.FailureNotTLS, FailureDetail: "tls: first record does not look like a TLS handshake",
 			Plain: &detector.HTTPAnswer{Status: 400, Title: "Bad Request", BodySnippet: "<title>Bad Request</title>"},
 		}},
 		{Obs: detector.Observation{
-			Host: "ghcr.io", Port: 443, Path: detector.Path{Kind: "direct"},
+			Host: "ghcr.io", Port: 443, Path: detector.Path{Kind: detector.PathDirect},
 			Failure: detector.FailureTimeout, FailureDetail: "context deadline exceeded",
 		}},
 		{Obs: detector.Observation{
-			Host: "pypi.org", Port: 443, Path: detector.Path{Kind: "direct"},
+			Host: "pypi.org", Port: 443, Path: detector.Path{Kind: detector.PathDirect},
 			Failure: detector.FailureDNS, FailureDetail: "resolving pypi.org with system udp://192.0.2.53:53: NXDOMAIN",
 			DNS: []detector.DNSAnswer{
 				{Resolver: "system udp://192.0.2.53:53", System: true, Rcode: "NXDOMAIN"},
