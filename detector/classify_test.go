@@ -215,7 +215,7 @@ func classifyTable(p *labPKI) []classifyCase {
 			}), exp: strict, verdict: ok},
 		{name: "through a proxy the connected address is the proxy's",
 			obs: tweak(clean, func(o *detector.Observation) {
-				o.Path = detector.Path{Kind: PathProxy, Proxy: "proxy.corp.example:3128"}
+				o.Path = detector.Path{Kind: detector.PathProxy, Proxy: "proxy.corp.example:3128"}
 				o.ConnectedAddr = netip.MustParseAddrPort("10.0.0.8:3128")
 			}), exp: strict, verdict: ok},
 
@@ -478,7 +478,7 @@ func judgeTable(p *labPKI) []judgeCase {
 	pinned := detector.Expectation{CASPKI: spkis(p.publicCA), SCT: true}
 	viaProxyPath := func(o detector.Observation) detector.Observation {
 		return tweak(o, func(o *detector.Observation) {
-			o.Path = detector.Path{Kind: PathProxy, Proxy: "proxy.corp.example:3128"}
+			o.Path = detector.Path{Kind: detector.PathProxy, Proxy: "proxy.corp.example:3128"}
 		})
 	}
 	reused := detector.ReasonLeafKeyReused
@@ -756,7 +756,7 @@ func TestRegressions(t *testing.T) {
 // TestHiddenChainIsNotJudged: a capture of TLS 1.3 sees no certificate;
 // that is not a server presenting none.
 func TestHiddenChainIsNotJudged(t *testing.T) {
-	obs := detector.Observation{Host: labHost, Port: 443, Path: detector.Path{Kind: PathDirect},
+	obs := detector.Observation{Host: labHost, Port: 443, Path: detector.Path{Kind: detector.PathDirect},
 		TLS: &detector.TLSState{Version: tls.VersionTLS13, ALPN: "h2", ChainHidden: true}}
 	fs, _ := detector.Classify(obs, detector.Expectation{}, detector.Policy{}, labNow)
 	if v := detector.VerdictOf(fs); v != detector.OK || len(fs) != 0 {
@@ -795,7 +795,7 @@ func TestProductNamedByBehaviour(t *testing.T) {
 			}
 			chain = append(chain, c)
 		}
-		obs := detector.Observation{Host: host, Port: 443, Path: detector.Path{Kind: PathDirect},
+		obs := detector.Observation{Host: host, Port: 443, Path: detector.Path{Kind: detector.PathDirect},
 			TLS: &detector.TLSState{Version: tls.VersionTLS13, Chain: chain, NameMatch: true,
 				Public: detector.Verification{Failure: detector.FailureUnknownAuthority},
 				System: detector.Verification{Failure: detector.FailureUnknownAuthority}}}

@@ -96,7 +96,7 @@ func dnsTable(p *labPKI) []classifyCase {
 			verdict: ok},
 		{name: "dns: through a proxy this machine's resolver is off the path",
 			obs: tweak(with(clean, []detector.DNSAnswer{sysAns("NXDOMAIN", 0), refAns("NOERROR", pubAddr)}), func(o *detector.Observation) {
-				o.Path = detector.Path{Kind: PathProxy, Proxy: "proxy.corp.example:3128"}
+				o.Path = detector.Path{Kind: detector.PathProxy, Proxy: "proxy.corp.example:3128"}
 			}),
 			verdict: ok},
 	}

@@ -382,9 +382,9 @@ func TestPathString(t *testing.T) {
 		p    detector.Path
 		want string
 	}{
-		{detector.Path{Kind: PathDirect}, "direct"},
+		{detector.Path{Kind: detector.PathDirect}, "direct"},
 		{detector.Path{}, "direct"},
-		{detector.Path{Kind: PathProxy, Proxy: "proxy.corp.example:3128"}, "proxy proxy.corp.example:3128"},
+		{detector.Path{Kind: detector.PathProxy, Proxy: "proxy.corp.example:3128"}, "proxy proxy.corp.example:3128"},
 	} {
 		if got := c.p.String(); got != c.want {
 			t.Errorf("%+v.String() = %q, want %q", c.p, got, c.want)

@@ -139,7 +139,7 @@ func pathTable(p *labPKI) []classifyCase {
 		{
 			name: "path: through an explicit proxy the split is the proxy's own",
 			obs: with(tweak(clean, func(o *detector.Observation) {
-				o.Path = detector.Path{Kind: PathProxy, Proxy: "proxy.corp.example:3128"}
+				o.Path = detector.Path{Kind: detector.PathProxy, Proxy: "proxy.corp.example:3128"}
 			}), split),
 			verdict: detector.OK,
 		},

@@ -184,7 +184,7 @@ func (p *labPKI) observe(host string, system *x509.CertPool, chain ...*x509.Cert
 	return detector.Observation{
 		Host:          host,
 		Port:          443,
-		Path:          detector.Path{Kind: PathDirect},
+		Path:          detector.Path{Kind: detector.PathDirect},
 		ResolvedAddrs: []netip.Addr{labAddr.Addr()},
 		ConnectedAddr: labAddr,
 		TLS:           st,
@@ -232,14 +232,14 @@ func labFailure(err error) detector.Failure {
 
 // failed is an observation of an attempt that completed no handshake.
 func failed(host string, f detector.Failure, detail string) detector.Observation {
-	return detector.Observation{Host: host, Port: 443, Path: detector.Path{Kind: PathDirect}, Failure: f, FailureDetail: detail}
+	return detector.Observation{Host: host, Port: 443, Path: detector.Path{Kind: detector.PathDirect}, Failure: f, FailureDetail: detail}
 }
 
 // viaProxy is an observation of a CONNECT the proxy refused with an answer.
 func viaProxy(host string, a *detector.HTTPAnswer) detector.Observation {
 	return detector.Observation{
 		Host: host, Port: 443,
-		Path:          detector.Path{Kind: PathProxy, Proxy: "proxy.corp.example:3128"},
+		Path:          detector.Path{Kind: detector.PathProxy, Proxy: "proxy.corp.example:3128"},
 		Failure:       detector.FailureProxy,
 		FailureDetail: "proxy refused CONNECT",
 		Plain:         a,

@@ -36,7 +36,7 @@ type verdictCheck struct {
 	reason       detector.Reason
 	version      uint16 // negotiated, 0 when no TLS state
 	chainVisible bool
-	path         string // "direct" or "proxy"
+	path         detector.PathKind
 }
 
 // captures are the scenarios, in the order they are recorded.
