@@ -38,9 +38,7 @@ func learnFromLab(t *testing.T) (*scenario.Env, []detector.Result) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range rs {
-			results = append(results, r.Result)
-		}
+		results = append(results, rs...)
 	}
 	return e, results
 }

@@ -29,14 +29,8 @@ type Runner struct {
 	DNS *DNS
 }
 
-// Result is a judged target together with where the target came from.
-type Result struct {
-	detector.Result
-	Source string
-}
-
 // Run probes targets and returns one result per target, in target order.
-func (r *Runner) Run(ctx context.Context, targets []config.Target) []Result {
+func (r *Runner) Run(ctx context.Context, targets []config.Target) []detector.Result {
 	return r.Judge(targets, r.Observe(ctx, targets))
 }
 
@@ -112,9 +106,12 @@ func (r *Runner) resolves(t config.Target) bool {
 
 // JudgeAmong judges one target's observation with the other targets'
 // latest observations as context for the signals that show across hosts.
-func (r *Runner) JudgeAmong(t config.Target, obs detector.Observation, others []*detector.Observation) Result {
-	c := detector.Case{Obs: obs, Expect: t.Expect}
-	return Result{Result: detector.JudgeAmong(c, others, r.Policy, r.now()), Source: t.Source}
+func (r *Runner) JudgeAmong(t config.Target, obs detector.Observation, others []*detector.Observation) detector.Result {
+	return detector.JudgeAmong(caseOf(t, obs), others, r.Policy, r.now())
+}
+
+func caseOf(t config.Target, obs detector.Observation) detector.Case {
+	return detector.Case{Obs: obs, Expect: t.Expect, Source: t.Source}
 }
 
 func (r *Runner) now() time.Time {
@@ -126,17 +123,12 @@ func (r *Runner) now() time.Time {
 
 // Judge classifies observations of targets (in the same order) together,
 // since some signals only show across hosts.
-func (r *Runner) Judge(targets []config.Target, obs []detector.Observation) []Result {
+func (r *Runner) Judge(targets []config.Target, obs []detector.Observation) []detector.Result {
 	cases := make([]detector.Case, len(targets))
 	for i, t := range targets {
-		cases[i] = detector.Case{Obs: obs[i], Expect: t.Expect}
+		cases[i] = caseOf(t, obs[i])
 	}
-	judged := detector.Judge(cases, r.Policy, r.now())
-	out := make([]Result, len(targets))
-	for i, j := range judged {
-		out[i] = Result{Result: j, Source: targets[i].Source}
-	}
-	return out
+	return detector.Judge(cases, r.Policy, r.now())
 }
 
 func canceled(t config.Target, err error) detector.Observation {
@@ -153,7 +145,7 @@ const (
 )
 
 // ExitCode summarises a round for a CI gate.
-func ExitCode(results []Result) int {
+func ExitCode(results []detector.Result) int {
 	code := ExitClean
 	for _, r := range results {
 		switch {

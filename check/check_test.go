@@ -112,10 +112,10 @@ func TestRunCanceled(t *testing.T) {
 }
 
 func TestExitCode(t *testing.T) {
-	mk := func(vs ...detector.Verdict) []Result {
-		var out []Result
+	mk := func(vs ...detector.Verdict) []detector.Result {
+		var out []detector.Result
 		for _, v := range vs {
-			out = append(out, Result{Result: detector.Result{Verdict: v}})
+			out = append(out, detector.Result{Verdict: v})
 		}
 		return out
 	}

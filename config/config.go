@@ -198,3 +198,28 @@ func (d *decoder) err() error {
 	}
 	return errors.Join(errs...)
 }
+
+// ExpectFor looks up what the targets expect of a host another source
+// shows (a capture's SNI and port): the target on the same port first,
+// else one naming the host on any port, since a capture may show a host on
+// a lab or mirror port. ok is false when no target names the host.
+func ExpectFor(targets []Target) func(host string, port int) (exp detector.Expectation, source string, ok bool) {
+	return func(host string, port int) (detector.Expectation, string, bool) {
+		var byHost *Target
+		for i, t := range targets {
+			if t.Host != host {
+				continue
+			}
+			if t.Port == port {
+				return t.Expect, t.Source, true
+			}
+			if byHost == nil {
+				byHost = &targets[i]
+			}
+		}
+		if byHost != nil {
+			return byHost.Expect, byHost.Source, true
+		}
+		return detector.Expectation{}, "", false
+	}
+}

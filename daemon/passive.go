@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/config"
+	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/exporter"
 	"github.com/mitmwatch/mitmwatch/passive"
 )
@@ -68,13 +69,13 @@ func (d *Daemon) capture(ctx context.Context, live *passive.Live, p config.Passi
 		if cfg == nil || !samePassive(cfg.Passive, p) {
 			return
 		}
-		a := &passive.Analysis{PublicRoots: cfg.PublicRoots, SystemRoots: cfg.SystemRoots, Policy: cfg.Policy, Targets: d.targetConfigs()}
+		a := &passive.Analysis{PublicRoots: cfg.PublicRoots, SystemRoots: cfg.SystemRoots, Policy: cfg.Policy, Expect: config.ExpectFor(d.targetConfigs())}
 		tr := passive.NewTracker(passive.Options{Ports: p.Ports}, a.Add)
 		wctx, cancel := context.WithTimeout(ctx, p.Window)
 		err := passive.Sniff(wctx, live, tr)
 		cancel()
 		drops, _ := live.Drops()
-		d.storePassive(a.Report(), tr.Stats().Conns, uint64(drops-min(drops, seenDrops)))
+		d.storePassive(judgePassive(a.Capture(), cfg.Policy), tr.Stats().Conns, uint64(drops-min(drops, seenDrops)))
 		seenDrops = max(drops, seenDrops)
 		if err != nil {
 			d.setCapture(p.Interface, false, err.Error())
@@ -83,20 +84,26 @@ func (d *Daemon) capture(ctx context.Context, live *passive.Live, p config.Passi
 	}
 }
 
+// judgePassive judges a window's connections as the probes are judged and
+// keeps one result per host.
+func judgePassive(c passive.Capture, pol detector.Policy) []detector.Result {
+	return detector.PerHost(detector.Judge(c.Cases(), pol, c.At))
+}
+
 func samePassive(a, b config.Passive) bool {
 	return a.Interface == b.Interface && a.Window == b.Window && slices.Equal(a.Ports, b.Ports)
 }
 
 // storePassive keeps each host's judgement of the window just ended and
 // logs a verdict change as the probes do.
-func (d *Daemon) storePassive(rep passive.Report, conns, drops uint64) {
+func (d *Daemon) storePassive(hosts []detector.Result, conns, drops uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ps := d.passiveLocked()
 	ps.conns += conns
 	ps.dropped += drops
 	now := d.now()
-	for _, r := range rep.Results {
+	for _, r := range hosts {
 		key := config.Target{Host: r.Obs.Host, Port: r.Obs.Port}.Key()
 		prev := ps.targets[key]
 		rec := exporter.Record(key, r)

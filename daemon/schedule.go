@@ -75,11 +75,11 @@ func (d *Daemon) probe(ctx context.Context, t *target, tc config.Target, r *chec
 // targets, since some signals (one leaf key forged for many hosts) only show
 // across targets, and records the result. It reports the previous verdict,
 // and false when the target was removed meanwhile.
-func (d *Daemon) store(t *target, key string, obs detector.Observation, took time.Duration) (detector.Verdict, check.Result, bool) {
+func (d *Daemon) store(t *target, key string, obs detector.Observation, took time.Duration) (detector.Verdict, detector.Result, bool) {
 	d.mu.Lock()
 	if d.targets[key] != t {
 		d.mu.Unlock()
-		return "", check.Result{}, false
+		return "", detector.Result{}, false
 	}
 	t.obs = &obs
 	// Stored observations are never modified, only replaced, so the
@@ -99,7 +99,7 @@ func (d *Daemon) store(t *target, key string, obs detector.Observation, took tim
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.targets[key] != t {
-		return "", check.Result{}, false
+		return "", detector.Result{}, false
 	}
 	rec := exporter.Record(key, res)
 	rec.Interval = t.interval
@@ -137,7 +137,7 @@ func (d *Daemon) release(t *target, key string, start, end time.Time) {
 
 // logChange reports a verdict change with its evidence: the event an
 // operator reads first when an alert fires.
-func (d *Daemon) logChange(key string, from detector.Verdict, res check.Result) {
+func (d *Daemon) logChange(key string, from detector.Verdict, res detector.Result) {
 	level := slog.LevelInfo
 	switch {
 	case res.Verdict.Detected():

@@ -24,15 +24,20 @@ var oidSCTList = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 4, 2}
 // looks minted on the fly for this very connection.
 const freshWindow = 24 * time.Hour
 
-// Case is one target to judge: what was seen and what was expected.
+// Case is one target to judge: what was seen, what was expected, and where
+// the target came from.
 type Case struct {
 	Obs    Observation
 	Expect Expectation
+	// Source says where the target came from, so a report can point at
+	// the line to edit: "rules.yaml:12", "go env GOPROXY", "pcap".
+	Source string
 }
 
 // Result is the judgement of one target.
 type Result struct {
 	Obs         Observation
+	Source      string // the Case's Source
 	Verdict     Verdict
 	Product     string // interception product, when it can be named
 	Findings    []Finding
@@ -69,7 +74,7 @@ func judge(c Case, reusedBy []string, pol Policy, now time.Time) Result {
 			fmt.Sprintf("the leaf's public key also signs different certificates for %s: interceptors reuse one key for every forged leaf", strings.Join(reusedBy, ", "))})
 	}
 	v := VerdictOf(findings)
-	return Result{Obs: c.Obs, Verdict: v, Product: product, Findings: findings,
+	return Result{Obs: c.Obs, Source: c.Source, Verdict: v, Product: product, Findings: findings,
 		Remediation: Remediation(v, c.Obs, product)}
 }
 

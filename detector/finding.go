@@ -190,3 +190,44 @@ func VerdictOf(findings []Finding) Verdict {
 	}
 	return best
 }
+
+// RankAmong orders the verdicts of several observations of one host: Rank's
+// order, except that an unfinished observation (unreachable) comes after
+// every verdict that says what the host showed.
+func RankAmong(v Verdict) int {
+	if v == Unreachable {
+		return len(Verdicts)
+	}
+	return verdictRank(v)
+}
+
+// PerHost picks one result per host, port and path out of the results of
+// many connections (a capture's kinds of connection), in order of first
+// appearance: the most severe verdict, so one intercepted connection among
+// a hundred clean ones shows, except that an unfinished observation
+// (unreachable) counts only when nothing else is known of that host.
+func PerHost(results []Result) []Result {
+	type key struct {
+		host string
+		port int
+		path Path
+	}
+	best := map[key]int{}
+	var keys []key
+	for i, r := range results {
+		k := key{r.Obs.Host, r.Obs.Port, r.Obs.Path}
+		j, seen := best[k]
+		switch {
+		case !seen:
+			keys = append(keys, k)
+			best[k] = i
+		case RankAmong(r.Verdict) < RankAmong(results[j].Verdict):
+			best[k] = i
+		}
+	}
+	out := make([]Result, len(keys))
+	for i, k := range keys {
+		out[i] = results[best[k]]
+	}
+	return out
+}

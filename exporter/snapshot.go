@@ -7,7 +7,6 @@ package exporter
 import (
 	"time"
 
-	"github.com/mitmwatch/mitmwatch/check"
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/report"
 )
@@ -67,7 +66,7 @@ type Target struct {
 
 // Record flattens a judged result into a Target, leaving the counters and
 // times to the caller.
-func Record(key string, r check.Result) Target {
+func Record(key string, r detector.Result) Target {
 	t := Target{
 		Key: key, Host: r.Obs.Host, Port: r.Obs.Port, Source: r.Source,
 		Verdict: r.Verdict, Product: r.Product, Findings: r.Findings, Failure: r.Obs.Failure,

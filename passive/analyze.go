@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mitmwatch/mitmwatch/config"
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/plainhttp"
 	"github.com/mitmwatch/mitmwatch/trust"
@@ -28,15 +27,17 @@ const (
 
 // Analysis gathers the connections a Tracker reports into groups of
 // alike connections (same host, server, client software, negotiated
-// parameters and chain), builds one detector.Observation per group and
-// judges them with detector.Judge, like the active probe's. Add is the
-// Tracker's emit function.
+// parameters and chain) and builds one detector.Observation per group, as
+// the active probe builds one per target; Capture hands them over as
+// detector cases. Add is the Tracker's emit function.
 type Analysis struct {
 	PublicRoots *x509.CertPool // the public (Mozilla) roots
 	SystemRoots *x509.CertPool // this machine's trust store
 	Policy      detector.Policy
-	// Targets give the expectations of the hosts they name.
-	Targets []config.Target
+	// Expect, when set, gives the expectation of a host the capture
+	// shows and where it was written (a rules.yaml line); ok is false for
+	// a host nobody named, whose Source is then SourcePcap.
+	Expect func(host string, port int) (exp detector.Expectation, source string, ok bool)
 	// Now, when set, is the time chains are verified and judged at;
 	// nil uses the capture's own timestamps, so a capture judges the same
 	// way years later.
@@ -53,6 +54,7 @@ type Analysis struct {
 // Group is a set of alike connections and what they amount to.
 type Group struct {
 	Obs          detector.Observation
+	Expect       detector.Expectation
 	Source       string
 	Count        int
 	First, Last  time.Time
@@ -69,10 +71,6 @@ type Group struct {
 	ClientAlert  string  // a plaintext alert from the client: it refused the handshake
 	End          End
 	Note         string
-
-	Verdict  detector.Verdict
-	Product  string
-	Findings []detector.Finding
 
 	connect, hello []time.Duration // samples, for the medians
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/mitmwatch/mitmwatch/detector"
 )
 
 // fixturePackets are the packets of every recording.
@@ -115,7 +117,7 @@ func BenchmarkAnalysis(b *testing.B) {
 		for i := range conns {
 			a.Add(&conns[i])
 		}
-		a.Report()
+		judge(a, detector.Policy{})
 	}
 }
 

@@ -101,14 +101,14 @@ func readRoots(t testing.TB) roots {
 }
 
 // analyse runs a capture file through the tracker and judges it.
-func analyse(t *testing.T, path string, opts Options, r roots, targets []config.Target) (Report, Stats) {
+func analyse(t *testing.T, path string, opts Options, r roots, targets []config.Target) (judged, Stats) {
 	t.Helper()
-	a := &Analysis{PublicRoots: r.public, SystemRoots: r.system, Targets: targets}
+	a := &Analysis{PublicRoots: r.public, SystemRoots: r.system, Expect: config.ExpectFor(targets)}
 	tr := NewTracker(opts, a.Add)
 	if err := ReadFile(context.Background(), path, tr); err != nil {
 		t.Fatal(err)
 	}
-	return a.Report(), tr.Stats()
+	return judge(a, detector.Policy{}), tr.Stats()
 }
 
 // assertCapture checks every expectation of a scenario against a file.
@@ -167,7 +167,7 @@ func assertCapture(t *testing.T, c capture, path string, opts Options, r roots) 
 	}
 }
 
-func groupOf(rep Report, host string) *Group {
+func groupOf(rep judged, host string) *Group {
 	for _, g := range rep.Groups {
 		if g.Obs.Host == host {
 			return g

@@ -13,7 +13,7 @@
 // bounded table of handshakes, a small reassembler per direction) → Conn →
 // Analysis (groups of alike connections, one Observation each, chains
 // verified against the public and the system roots as of the capture's
-// time) → Report (check.Result per host, printed by package report).
+// time) → Report (detector.Result per host, printed by package report).
 //
 // What a capture cannot show is said, not invented: TLS 1.3 encrypts the
 // certificate, so such a connection is judged on its version, cipher and

@@ -24,6 +24,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/lab"
 )
 
@@ -377,7 +378,7 @@ func TestSniff(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	rep := a.Report()
+	rep := judge(a, detector.Policy{})
 	if len(rep.Results) != 1 || rep.Results[0].Verdict != "ok" || rep.Results[0].Obs.TLS == nil || len(rep.Results[0].Obs.TLS.Chain) == 0 {
 		t.Fatalf("results %+v", rep.Results)
 	}

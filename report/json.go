@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/audit"
-	"github.com/mitmwatch/mitmwatch/check"
 	"github.com/mitmwatch/mitmwatch/detector"
 )
 
@@ -108,7 +107,7 @@ type Cert struct {
 }
 
 // Build turns results into the JSON document.
-func Build(results []check.Result) Document {
+func Build(results []detector.Result) Document {
 	doc := Document{SchemaVersion: SchemaVersion, Targets: make([]Target, 0, len(results))}
 	for _, r := range results {
 		doc.Targets = append(doc.Targets, target(r))
@@ -117,7 +116,7 @@ func Build(results []check.Result) Document {
 }
 
 // JSON writes the document, indented, with a trailing newline.
-func JSON(w io.Writer, results []check.Result) error {
+func JSON(w io.Writer, results []detector.Result) error {
 	return Build(results).Write(w)
 }
 
@@ -128,7 +127,7 @@ func (d Document) Write(w io.Writer) error {
 	return enc.Encode(d)
 }
 
-func target(r check.Result) Target {
+func target(r detector.Result) Target {
 	o := r.Obs
 	t := Target{
 		Host: o.Host, Port: o.Port, Source: r.Source, Verdict: r.Verdict, Product: r.Product,

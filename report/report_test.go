@@ -15,7 +15,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/mitmwatch/mitmwatch/check"
 	"github.com/mitmwatch/mitmwatch/detector"
 )
 
@@ -37,7 +36,7 @@ func readCert(t *testing.T, name string) *x509.Certificate {
 
 // results judges fixed observations: an interception by a named product,
 // a plain-HTTP answer and an unreachable host.
-func results(t *testing.T) []check.Result {
+func results(t *testing.T) []detector.Result {
 	leaf, root := readCert(t, "leaf.pem"), readCert(t, "root.pem")
 	now := leaf.NotBefore.Add(40 * 24 * time.Hour)
 	cases := []detector.Case{
@@ -80,11 +79,10 @@ func results(t *testing.T) []check.Result {
 			Canary: []detector.DNSAnswer{{Resolver: "system udp://192.0.2.53:53", System: true, Rcode: "NXDOMAIN"}},
 		}},
 	}
-	var out []check.Result
-	for i, r := range detector.Judge(cases, detector.Policy{}, now) {
-		out = append(out, check.Result{Result: r, Source: []string{"rules.yaml:12", "rules.yaml:20", "--target", "npm config get registry"}[i]})
+	for i, src := range []string{"rules.yaml:12", "rules.yaml:20", "--target", "npm config get registry"} {
+		cases[i].Source = src
 	}
-	return out
+	return detector.Judge(cases, detector.Policy{}, now)
 }
 
 func golden(t *testing.T, name string, got []byte) {

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/mitmwatch/mitmwatch/check"
 	"github.com/mitmwatch/mitmwatch/detector"
 )
 
@@ -33,7 +32,7 @@ func colourOf(v detector.Verdict) string {
 
 // Table writes one row per target, then the findings and the fix for every
 // target that is not plainly ok.
-func Table(w io.Writer, results []check.Result, colour bool) error {
+func Table(w io.Writer, results []detector.Result, colour bool) error {
 	paint := func(c, s string) string {
 		if !colour {
 			return s
@@ -80,7 +79,7 @@ func Table(w io.Writer, results []check.Result, colour bool) error {
 }
 
 // Summary is the one-line tally printed under the table.
-func Summary(results []check.Result) string {
+func Summary(results []detector.Result) string {
 	counts := map[detector.Verdict]int{}
 	for _, r := range results {
 		counts[r.Verdict]++

@@ -101,7 +101,7 @@ type Scenario struct {
 }
 
 // Run sets the scenario up and runs one check round over it.
-func (e *Env) Run(ctx context.Context, s Scenario, timeout time.Duration) ([]check.Result, error) {
+func (e *Env) Run(ctx context.Context, s Scenario, timeout time.Duration) ([]detector.Result, error) {
 	setup, err := s.Build(e)
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", s.Name, err)

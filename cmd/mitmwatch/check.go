@@ -258,12 +258,12 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 	})
 }
 
-func printResults(e env, output string, results []check.Result, colour bool) error {
+func printResults(e env, output string, results []detector.Result, colour bool) error {
 	return printReport(e, output, results, nil, colour)
 }
 
 // printReport writes the round's results and, when it ran, the audit.
-func printReport(e env, output string, results []check.Result, a *audit.Report, colour bool) error {
+func printReport(e env, output string, results []detector.Result, a *audit.Report, colour bool) error {
 	if output == "json" {
 		doc := report.Build(results)
 		doc.Audit = a
@@ -321,11 +321,7 @@ func registerBaseline(app *kingpin.Application, ctx context.Context, e env, set 
 		}
 		results := r.runner.Run(ctx, r.targets)
 		r.close()
-		judged := make([]detector.Result, len(results))
-		for i, res := range results {
-			judged[i] = res.Result
-		}
-		b, skipped := baseline.Learn(judged, time.Now())
+		b, skipped := baseline.Learn(results, time.Now())
 		for _, s := range skipped {
 			fmt.Fprintf(e.stderr, "mitmwatch: not learned: %s\n", s)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/mitmwatch/mitmwatch/check"
+	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/scenario"
 )
 
@@ -36,14 +37,14 @@ func registerDemo(app *kingpin.Application, ctx context.Context, e env, set func
 
 // runDemo runs every lab scenario concurrently and returns the results in
 // catalogue order.
-func runDemo(ctx context.Context, timeout time.Duration) ([]check.Result, error) {
+func runDemo(ctx context.Context, timeout time.Duration) ([]detector.Result, error) {
 	env, err := scenario.NewEnv(scenario.Options{})
 	if err != nil {
 		return nil, err
 	}
 	defer env.Close()
 	all := scenario.All()
-	per := make([][]check.Result, len(all))
+	per := make([][]detector.Result, len(all))
 	errs := make([]error, len(all))
 	var wg sync.WaitGroup
 	for i, s := range all {
@@ -54,7 +55,7 @@ func runDemo(ctx context.Context, timeout time.Duration) ([]check.Result, error)
 		}()
 	}
 	wg.Wait()
-	var out []check.Result
+	var out []detector.Result
 	for i := range all {
 		if errs[i] != nil {
 			return nil, fmt.Errorf("demo: %w", errs[i])

@@ -7,7 +7,10 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/mitmwatch/mitmwatch/check"
+	"github.com/mitmwatch/mitmwatch/config"
+	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/passive"
+	"github.com/mitmwatch/mitmwatch/report"
 )
 
 func registerPcap(app *kingpin.Application, ctx context.Context, e env, set func(int)) {
@@ -34,27 +37,38 @@ func registerPcap(app *kingpin.Application, ctx context.Context, e env, set func
 		if err != nil {
 			return &exitError{check.ExitUsage, err}
 		}
-		a := &passive.Analysis{PublicRoots: cfg.PublicRoots, SystemRoots: cfg.SystemRoots, Policy: cfg.Policy, Targets: targets}
+		a := &passive.Analysis{PublicRoots: cfg.PublicRoots, SystemRoots: cfg.SystemRoots, Policy: cfg.Policy, Expect: config.ExpectFor(targets)}
 		tr := passive.NewTracker(passive.Options{Ports: ports, AnyPort: anyPort}, a.Add)
 		if err := passive.ReadFile(ctx, file, tr); err != nil {
 			return &exitError{check.ExitUsage, fmt.Errorf("pcap: %w", err)}
 		}
-		rep := a.Report()
-		code := check.ExitCode(rep.Results)
-		if len(rep.Results) == 0 {
-			code = check.ExitInconclusive
-		}
-		set(code)
-		if output == "json" {
-			if err := passive.WriteJSON(e.stdout, rep, tr.Stats()); err != nil {
-				return &exitError{check.ExitUsage, fmt.Errorf("writing JSON: %w", err)}
-			}
-			return nil
-		}
-		colour := color && e.stdoutTTY && e.getenv("NO_COLOR") == ""
-		if err := passive.WriteTable(e.stdout, rep, tr.Stats(), colour); err != nil {
-			return &exitError{check.ExitUsage, err}
+		return printCapture(e, output, color, judgeCapture(a.Capture(), cfg.Policy, tr.Stats()), set)
+	})
+}
+
+// judgeCapture judges a capture's cases as check judges its targets.
+func judgeCapture(c passive.Capture, pol detector.Policy, stats passive.Stats) report.Capture {
+	return report.Capture{Capture: c, Judged: detector.Judge(c.Cases(), pol, c.At), Stats: stats}
+}
+
+// printCapture sets the exit code from the hosts the capture judged (none
+// is inconclusive) and prints the report.
+func printCapture(e env, output string, color bool, rc report.Capture, set func(int)) error {
+	hosts := rc.Hosts()
+	code := check.ExitCode(hosts)
+	if len(hosts) == 0 {
+		code = check.ExitInconclusive
+	}
+	set(code)
+	if output == "json" {
+		if err := report.CaptureJSON(e.stdout, rc); err != nil {
+			return &exitError{check.ExitUsage, fmt.Errorf("writing JSON: %w", err)}
 		}
 		return nil
-	})
+	}
+	colour := color && e.stdoutTTY && e.getenv("NO_COLOR") == ""
+	if err := report.CaptureTable(e.stdout, rc, colour); err != nil {
+		return &exitError{check.ExitUsage, err}
+	}
+	return nil
 }

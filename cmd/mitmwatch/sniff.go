@@ -9,6 +9,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/mitmwatch/mitmwatch/check"
+	"github.com/mitmwatch/mitmwatch/config"
 	"github.com/mitmwatch/mitmwatch/passive"
 )
 
@@ -50,7 +51,7 @@ func registerSniff(app *kingpin.Application, ctx context.Context, e env, set fun
 			sctx, cancel = context.WithTimeout(ctx, duration)
 			defer cancel()
 		}
-		a := &passive.Analysis{PublicRoots: cfg.PublicRoots, SystemRoots: cfg.SystemRoots, Policy: cfg.Policy, Targets: targets}
+		a := &passive.Analysis{PublicRoots: cfg.PublicRoots, SystemRoots: cfg.SystemRoots, Policy: cfg.Policy, Expect: config.ExpectFor(targets)}
 		tr := passive.NewTracker(passive.Options{Ports: ports}, a.Add)
 		if err := passive.Sniff(sctx, live, tr); err != nil {
 			return &exitError{check.ExitUsage, fmt.Errorf("sniff: %w", err)}
@@ -58,19 +59,6 @@ func registerSniff(app *kingpin.Application, ctx context.Context, e env, set fun
 		if drops, err := live.Drops(); err == nil && drops > 0 {
 			fmt.Fprintf(e.stderr, "mitmwatch: the kernel dropped %d packets: handshakes may be missing\n", drops)
 		}
-		rep := a.Report()
-		code := check.ExitCode(rep.Results)
-		if len(rep.Results) == 0 {
-			code = check.ExitInconclusive
-		}
-		set(code)
-		if output == "json" {
-			if err := passive.WriteJSON(e.stdout, rep, tr.Stats()); err != nil {
-				return &exitError{check.ExitUsage, fmt.Errorf("writing JSON: %w", err)}
-			}
-			return nil
-		}
-		colour := color && e.stdoutTTY && e.getenv("NO_COLOR") == ""
-		return passive.WriteTable(e.stdout, rep, tr.Stats(), colour)
+		return printCapture(e, output, color, judgeCapture(a.Capture(), cfg.Policy, tr.Stats()), set)
 	})
 }
