@@ -224,4 +224,3 @@ func ints(b []uint8) []int {
 	}
 	return out
 }
-
