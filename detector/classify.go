@@ -152,7 +152,7 @@ func trustFindings(obs Observation, exp Expectation, match fingerprints.Match, n
 	leaf := st.Chain[0]
 	var fs []Finding
 	publicOK, systemOK := trusted(st.Public), trusted(st.System)
-	top := topCA(st)
+	top := Root(st)
 
 	if !publicOK && systemOK {
 		fs = append(fs, Finding{ReasonSystemRootOnly, Critical,
@@ -369,13 +369,35 @@ func issuerOf(st *TLSState) *x509.Certificate {
 	return signerOf(st.Chain[0], CAs(st))
 }
 
-// topCA is the root the system store chained to, else the last presented.
-func topCA(st *TLSState) *x509.Certificate {
-	if len(st.System.Chains) > 0 {
-		ch := st.System.Chains[0]
-		return ch[len(ch)-1]
+// Root is the anchor of the chain: the root the system store chained to,
+// else the one the public roots chained to, else the last presented
+// certificate; nil when none was presented. It names who really signs a
+// host's traffic, for findings, reports and metrics alike.
+func Root(st *TLSState) *x509.Certificate {
+	for _, v := range []Verification{st.System, st.Public} {
+		if len(v.Chains) > 0 {
+			ch := v.Chains[0]
+			return ch[len(ch)-1]
+		}
+	}
+	if len(st.Chain) == 0 {
+		return nil
 	}
 	return st.Chain[len(st.Chain)-1]
+}
+
+// IssuerName is the name people know the leaf's issuer by: its CN, else
+// its first O; empty when neither is set or nothing was presented. It
+// comes from a certificate: escape it before printing.
+func IssuerName(st *TLSState) string {
+	if len(st.Chain) == 0 {
+		return ""
+	}
+	iss := st.Chain[0].Issuer
+	if iss.CommonName == "" && len(iss.Organization) > 0 {
+		return iss.Organization[0]
+	}
+	return iss.CommonName
 }
 
 func signedByRoot(st *TLSState) bool {

@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"errors"
 	"math/big"
 	"net/netip"
 	"testing"
@@ -206,28 +205,9 @@ func labVerify(chain []*x509.Certificate, roots *x509.CertPool) detector.Verific
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
 	if err != nil {
-		return detector.Verification{Failure: labFailure(err), Detail: err.Error()}
+		return detector.Verification{Failure: detector.FailureOf(err), Detail: err.Error()}
 	}
 	return detector.Verification{Chains: chains}
-}
-
-func labFailure(err error) detector.Failure {
-	var (
-		unknown x509.UnknownAuthorityError
-		host    x509.HostnameError
-		invalid x509.CertificateInvalidError
-	)
-	switch {
-	case errors.As(err, &unknown):
-		return detector.FailureUnknownAuthority
-	case errors.As(err, &host):
-		return detector.FailureHostnameMismatch
-	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		return detector.FailureExpired
-	case errors.As(err, &invalid):
-		return detector.FailureInvalidCert
-	}
-	return detector.FailureUnknown
 }
 
 // failed is an observation of an attempt that completed no handshake.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/detector"
-	"github.com/mitmwatch/mitmwatch/report"
 )
 
 // Snapshot is what the daemon knows at one moment.
@@ -73,13 +72,10 @@ func Record(key string, r detector.Result) Target {
 	}
 	if st := r.Obs.TLS; st != nil {
 		t.TLSVersion = detector.VersionName(st.Version)
-		if len(st.Chain) > 0 {
-			t.IssuerCN = st.Chain[0].Issuer.CommonName
-			if t.IssuerCN == "" && len(st.Chain[0].Issuer.Organization) > 0 {
-				t.IssuerCN = st.Chain[0].Issuer.Organization[0]
-			}
+		t.IssuerCN = detector.IssuerName(st)
+		if root := detector.Root(st); root != nil {
+			t.RootSPKI = detector.SPKIOf(root).String()
 		}
-		t.RootSPKI = report.RootSPKI(st)
 	}
 	return t
 }

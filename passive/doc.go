@@ -7,13 +7,15 @@
 // SYN/SYN-ACK timing and TTL, the ClientHello, the ServerHello and, below
 // TLS 1.3, the certificate chain — and turns it into the same
 // detector.Observation the active probe produces, so the same
-// detector.Judge names the same verdict and product.
+// detector.Judge, called by whoever reads the capture, names the same
+// verdict and product.
 //
 // The pipeline is Tracker (decoding with preallocated gopacket layers, a
 // bounded table of handshakes, a small reassembler per direction) → Conn →
 // Analysis (groups of alike connections, one Observation each, chains
 // verified against the public and the system roots as of the capture's
-// time) → Report (detector.Result per host, printed by package report).
+// time) → Capture (one detector.Case per group). Judging is the caller's
+// (detector.Judge, detector.PerHost) and printing is package report's.
 //
 // What a capture cannot show is said, not invented: TLS 1.3 encrypts the
 // certificate, so such a connection is judged on its version, cipher and

@@ -1,5 +1,5 @@
-// Package probe is the only code in mitmwatch that dials. It reaches a host
-// the way build tools do — resolving it, or through the proxy the
+// Package probe makes the active measurement of one target. It reaches a
+// host the way build tools do — resolving it, or through the proxy the
 // environment names — performs a TLS handshake that accepts any chain, and
 // records everything as a detector.Observation: the presented chain is kept
 // even when it fails verification, because it is the evidence. Judging is

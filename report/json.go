@@ -152,7 +152,7 @@ func target(r detector.Result) Target {
 			PublicVerify: verifyWord(st.Public),
 			SystemVerify: verifyWord(st.System),
 			NameMatch:    st.NameMatch,
-			RootSPKI:     RootSPKI(st),
+			RootSPKI:     rootSPKI(st),
 		}
 		if o.BestVersion != 0 {
 			t.TLS.BestVersion = detector.VersionName(o.BestVersion)
@@ -164,20 +164,12 @@ func target(r detector.Result) Target {
 	return t
 }
 
-// RootSPKI is the pin of the chain's anchor: the root the system store
-// chained to, else the last presented certificate. It identifies who
-// really signs a host's traffic.
-func RootSPKI(st *detector.TLSState) string {
-	for _, v := range []detector.Verification{st.System, st.Public} {
-		if len(v.Chains) > 0 {
-			ch := v.Chains[0]
-			return detector.SPKIOf(ch[len(ch)-1]).String()
-		}
+// rootSPKI is the pin of the chain's anchor (detector.Root).
+func rootSPKI(st *detector.TLSState) string {
+	if root := detector.Root(st); root != nil {
+		return detector.SPKIOf(root).String()
 	}
-	if len(st.Chain) == 0 {
-		return ""
-	}
-	return detector.SPKIOf(st.Chain[len(st.Chain)-1]).String()
+	return ""
 }
 
 func certOf(c *x509.Certificate) Cert {

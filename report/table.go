@@ -94,11 +94,7 @@ func Summary(results []detector.Result) string {
 }
 
 func issuerName(st *detector.TLSState) string {
-	c := st.Chain[0]
-	name := c.Issuer.CommonName
-	if name == "" && len(c.Issuer.Organization) > 0 {
-		name = c.Issuer.Organization[0]
-	}
+	name := detector.IssuerName(st)
 	if len(name) > 40 {
 		name = name[:40] + "…"
 	}
