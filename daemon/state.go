@@ -10,7 +10,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/mitmwatch/mitmwatch/baseline"
+	"github.com/mitmwatch/mitmwatch/atomicfile"
 	"github.com/mitmwatch/mitmwatch/exporter"
 )
 
@@ -111,7 +111,7 @@ func (d *Daemon) save() {
 
 	data, err := encodeState(recs, now)
 	if err == nil {
-		err = baseline.WriteFileAtomic(d.statePath, data, 0o644)
+		err = atomicfile.Write(d.statePath, data, 0o644)
 	}
 
 	d.mu.Lock()
