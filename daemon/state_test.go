@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -52,6 +53,9 @@ func TestStateSurvivesRestart(t *testing.T) {
 	}
 
 	second, logs := l.daemon(t, ld, dir)
+	if got := logs.find("state restored", map[string]string{"targets": "2", "version": "2"}); len(got) != 1 {
+		t.Errorf("%d logs that 2 targets were restored from version 2, want 1", len(got))
+	}
 	if diff := cmp.Diff(want, second.Snapshot().Targets); diff != "" {
 		t.Errorf("restored results differ (-saved +restored):\n%s", diff)
 	}
@@ -72,28 +76,39 @@ func TestStateSurvivesRestart(t *testing.T) {
 	}
 }
 
-// A state file that cannot be used is set aside, never fatal.
+// A state file that cannot be used is set aside, never fatal, under a name
+// and with a log that say why.
 func TestUnusableStateIsSetAside(t *testing.T) {
 	t.Parallel()
 	valid, err := encodeState(nil, time.Unix(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// v2 wraps targets in a version 2 state file.
+	v2 := func(targets string) string {
+		return `{"version": 2, "saved_at": "2026-01-01T00:00:00Z", "targets": [` + targets + `]}`
+	}
 	for _, tc := range []struct {
 		name  string
 		write func(path string) error
+		aside string // the suffix before -<unix>
+		why   string
 	}{
-		{"garbage", func(p string) error { return os.WriteFile(p, []byte("{not json"), 0o644) }},
-		{"truncated", func(p string) error { return os.WriteFile(p, valid[:len(valid)/2], 0o644) }},
-		{"unknown version", func(p string) error {
-			return os.WriteFile(p, []byte(`{"version": 99, "saved_at": "2026-01-01T00:00:00Z", "targets": []}`), 0o644)
-		}},
-		{"unknown severity", func(p string) error {
-			return os.WriteFile(p, []byte(`{"version": 1, "saved_at": "2026-01-01T00:00:00Z", "targets": [
-				{"key": "a:443", "host": "a", "port": 443, "findings": [{"reason": "x", "severity": "dire", "detail": ""}],
-				 "last_probe": "2026-01-01T00:00:00Z", "duration": 0, "probes": 1, "failures": 0}]}`), 0o644)
-		}},
-		{"unreadable", func(p string) error { return os.Mkdir(p, 0o755) }},
+		{"garbage", writeString("{not json"), "corrupt", "corrupt"},
+		{"truncated", func(p string) error { return os.WriteFile(p, valid[:len(valid)/2], 0o644) }, "corrupt", "corrupt"},
+		{"no version", writeString(`{"saved_at": "2026-01-01T00:00:00Z", "targets": []}`), "corrupt", "corrupt"},
+		{"version 1", writeString(`{"version": 1, "saved_at": "2026-01-01T00:00:00Z", "targets": [
+			{"key": "a:443", "host": "a", "port": 443, "verdict": "ok",
+			 "findings": [{"reason": "system-root-only", "severity": "critical", "detail": ""}],
+			 "last_probe": "2026-01-01T00:00:00Z", "duration": 0, "probes": 1, "failures": 0}]}`), "v1", "other version"},
+		{"future version", writeString(`{"version": 99, "saved_at": "2026-01-01T00:00:00Z", "targets": []}`), "v99", "other version"},
+		{"unknown severity", writeString(v2(`{"key": "a:443", "host": "a", "port": 443, "probes": 1, "failures": 0, "duration_ns": 0,
+			"findings": [{"reason": "leaf-freshly-minted", "severity": "dire"}]}`)), "corrupt", "corrupt"},
+		{"unknown reason", writeString(v2(`{"key": "a:443", "host": "a", "port": 443, "probes": 1, "failures": 0, "duration_ns": 0,
+			"findings": [{"reason": "x", "severity": "info"}]}`)), "corrupt", "corrupt"},
+		{"a verdict", writeString(v2(`{"key": "a:443", "host": "a", "port": 443, "probes": 1, "failures": 0, "duration_ns": 0,
+			"verdict": "ok"}`)), "corrupt", "corrupt"},
+		{"unreadable", func(p string) error { return os.Mkdir(p, 0o755) }, "corrupt", "unreadable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -112,11 +127,16 @@ func TestUnusableStateIsSetAside(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := os.Stat(path + ".corrupt-1700000000"); err != nil {
+			aside := path + "." + tc.aside + "-1700000000"
+			if _, err := os.Stat(aside); err != nil {
 				t.Errorf("not set aside: %v", err)
 			}
-			if got := logs.find("state file unusable, set aside; starting empty", nil); len(got) != 1 {
-				t.Errorf("%d warnings about the state file, want 1", len(got))
+			got := logs.find("state file unusable, set aside; starting empty", map[string]string{"why": tc.why, "moved_to": aside})
+			if len(got) != 1 {
+				t.Errorf("%d warnings that the state file was set aside as %s, want 1", len(got), tc.why)
+			}
+			if got := logs.find("state restored", nil); len(got) != 0 {
+				t.Errorf("an unusable state file logged as restored: %v", got[0].Attrs)
 			}
 			if n := len(d.Snapshot().Targets); n != 0 {
 				t.Errorf("%d targets restored from an unusable file", n)
@@ -138,6 +158,10 @@ func TestUnusableStateIsSetAside(t *testing.T) {
 	}
 }
 
+func writeString(s string) func(path string) error {
+	return func(p string) error { return os.WriteFile(p, []byte(s), 0o644) }
+}
+
 func TestStateRoundTrip(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	want := []exporter.Target{{
@@ -149,7 +173,7 @@ func TestStateRoundTrip(t *testing.T) {
 			{Reason: detector.ReasonLeafFresh, Severity: detector.Info, Detail: "fresh"},
 		},
 		TLSVersion: "TLS 1.2", IssuerCN: "FortiGate CA", RootSPKI: "abc",
-		LastProbe: at, Duration: 1500 * time.Millisecond, Probes: 7, Failures: 2,
+		LastProbe: at, Duration: 1500 * time.Millisecond, Interval: 5 * time.Minute, Probes: 7, Failures: 2,
 	}}
 	data, err := encodeState(want, at)
 	if err != nil {
@@ -162,7 +186,98 @@ func TestStateRoundTrip(t *testing.T) {
 	if diff := cmp.Diff(want[0], got[want[0].Key]); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
-	if !strings.Contains(string(data), `"version": 1`) || !strings.Contains(string(data), `"severity": "critical"`) {
+	if !strings.Contains(string(data), `"version": 2`) || !strings.Contains(string(data), `"severity": "critical"`) {
 		t.Errorf("state file is not self-describing:\n%s", data)
+	}
+	if strings.Contains(string(data), "verdict") || strings.Contains(string(data), string(detector.Intercepted)) {
+		t.Errorf("state file stores the verdict:\n%s", data)
+	}
+}
+
+// The verdict comes back from the findings by today's rules, whatever the
+// saved target said; a target never probed comes back pending.
+func TestRestoreDerivesVerdict(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	intercepted := []detector.Finding{{Reason: detector.ReasonSystemRootOnly, Severity: detector.Critical, Detail: "private root"}}
+	informative := []detector.Finding{{Reason: detector.ReasonLeafFresh, Severity: detector.Info, Detail: "fresh"}}
+	saved := []exporter.Target{
+		{Key: "a:443", Host: "a", Port: 443, Verdict: detector.OK, Findings: intercepted, LastProbe: at, Probes: 1},
+		{Key: "b:443", Host: "b", Port: 443, Verdict: detector.Intercepted, Findings: informative, LastProbe: at, Probes: 3},
+		{Key: "c:443", Host: "c", Port: 443, Verdict: detector.Intercepted, LastProbe: at, Probes: 1},
+		{Key: "d:443", Host: "d", Port: 443},
+	}
+	data, err := encodeState(saved, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeState(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]detector.Verdict{
+		"a:443": detector.Intercepted, "b:443": detector.OK, "c:443": detector.OK, "d:443": "",
+	}
+	for key, v := range want {
+		if got[key].Verdict != v {
+			t.Errorf("%s restored as %q, want %q", key, got[key].Verdict, v)
+		}
+	}
+
+	// A file written by hand: the findings alone decide.
+	hand := `{"version": 2, "saved_at": "2026-03-01T12:00:00Z", "targets": [
+		{"key": "pkg.lab.example:443", "host": "pkg.lab.example", "port": 443,
+		 "findings": [{"reason": "known-interception-product", "severity": "critical", "detail": "FortiGate"}],
+		 "last_probe": "2026-03-01T12:00:00Z", "duration_ns": 1000000, "probes": 1, "failures": 0}]}`
+	recs, err := decodeState([]byte(hand))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := recs["pkg.lab.example:443"].Verdict; v != detector.Intercepted {
+		t.Errorf("hand-written file restored as %q, want %q", v, detector.Intercepted)
+	}
+}
+
+// The state file holds no verdict to trust: one with a verdict, or one an
+// older version wrote beside its findings, is refused.
+func TestDecodeStateRefusesVerdicts(t *testing.T) {
+	tests := map[string]struct {
+		doc     string
+		want    string
+		version int // of a *versionError, 0 when none
+	}{
+		"verdict field": {
+			doc: `{"version": 2, "saved_at": "2026-03-01T12:00:00Z", "targets": [
+				{"key": "a:443", "host": "a", "port": 443, "verdict": "ok", "duration_ns": 0, "probes": 1, "failures": 0}]}`,
+			want: `decoding state: json: unknown field "verdict"`,
+		},
+		"version 1": {
+			doc:     `{"version": 1, "saved_at": "2026-03-01T12:00:00Z", "targets": []}`,
+			want:    "state version 1, this mitmwatch reads version 2",
+			version: 1,
+		},
+		"findings without a probe": {
+			doc: `{"version": 2, "saved_at": "2026-03-01T12:00:00Z", "targets": [
+				{"key": "a:443", "host": "a", "port": 443, "duration_ns": 0, "probes": 0, "failures": 0,
+				 "findings": [{"reason": "system-root-only", "severity": "critical"}]}]}`,
+			want: "state: targets[0]: findings without a probe",
+		},
+		"unknown reason": {
+			doc: `{"version": 2, "saved_at": "2026-03-01T12:00:00Z", "targets": [
+				{"key": "a:443", "host": "a", "port": 443, "duration_ns": 0, "probes": 1, "failures": 0,
+				 "findings": [{"reason": "verdict-ok", "severity": "info"}]}]}`,
+			want: `state: targets[0]: findings[0]: unknown reason "verdict-ok"`,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := decodeState([]byte(tc.doc))
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+			var ve *versionError
+			if got := errors.As(err, &ve); got != (tc.version != 0) || got && ve.version != tc.version {
+				t.Errorf("version error %v, want version %d", ve, tc.version)
+			}
+		})
 	}
 }

@@ -34,33 +34,33 @@ type Passive struct {
 	Targets     []Target
 }
 
-// Target is one target's latest judgement, flattened to what metrics, the
-// status page and the state file need. It holds no certificates, so it
-// can be saved and restored across restarts.
+// Target is one target's latest judgement, flattened to what metrics and
+// the status page need. It lives in memory only: the daemon's state file has
+// its own record.
 type Target struct {
-	Key      string             `json:"key"` // "host:port", the target label
-	Host     string             `json:"host"`
-	Port     int                `json:"port"`
-	Source   string             `json:"source,omitempty"`
-	Verdict  detector.Verdict   `json:"verdict,omitempty"` // empty until the first probe
-	Product  string             `json:"product,omitempty"`
-	Findings []detector.Finding `json:"findings,omitempty"`
-	Failure  detector.Failure   `json:"failure,omitempty"`
+	Key      string // "host:port", the target label
+	Host     string
+	Port     int
+	Source   string
+	Verdict  detector.Verdict // empty until the first probe
+	Product  string
+	Findings []detector.Finding
+	Failure  detector.Failure
 
-	TLSVersion string `json:"tls_version,omitempty"` // "TLS 1.3"; empty without a handshake
-	IssuerCN   string `json:"issuer_cn,omitempty"`   // the leaf's issuer, kept when verification fails
-	RootSPKI   string `json:"root_spki_sha256,omitempty"`
+	TLSVersion string // "TLS 1.3"; empty without a handshake
+	IssuerCN   string // the leaf's issuer, kept when verification fails
+	RootSPKI   string
 
 	// LastProbe is when the last probe finished; Duration how long it took.
-	LastProbe time.Time     `json:"last_probe"`
-	Duration  time.Duration `json:"duration"`
+	LastProbe time.Time
+	Duration  time.Duration
 	// Interval is how often the daemon probes this target (probe.interval
 	// or the target's own), so alerts can tell when a probe is overdue.
-	Interval time.Duration `json:"interval,omitempty"`
+	Interval time.Duration
 	// Probes and Failures count probes; a failure is a probe that completed
 	// no TLS handshake.
-	Probes   uint64 `json:"probes"`
-	Failures uint64 `json:"failures"`
+	Probes   uint64
+	Failures uint64
 }
 
 // Record flattens a judged result into a Target, leaving the counters and

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/mitmwatch/mitmwatch/atomicfile"
 )
 
 // RecordDir holds one JSON record per live lab: what it created and who
@@ -65,11 +67,7 @@ func (r *record) save(l *Lab) error {
 	if err != nil {
 		return err
 	}
-	tmp := r.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, r.path)
+	return atomicfile.Write(r.path, b, 0o644)
 }
 
 func (r *record) remove() error {

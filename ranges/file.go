@@ -8,13 +8,12 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"path/filepath"
+
+	"github.com/mitmwatch/mitmwatch/atomicfile"
 )
 
 // Save writes the snapshot so that a crash or a full disk leaves either the
-// old file or the new one, never half of one: a temporary file beside path
-// is synced and renamed over it, and the directory synced so the rename
-// itself survives a power cut.
+// old file or the new one, never half of one (see atomicfile).
 func (s Snapshot) Save(path string) error {
 	if s.Version != Version {
 		return fmt.Errorf("ranges: saving %s: version %d, want %d", path, s.Version, Version)
@@ -23,47 +22,8 @@ func (s Snapshot) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("ranges: saving %s: %w", path, err)
 	}
-	if err := writeAtomic(path, append(data, '\n')); err != nil {
+	if err := atomicfile.Write(path, append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("ranges: saving %s: %w", path, err)
-	}
-	return nil
-}
-
-func writeAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil // the new file is in place; only its durability is unconfirmed
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
 	}
 	return nil
 }
