@@ -1,7 +1,7 @@
 // Package scenario describes real middlebox situations as data — a name, a
 // function that sets up the lab network, and the verdict mitmwatch must
 // reach — and runs them through the real probe → classify path. The test
-// suite asserts every scenario; `mitmwatch demo` shows them to people who
+// suite asserts every scenario; mitmwatch-demo shows them to people who
 // have no middlebox at hand.
 package scenario
 

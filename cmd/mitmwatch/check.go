@@ -258,10 +258,6 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 	})
 }
 
-func printResults(e env, output string, results []check.Result, colour bool) error {
-	return printReport(e, output, results, nil, colour)
-}
-
 // printReport writes the round's results and, when it ran, the audit.
 func printReport(e env, output string, results []check.Result, a *audit.Report, colour bool) error {
 	if output == "json" {

@@ -88,7 +88,6 @@ func run(ctx context.Context, args []string, e env) (code int) {
 	registerCheck(app, ctx, e, set)
 	registerBaseline(app, ctx, e, set)
 	registerValidate(app, e, set)
-	registerDemo(app, ctx, e, set)
 	registerRanges(app, ctx, e, set)
 	registerAudit(app, ctx, e, set)
 	registerPcap(app, ctx, e, set)

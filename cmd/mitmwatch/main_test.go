@@ -247,23 +247,6 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-// TestDemo shows every verdict the lab can produce and succeeds.
-func TestDemo(t *testing.T) {
-	code, out, stderr := cli{t: t}.run("demo", "-o", "json", "--timeout", "1s")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	seen := map[string]bool{}
-	for _, tg := range decode(t, out).Targets {
-		seen[tg.Verdict] = true
-	}
-	for _, v := range []string{"ok", "intercepted", "inspected", "downgraded", "plaintext", "blocked", "captive-portal", "invalid-cert", "unreachable", "dns-tampered"} {
-		if !seen[v] {
-			t.Errorf("demo shows no %s", v)
-		}
-	}
-}
-
 // TestCheckDNSWiring runs check with resolvers from rules.yaml: the system
 // resolver from a resolv.conf of the test's own, a reference resolver in
 // the lab, and reports every answer in the JSON.
