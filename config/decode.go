@@ -33,8 +33,9 @@ type decoder struct {
 	budget    int
 	exhausted bool
 
-	ranges       ranges.Snapshot // what "provider:NAME" resolves against
-	rangesSource string
+	defaultRanges string          // Options.RangesFile
+	ranges        ranges.Snapshot // what "provider:NAME" resolves against
+	rangesSource  string
 }
 
 // spec is a trust store setting and where it was written.
@@ -44,8 +45,8 @@ type spec struct {
 	path  string
 }
 
-func newDecoder(name string) *decoder {
-	return &decoder{file: name, dir: filepath.Dir(name), budget: maxNodes}
+func newDecoder(name string, opts Options) *decoder {
+	return &decoder{file: name, dir: filepath.Dir(name), budget: maxNodes, defaultRanges: opts.RangesFile}
 }
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
@@ -88,7 +89,7 @@ func (d *decoder) decode(data []byte) *Config {
 
 // loadRanges reads the provider ranges snapshot before anything else, so
 // that "provider:NAME" resolves wherever ranges_file stands in the file:
-// ranges_file if set, else DefaultRangesFile if it exists, else the
+// ranges_file if set, else Options.RangesFile if it exists, else the
 // snapshot built into mitmwatch.
 func (d *decoder) loadRanges(root *yaml.Node) {
 	d.ranges, d.rangesSource = ranges.Embedded(), "built in"
@@ -104,14 +105,17 @@ func (d *decoder) loadRanges(root *yaml.Node) {
 			}
 		}
 	}
-	if path == "" {
-		if _, err := os.Stat(DefaultRangesFile); err != nil {
+	switch {
+	case path != "" && !filepath.IsAbs(path):
+		path = filepath.Join(d.dir, path)
+	case path == "":
+		if d.defaultRanges == "" {
 			return
 		}
-		path = DefaultRangesFile
-	}
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(d.dir, path)
+		if _, err := os.Stat(d.defaultRanges); err != nil {
+			return
+		}
+		path = d.defaultRanges
 	}
 	snap, err := ranges.Load(path)
 	if err != nil {

@@ -79,7 +79,7 @@ func loadConfig(ctx context.Context, e env, path string, withToolchain bool) (*c
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := config.Parse(name, data)
+	cfg, err := config.Parse(name, data, config.Options{RangesFile: e.rangesFile})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -290,7 +290,7 @@ func registerValidate(app *kingpin.Application, e env, set func(int)) {
 		if err != nil {
 			return &exitError{check.ExitUsage, err}
 		}
-		cfg, err := config.Parse(name, data)
+		cfg, err := config.Parse(name, data, config.Options{RangesFile: e.rangesFile})
 		if err != nil {
 			fmt.Fprintln(e.stderr, err)
 			set(check.ExitUsage)
