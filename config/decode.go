@@ -24,8 +24,8 @@ import (
 // file of nested aliases cannot make Parse run for minutes.
 const maxNodes = 1 << 20
 
-// decoder walks the YAML node tree, converting values and collecting every
-// problem with its line and field path.
+// decoder walks the YAML node tree, converting values into cfg and
+// collecting every problem with its line and field path.
 type decoder struct {
 	file      string
 	dir       string // relative trust paths are resolved against it
@@ -36,6 +36,9 @@ type decoder struct {
 	defaultRanges string          // Options.RangesFile
 	ranges        ranges.Snapshot // what "provider:NAME" resolves against
 	rangesSource  string
+
+	cfg            *Config
+	public, system spec // the trust stores, built once the file is decoded
 }
 
 // spec is a trust store setting and where it was written.
@@ -57,7 +60,7 @@ func (d *decoder) errorf(line int, path, format string, args ...any) {
 }
 
 func (d *decoder) decode(data []byte) *Config {
-	cfg := &Config{
+	d.cfg = &Config{
 		Source:      d.file,
 		Toolchain:   true,
 		Timeout:     DefaultTimeout,
@@ -72,19 +75,19 @@ func (d *decoder) decode(data []byte) *Config {
 		if err != nil {
 			panic("config: bad default resolver " + spec) // a programming error, caught by the tests
 		}
-		cfg.DNS.Reference = append(cfg.DNS.Reference, srv)
+		d.cfg.DNS.Reference = append(d.cfg.DNS.Reference, srv)
 	}
-	public := spec{value: trust.Mozilla, path: "trust.public_roots"}
-	system := spec{value: trust.System, path: "trust.system_roots"}
+	d.public = spec{value: trust.Mozilla, path: "trust.public_roots"}
+	d.system = spec{value: trust.System, path: "trust.system_roots"}
 	root := d.parseYAML(data)
 	d.loadRanges(root)
-	cfg.RangesSource = d.rangesSource
+	d.cfg.RangesSource = d.rangesSource
 	if root != nil {
-		d.document(root, cfg, &public, &system)
+		d.document(root)
 	}
-	cfg.PublicRoots, cfg.PublicRootsSource = d.pool(public, trust.Mozilla, trust.PublicRoots)
-	cfg.SystemRoots, cfg.SystemRootsSource = d.pool(system, trust.System, trust.SystemRoots)
-	return cfg
+	d.cfg.PublicRoots, d.cfg.PublicRootsSource = d.pool(d.public, trust.Mozilla, trust.PublicRoots)
+	d.cfg.SystemRoots, d.cfg.SystemRootsSource = d.pool(d.system, trust.System, trust.SystemRoots)
+	return d.cfg
 }
 
 // loadRanges reads the provider ranges snapshot before anything else, so
@@ -306,6 +309,22 @@ func one[T any](d *decoder, n *yaml.Node, path string, convert func(string) (T, 
 		return zero, false
 	}
 	return v, true
+}
+
+// value decodes a single value with convert into dst, which keeps its
+// default when the value is invalid.
+func value[T any](d *decoder, convert func(string) (T, string), dst *T) field {
+	return func(v *yaml.Node, p string) {
+		if x, ok := one(d, v, p, convert); ok {
+			*dst = x
+		}
+	}
+}
+
+// values decodes a list of single values with convert into dst, keeping
+// the valid ones.
+func values[T any](d *decoder, convert func(string) (T, string), dst *[]T) field {
+	return func(v *yaml.Node, p string) { *dst = each(d, v, p, convert) }
 }
 
 // pool builds a trust store from its setting; paths are relative to the
