@@ -411,3 +411,19 @@ func TestRangesFileOption(t *testing.T) {
 		})
 	}
 }
+
+// TestBadDefaultResolver checks that a broken built-in default is reported
+// as a problem of the config, not a crash. (TestGood checks the real
+// defaults parse.)
+func TestBadDefaultResolver(t *testing.T) {
+	t.Parallel()
+	d := newDecoder("rules.yaml", Options{})
+	got := d.defaultResolvers([]string{"udp://192.0.2.53", "dns.lab.example:53"})
+	if len(got) != 1 || got[0].Addr != "192.0.2.53:53" {
+		t.Errorf("resolvers %+v, want the valid one", got)
+	}
+	want := `rules.yaml: dns.reference_resolvers: built-in default: invalid resolver "dns.lab.example:53": missing scheme (want udp://, tcp://, tls:// or https://)`
+	if err := d.err(); err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
+	}
+}

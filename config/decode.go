@@ -67,15 +67,8 @@ func (d *decoder) decode(data []byte) *Config {
 		Concurrency: DefaultConcurrency,
 		Interval:    DefaultInterval,
 		Path:        probe.PathOptions{Samples: DefaultPathSamples, MaxHops: DefaultMaxHops},
-		DNS:         DNS{ResolvConf: DefaultResolvConf, Canary: true},
+		DNS:         DNS{ResolvConf: DefaultResolvConf, Reference: d.defaultResolvers(DefaultReferenceResolvers), Canary: true},
 		Passive:     Passive{Window: DefaultPassiveWindow},
-	}
-	for _, spec := range DefaultReferenceResolvers {
-		srv, err := resolver.ParseServer(spec)
-		if err != nil {
-			panic("config: bad default resolver " + spec) // a programming error, caught by the tests
-		}
-		d.cfg.DNS.Reference = append(d.cfg.DNS.Reference, srv)
 	}
 	d.public = spec{value: trust.Mozilla, path: "trust.public_roots"}
 	d.system = spec{value: trust.System, path: "trust.system_roots"}
@@ -88,6 +81,22 @@ func (d *decoder) decode(data []byte) *Config {
 	d.cfg.PublicRoots, d.cfg.PublicRootsSource = d.pool(d.public, trust.Mozilla, trust.PublicRoots)
 	d.cfg.SystemRoots, d.cfg.SystemRootsSource = d.pool(d.system, trust.System, trust.SystemRoots)
 	return d.cfg
+}
+
+// defaultResolvers parses the built-in reference resolvers. A bad one is a
+// bug in mitmwatch, reported as a problem of every config rather than as a
+// crash; TestGood and TestDefaultRules keep it from shipping.
+func (d *decoder) defaultResolvers(specs []string) []resolver.Server {
+	var out []resolver.Server
+	for _, s := range specs {
+		srv, problem := parseResolver(s)
+		if problem != "" {
+			d.errorf(0, "dns.reference_resolvers", "built-in default: %s", problem)
+			continue
+		}
+		out = append(out, srv)
+	}
+	return out
 }
 
 // loadRanges reads the provider ranges snapshot before anything else, so
