@@ -237,7 +237,7 @@ func TestValidate(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	c := cli{t: t}
-	for _, args := range [][]string{nil, {"frobnicate"}, {"check", "--output", "xml"}, {"check", "--target", "a:99999"}} {
+	for _, args := range [][]string{nil, {"frobnicate"}, {"demo"}, {"check", "--output", "xml"}, {"check", "--target", "a:99999"}} {
 		if code, _, _ := c.run(args...); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)
 		}
