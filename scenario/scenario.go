@@ -139,11 +139,3 @@ type funcDialer func(ctx context.Context, network, addr string) (net.Conn, error
 func (f funcDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	return f(ctx, network, addr)
 }
-
-func mustURL(s string) *url.URL {
-	u, err := url.Parse(s)
-	if err != nil {
-		panic(fmt.Sprintf("scenario: bad URL %q: %v", s, err))
-	}
-	return u
-}
