@@ -73,7 +73,8 @@ type Passive struct {
 const DefaultPassiveWindow = time.Minute
 
 // DefaultRangesFile is where `mitmwatch ranges update` writes the snapshot
-// for the service, and where a config without ranges_file looks first.
+// for the service. The mitmwatch command passes it as Options.RangesFile, so
+// a config without ranges_file reads it when it exists.
 const DefaultRangesFile = "/var/lib/mitmwatch/ranges.json"
 
 // DNS says which resolvers to compare. The system resolvers are read from
@@ -128,21 +129,31 @@ const (
 	DefaultPort        = 443
 )
 
+// Options are what Parse and Load read besides the rules file and the
+// files it names. The zero value reads nothing else.
+type Options struct {
+	// RangesFile is the provider ranges snapshot to use when the rules file
+	// has no ranges_file, if it exists (a relative path is relative to the
+	// working directory). Empty, or absent on disk: the snapshot built into
+	// mitmwatch. The mitmwatch command passes DefaultRangesFile.
+	RangesFile string
+}
+
 // Load reads and parses the rules file at path.
-func Load(path string) (*Config, error) {
+func Load(path string, opts Options) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("loading config: %w", err)
 	}
-	return Parse(path, data)
+	return Parse(path, data, opts)
 }
 
 // Parse decodes a rules file. name is used in error messages and target
 // sources, and relative trust paths are resolved against its directory. An
 // empty file is valid: all defaults, no targets. The error, if any, joins one
 // *Error per problem, sorted by line.
-func Parse(name string, data []byte) (*Config, error) {
-	d := newDecoder(name)
+func Parse(name string, data []byte, opts Options) (*Config, error) {
+	d := newDecoder(name, opts)
 	cfg := d.decode(data)
 	if len(d.errs) > 0 {
 		return nil, d.err()

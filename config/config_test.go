@@ -95,7 +95,7 @@ func TestBad(t *testing.T) {
 			}
 			// Every line of the message starts with the file name.
 			w = path + ":" + strings.ReplaceAll(w, "\n", "\n"+path+":")
-			cfg, err := Load(path)
+			cfg, err := Load(path, Options{})
 			if err == nil {
 				t.Fatalf("Load succeeded: %+v", cfg)
 			}
@@ -115,7 +115,7 @@ func TestBad(t *testing.T) {
 
 func TestErrorsKeepCause(t *testing.T) {
 	t.Parallel()
-	_, err := Load("testdata/bad/trust_missing.yaml")
+	_, err := Load("testdata/bad/trust_missing.yaml", Options{})
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("%v does not match fs.ErrNotExist", err)
 	}
@@ -128,7 +128,7 @@ func TestTooManyErrors(t *testing.T) {
 	for i := range 60 {
 		fmt.Fprintf(&b, "  - {host: h%d.lab.example, port: 0}\n", i)
 	}
-	_, err := Parse("rules.yaml", []byte(b.String()))
+	_, err := Parse("rules.yaml", []byte(b.String()), Options{})
 	lines := strings.Split(fmt.Sprint(err), "\n")
 	if len(lines) != maxErrors+1 || lines[maxErrors] != "rules.yaml: 10 more errors not shown" {
 		t.Errorf("got %d lines ending %q, want %d and a count of the rest", len(lines), lines[len(lines)-1], maxErrors+1)
@@ -257,7 +257,7 @@ func TestGood(t *testing.T) {
 			if !ok {
 				t.Fatalf("no expected config for %s", path)
 			}
-			got, err := Load(path)
+			got, err := Load(path, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -275,7 +275,7 @@ func TestGood(t *testing.T) {
 // rather than from a built-in store.
 func TestTrustPaths(t *testing.T) {
 	t.Parallel()
-	cfg, err := Load("testdata/good/full.yaml")
+	cfg, err := Load("testdata/good/full.yaml", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestTrustPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err = Parse(abs, data)
+	cfg, err = Parse(abs, data, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ func TestTrustPaths(t *testing.T) {
 
 func TestDefaultRules(t *testing.T) {
 	t.Parallel()
-	cfg, err := Parse(EmbeddedName, mitmwatch.DefaultRules)
+	cfg, err := Parse(EmbeddedName, mitmwatch.DefaultRules, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func TestDefaultRules(t *testing.T) {
 
 func TestWithToolchain(t *testing.T) {
 	t.Parallel()
-	cfg, err := Parse("rules.yaml", []byte("targets:\n  - host: proxy.lab.example\n    expect: {sct: true}\n"))
+	cfg, err := Parse("rules.yaml", []byte("targets:\n  - host: proxy.lab.example\n    expect: {sct: true}\n"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,5 +366,64 @@ func TestWithToolchain(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantErrs, gotErrs); diff != "" {
 		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+}
+
+// TestRangesFileOption checks where "provider:NAME" resolves when the file
+// has no ranges_file: the caller's snapshot if it exists, else the built-in
+// one. Nothing on the host is read unless the caller names it.
+func TestRangesFileOption(t *testing.T) {
+	t.Parallel()
+	const rules = "targets:\n  - host: sum.lab.example\n    expect: {ip_ranges: [\"provider:github/git\"]}\n"
+	git := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/25")}
+	for _, c := range []struct {
+		name, rules, rangesFile string
+		wantSource              string
+		wantErr                 string
+	}{
+		{name: "option", rules: rules, rangesFile: "testdata/good/ranges.json", wantSource: "testdata/good/ranges.json"},
+		{name: "option absent on disk", rules: rules, rangesFile: "testdata/good/no-such-ranges.json",
+			wantErr: "rules.yaml:3: targets[0].expect.ip_ranges[0]: ranges: \"provider:github/git\": provider github has no ranges in the snapshot; run `mitmwatch ranges update` (snapshot built in)"},
+		{name: "no option", rules: rules,
+			wantErr: "rules.yaml:3: targets[0].expect.ip_ranges[0]: ranges: \"provider:github/git\": provider github has no ranges in the snapshot; run `mitmwatch ranges update` (snapshot built in)"},
+		{name: "ranges_file wins", rules: "ranges_file: testdata/good/ranges.json\n" + rules, rangesFile: "testdata/good/no-such-ranges.json",
+			wantSource: "testdata/good/ranges.json"},
+		{name: "option unreadable", rules: rules, rangesFile: "testdata/good/full.yaml",
+			wantErr: "rules.yaml: ranges_file: ranges: testdata/good/full.yaml: "},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse("rules.yaml", []byte(c.rules), Options{RangesFile: c.rangesFile})
+			if c.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), c.wantErr) {
+					t.Fatalf("error %v, want one starting %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.RangesSource != c.wantSource {
+				t.Errorf("RangesSource = %q, want %q", cfg.RangesSource, c.wantSource)
+			}
+			if diff := cmp.Diff(git, cfg.Targets[0].Expect.IPRanges, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+				t.Errorf("ranges (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestBadDefaultResolver checks that a broken built-in default is reported
+// as a problem of the config, not a crash. (TestGood checks the real
+// defaults parse.)
+func TestBadDefaultResolver(t *testing.T) {
+	t.Parallel()
+	d := newDecoder("rules.yaml", Options{})
+	got := d.defaultResolvers([]string{"udp://192.0.2.53", "dns.lab.example:53"})
+	if len(got) != 1 || got[0].Addr != "192.0.2.53:53" {
+		t.Errorf("resolvers %+v, want the valid one", got)
+	}
+	want := `rules.yaml: dns.reference_resolvers: built-in default: invalid resolver "dns.lab.example:53": missing scheme (want udp://, tcp://, tls:// or https://)`
+	if err := d.err(); err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
 	}
 }

@@ -24,8 +24,8 @@ import (
 // file of nested aliases cannot make Parse run for minutes.
 const maxNodes = 1 << 20
 
-// decoder walks the YAML node tree, converting values and collecting every
-// problem with its line and field path.
+// decoder walks the YAML node tree, converting values into cfg and
+// collecting every problem with its line and field path.
 type decoder struct {
 	file      string
 	dir       string // relative trust paths are resolved against it
@@ -33,8 +33,12 @@ type decoder struct {
 	budget    int
 	exhausted bool
 
-	ranges       ranges.Snapshot // what "provider:NAME" resolves against
-	rangesSource string
+	defaultRanges string          // Options.RangesFile
+	ranges        ranges.Snapshot // what "provider:NAME" resolves against
+	rangesSource  string
+
+	cfg            *Config
+	public, system spec // the trust stores, built once the file is decoded
 }
 
 // spec is a trust store setting and where it was written.
@@ -44,8 +48,8 @@ type spec struct {
 	path  string
 }
 
-func newDecoder(name string) *decoder {
-	return &decoder{file: name, dir: filepath.Dir(name), budget: maxNodes}
+func newDecoder(name string, opts Options) *decoder {
+	return &decoder{file: name, dir: filepath.Dir(name), budget: maxNodes, defaultRanges: opts.RangesFile}
 }
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
@@ -56,39 +60,48 @@ func (d *decoder) errorf(line int, path, format string, args ...any) {
 }
 
 func (d *decoder) decode(data []byte) *Config {
-	cfg := &Config{
+	d.cfg = &Config{
 		Source:      d.file,
 		Toolchain:   true,
 		Timeout:     DefaultTimeout,
 		Concurrency: DefaultConcurrency,
 		Interval:    DefaultInterval,
 		Path:        probe.PathOptions{Samples: DefaultPathSamples, MaxHops: DefaultMaxHops},
-		DNS:         DNS{ResolvConf: DefaultResolvConf, Canary: true},
+		DNS:         DNS{ResolvConf: DefaultResolvConf, Reference: d.defaultResolvers(DefaultReferenceResolvers), Canary: true},
 		Passive:     Passive{Window: DefaultPassiveWindow},
 	}
-	for _, spec := range DefaultReferenceResolvers {
-		srv, err := resolver.ParseServer(spec)
-		if err != nil {
-			panic("config: bad default resolver " + spec) // a programming error, caught by the tests
-		}
-		cfg.DNS.Reference = append(cfg.DNS.Reference, srv)
-	}
-	public := spec{value: trust.Mozilla, path: "trust.public_roots"}
-	system := spec{value: trust.System, path: "trust.system_roots"}
+	d.public = spec{value: trust.Mozilla, path: "trust.public_roots"}
+	d.system = spec{value: trust.System, path: "trust.system_roots"}
 	root := d.parseYAML(data)
 	d.loadRanges(root)
-	cfg.RangesSource = d.rangesSource
+	d.cfg.RangesSource = d.rangesSource
 	if root != nil {
-		d.document(root, cfg, &public, &system)
+		d.document(root)
 	}
-	cfg.PublicRoots, cfg.PublicRootsSource = d.pool(public, trust.Mozilla, trust.PublicRoots)
-	cfg.SystemRoots, cfg.SystemRootsSource = d.pool(system, trust.System, trust.SystemRoots)
-	return cfg
+	d.cfg.PublicRoots, d.cfg.PublicRootsSource = d.pool(d.public, trust.Mozilla, trust.PublicRoots)
+	d.cfg.SystemRoots, d.cfg.SystemRootsSource = d.pool(d.system, trust.System, trust.SystemRoots)
+	return d.cfg
+}
+
+// defaultResolvers parses the built-in reference resolvers. A bad one is a
+// bug in mitmwatch, reported as a problem of every config rather than as a
+// crash; TestGood and TestDefaultRules keep it from shipping.
+func (d *decoder) defaultResolvers(specs []string) []resolver.Server {
+	var out []resolver.Server
+	for _, s := range specs {
+		srv, problem := parseResolver(s)
+		if problem != "" {
+			d.errorf(0, "dns.reference_resolvers", "built-in default: %s", problem)
+			continue
+		}
+		out = append(out, srv)
+	}
+	return out
 }
 
 // loadRanges reads the provider ranges snapshot before anything else, so
 // that "provider:NAME" resolves wherever ranges_file stands in the file:
-// ranges_file if set, else DefaultRangesFile if it exists, else the
+// ranges_file if set, else Options.RangesFile if it exists, else the
 // snapshot built into mitmwatch.
 func (d *decoder) loadRanges(root *yaml.Node) {
 	d.ranges, d.rangesSource = ranges.Embedded(), "built in"
@@ -104,14 +117,17 @@ func (d *decoder) loadRanges(root *yaml.Node) {
 			}
 		}
 	}
-	if path == "" {
-		if _, err := os.Stat(DefaultRangesFile); err != nil {
+	switch {
+	case path != "" && !filepath.IsAbs(path):
+		path = filepath.Join(d.dir, path)
+	case path == "":
+		if d.defaultRanges == "" {
 			return
 		}
-		path = DefaultRangesFile
-	}
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(d.dir, path)
+		if _, err := os.Stat(d.defaultRanges); err != nil {
+			return
+		}
+		path = d.defaultRanges
 	}
 	snap, err := ranges.Load(path)
 	if err != nil {
@@ -302,6 +318,22 @@ func one[T any](d *decoder, n *yaml.Node, path string, convert func(string) (T, 
 		return zero, false
 	}
 	return v, true
+}
+
+// value decodes a single value with convert into dst, which keeps its
+// default when the value is invalid.
+func value[T any](d *decoder, convert func(string) (T, string), dst *T) field {
+	return func(v *yaml.Node, p string) {
+		if x, ok := one(d, v, p, convert); ok {
+			*dst = x
+		}
+	}
+}
+
+// values decodes a list of single values with convert into dst, keeping
+// the valid ones.
+func values[T any](d *decoder, convert func(string) (T, string), dst *[]T) field {
+	return func(v *yaml.Node, p string) { *dst = each(d, v, p, convert) }
 }
 
 // pool builds a trust store from its setting; paths are relative to the

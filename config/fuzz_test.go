@@ -26,7 +26,7 @@ func FuzzParse(f *testing.F) {
 	}
 	const name = "testdata/good/fuzz.yaml" // so relative PEM paths can resolve
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := Parse(name, data)
+		cfg, err := Parse(name, data, Options{})
 		if err != nil {
 			for _, line := range strings.Split(err.Error(), "\n") {
 				if !strings.HasPrefix(line, name+":") {

@@ -1,143 +1,106 @@
 package config
 
 import (
-	"net/netip"
-
 	"fmt"
+	"net/netip"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mitmwatch/mitmwatch/detector"
 )
 
-// document decodes the top level of rules.yaml into cfg and the trust specs.
-func (d *decoder) document(root *yaml.Node, cfg *Config, public, system *spec) {
+// The schema of rules.yaml: one method per section, each a strict mapping
+// of its keys to the decoders of their values (value and values, in
+// decode.go, for one converted value or a list of them). The keys are a
+// contract with every rules.yaml in use.
+
+// document decodes the top level of rules.yaml.
+func (d *decoder) document(root *yaml.Node) {
 	root = d.resolve(root)
 	if isNull(root) {
 		return
 	}
 	d.fields(root, "", map[string]field{
-		"toolchain": func(v *yaml.Node, p string) {
-			if on, ok := one(d, v, p, parseToolchain); ok {
-				cfg.Toolchain = on
-			}
-		},
-		"trust": func(v *yaml.Node, p string) {
-			d.fields(v, p, map[string]field{
-				"public_roots": func(v *yaml.Node, p string) { d.trustSpec(v, p, public) },
-				"system_roots": func(v *yaml.Node, p string) { d.trustSpec(v, p, system) },
-			})
-		},
-		"allow": func(v *yaml.Node, p string) {
-			d.fields(v, p, map[string]field{
-				"inspection_ca_spki_sha256": func(v *yaml.Node, p string) {
-					cfg.Policy.ApprovedInspection = each(d, v, p, parsePin)
-				},
-			})
-		},
-		"probe": func(v *yaml.Node, p string) {
-			d.fields(v, p, map[string]field{
-				"timeout": func(v *yaml.Node, p string) {
-					if t, ok := one(d, v, p, parseTimeout); ok {
-						cfg.Timeout = t
-					}
-				},
-				"concurrency": func(v *yaml.Node, p string) {
-					if c, ok := one(d, v, p, parseConcurrency); ok {
-						cfg.Concurrency = c
-					}
-				},
-				"interval": func(v *yaml.Node, p string) {
-					if i, ok := one(d, v, p, parseInterval); ok {
-						cfg.Interval = i
-					}
-				},
-				"path": func(v *yaml.Node, p string) {
-					d.fields(v, p, map[string]field{
-						"samples": func(v *yaml.Node, p string) {
-							if n, ok := one(d, v, p, parsePathSamples); ok {
-								cfg.Path.Samples = n
-							}
-						},
-						"max_hops": func(v *yaml.Node, p string) {
-							if n, ok := one(d, v, p, parseMaxHops); ok {
-								cfg.Path.MaxHops = n
-							}
-						},
-						"ttl": func(v *yaml.Node, p string) {
-							if always, ok := one(d, v, p, parseTTLMode); ok {
-								cfg.Path.TTLAlways = always
-							}
-						},
-					})
-				},
-			})
-		},
-		"dns": func(v *yaml.Node, p string) {
-			d.fields(v, p, map[string]field{
-				"resolv_conf": func(v *yaml.Node, p string) {
-					if path, ok := d.scalar(v, p); ok {
-						if path == "" {
-							d.errorf(v.Line, p, "empty (want a path such as %q)", DefaultResolvConf)
-							return
-						}
-						cfg.DNS.ResolvConf = path
-					}
-				},
-				"reference_resolvers": func(v *yaml.Node, p string) {
-					cfg.DNS.Reference = each(d, v, p, parseResolver)
-				},
-				"bogons": func(v *yaml.Node, p string) {
-					// An explicit empty list means no bogons, not the defaults.
-					cfg.Policy.Bogons = append([]netip.Prefix{}, each(d, v, p, parseCIDR)...)
-				},
-				"canary": func(v *yaml.Node, p string) {
-					if on, ok := one(d, v, p, parseBool); ok {
-						cfg.DNS.Canary = on
-					}
-				},
-			})
-		},
-		"targets":     func(v *yaml.Node, p string) { cfg.Targets = d.targets(v, p) },
+		"toolchain":   value(d, parseToolchain, &d.cfg.Toolchain),
+		"trust":       d.trust,
+		"allow":       d.allow,
+		"probe":       d.probe,
+		"dns":         d.dns,
 		"ranges_file": func(*yaml.Node, string) {}, // read first, by loadRanges
-		"passive": func(v *yaml.Node, p string) {
-			d.fields(v, p, map[string]field{
-				"interface": func(v *yaml.Node, p string) {
-					if name, ok := d.scalar(v, p); ok {
-						if name == "" {
-							d.errorf(v.Line, p, `empty (want an interface name such as "eth0")`)
-							return
-						}
-						cfg.Passive.Interface = name
-					}
-				},
-				"ports": func(v *yaml.Node, p string) {
-					for _, port := range each(d, v, p, parsePort) {
-						cfg.Passive.Ports = append(cfg.Passive.Ports, uint16(port))
-					}
-				},
-				"window": func(v *yaml.Node, p string) {
-					if w, ok := one(d, v, p, parseWindow); ok {
-						cfg.Passive.Window = w
-					}
-				},
-			})
+		"targets":     func(v *yaml.Node, p string) { d.cfg.Targets = d.targets(v, p) },
+		"passive":     d.passive,
+	})
+}
+
+// trust decodes trust: which roots stand for the public web PKI and which this machine
+// trusts.
+func (d *decoder) trust(n *yaml.Node, path string) {
+	d.fields(n, path, map[string]field{
+		"public_roots": func(v *yaml.Node, p string) { d.trustSpec(v, p, &d.public) },
+		"system_roots": func(v *yaml.Node, p string) { d.trustSpec(v, p, &d.system) },
+	})
+}
+
+// allow decodes allow: the approved inspection CAs.
+func (d *decoder) allow(n *yaml.Node, path string) {
+	d.fields(n, path, map[string]field{
+		"inspection_ca_spki_sha256": values(d, parsePin, &d.cfg.Policy.ApprovedInspection),
+	})
+}
+
+// probe decodes probe: how long, how many at once and how often targets are probed.
+func (d *decoder) probe(n *yaml.Node, path string) {
+	d.fields(n, path, map[string]field{
+		"timeout":     value(d, parseTimeout, &d.cfg.Timeout),
+		"concurrency": value(d, parseConcurrency, &d.cfg.Concurrency),
+		"interval":    value(d, parseInterval, &d.cfg.Interval),
+		"path":        d.probePath,
+	})
+}
+
+// probePath decodes probe.path: how much of each direct path a probe measures.
+func (d *decoder) probePath(n *yaml.Node, path string) {
+	d.fields(n, path, map[string]field{
+		"samples":  value(d, parsePathSamples, &d.cfg.Path.Samples),
+		"max_hops": value(d, parseMaxHops, &d.cfg.Path.MaxHops),
+		"ttl":      value(d, parseTTLMode, &d.cfg.Path.TTLAlways),
+	})
+}
+
+// dns decodes dns: the resolvers to compare and what counts as a bogon answer.
+func (d *decoder) dns(n *yaml.Node, path string) {
+	d.fields(n, path, map[string]field{
+		"resolv_conf":         value(d, parseResolvConf, &d.cfg.DNS.ResolvConf),
+		"reference_resolvers": values(d, parseResolver, &d.cfg.DNS.Reference),
+		"bogons": func(v *yaml.Node, p string) {
+			// An explicit empty list means no bogons, not the defaults.
+			d.cfg.Policy.Bogons = append([]netip.Prefix{}, each(d, v, p, parseCIDR)...)
 		},
+		"canary": value(d, parseBool, &d.cfg.DNS.Canary),
+	})
+}
+
+// passive decodes passive: where `run` watches real build traffic.
+func (d *decoder) passive(n *yaml.Node, path string) {
+	d.fields(n, path, map[string]field{
+		"interface": value(d, parseInterface, &d.cfg.Passive.Interface),
+		"ports":     values(d, parsePassivePort, &d.cfg.Passive.Ports),
+		"window":    value(d, parseWindow, &d.cfg.Passive.Window),
 	})
 }
 
 // trustSpec records a trust store setting; the store itself is built once
 // the whole file is decoded.
 func (d *decoder) trustSpec(v *yaml.Node, path string, s *spec) {
-	value, ok := d.scalar(v, path)
+	setting, ok := d.scalar(v, path)
 	if !ok {
 		return
 	}
-	if value == "" {
+	if setting == "" {
 		d.errorf(v.Line, path, "empty (want %q or a path to a PEM bundle)", s.value)
 		return
 	}
-	s.value, s.line = value, v.Line
+	s.value, s.line = setting, v.Line
 }
 
 // targets decodes the target list. Two targets with the same host and port
@@ -168,15 +131,11 @@ func (d *decoder) target(n *yaml.Node, path string, line int) (t Target, keyOK b
 	t = Target{Port: DefaultPort, Source: fmt.Sprintf("%s:%d", d.file, line)}
 	hostOK, portOK := false, true
 	present := d.fields(n, path, map[string]field{
-		"host": func(v *yaml.Node, p string) { t.Host, hostOK = one(d, v, p, parseHost) },
-		"port": func(v *yaml.Node, p string) { t.Port, portOK = one(d, v, p, parsePort) },
-		"address": func(v *yaml.Node, p string) {
-			t.Address, _ = one(d, v, p, parseAddress)
-		},
-		"expect": func(v *yaml.Node, p string) { t.Expect = d.expect(v, p) },
-		"interval": func(v *yaml.Node, p string) {
-			t.Interval, _ = one(d, v, p, parseInterval)
-		},
+		"host":     func(v *yaml.Node, p string) { t.Host, hostOK = one(d, v, p, parseHost) },
+		"port":     func(v *yaml.Node, p string) { t.Port, portOK = one(d, v, p, parsePort) },
+		"address":  value(d, parseAddress, &t.Address),
+		"expect":   func(v *yaml.Node, p string) { t.Expect = d.expect(v, p) },
+		"interval": value(d, parseInterval, &t.Interval),
 	})
 	if present == nil {
 		return t, false
@@ -191,17 +150,15 @@ func (d *decoder) target(n *yaml.Node, path string, line int) (t Target, keyOK b
 func (d *decoder) expect(n *yaml.Node, path string) detector.Expectation {
 	var e detector.Expectation
 	d.fields(n, path, map[string]field{
-		"ca_spki_sha256": func(v *yaml.Node, p string) { e.CASPKI = each(d, v, p, parsePin) },
+		"ca_spki_sha256": values(d, parsePin, &e.CASPKI),
 		"ip_ranges": func(v *yaml.Node, p string) {
 			for _, ps := range each(d, v, p, d.parseRange) {
 				e.IPRanges = append(e.IPRanges, ps...)
 			}
 		},
-		"tls_min_version": func(v *yaml.Node, p string) {
-			e.MinVersion, _ = one(d, v, p, parseTLSVersion)
-		},
-		"alpn": func(v *yaml.Node, p string) { e.ALPN = each(d, v, p, parseALPN) },
-		"sct":  func(v *yaml.Node, p string) { e.SCT, _ = one(d, v, p, parseBool) },
+		"tls_min_version": value(d, parseTLSVersion, &e.MinVersion),
+		"alpn":            values(d, parseALPN, &e.ALPN),
+		"sct":             value(d, parseBool, &e.SCT),
 	})
 	return e
 }

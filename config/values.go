@@ -102,6 +102,28 @@ func parsePort(s string) (int, string) {
 	return n, ""
 }
 
+// parsePassivePort reads a server port to capture (passive.ports).
+func parsePassivePort(s string) (uint16, string) {
+	n, problem := parsePort(s)
+	return uint16(n), problem
+}
+
+// parseResolvConf reads dns.resolv_conf: any path, but not an empty one.
+func parseResolvConf(s string) (string, string) {
+	if s == "" {
+		return "", fmt.Sprintf("empty (want a path such as %q)", DefaultResolvConf)
+	}
+	return s, ""
+}
+
+// parseInterface reads passive.interface: a name, not an empty one.
+func parseInterface(s string) (string, string) {
+	if s == "" {
+		return "", `empty (want an interface name such as "eth0")`
+	}
+	return s, ""
+}
+
 // parseHost accepts what can be dialled and checked against a certificate:
 // an IP address (made canonical) or a DNS name (lower-cased). Ports, URLs,
 // wildcards, trailing dots and zones are refused rather than guessed at.

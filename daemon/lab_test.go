@@ -105,7 +105,7 @@ func (ld *loader) load(context.Context) (*config.Config, []config.Target, error)
 // badConfig is a real parse error of rules.yaml.
 func badConfig(t *testing.T) error {
 	t.Helper()
-	_, err := config.Parse("rules.yaml", []byte("probe:\n  interval: 100ms\n"))
+	_, err := config.Parse("rules.yaml", []byte("probe:\n  interval: 100ms\n"), config.Options{})
 	if err == nil {
 		t.Fatal("bad config parsed")
 	}

@@ -12,6 +12,6 @@
 //
 // Every server is ready as soon as its constructor returns (the listener
 // exists), reports its address with Addr, and releases its listener,
-// connections and goroutines with Close. The `mitmwatch demo` command and
-// the scenario tests both build on it.
+// connections and goroutines with Close. The mitmwatch-demo command and
+// the scenario tests both build on it; the mitmwatch binary never links it.
 package lab

@@ -166,9 +166,9 @@ func digest(t *testing.T, path string) string {
 }
 
 // checkBinary checks what `make release` promises of a Linux binary:
-// static, small enough, built with CGO_ENABLED=0 and -trimpath. (-trimpath
+// static, small enough, built with CGO_ENABLED=0 and -trimpath (which
 // keeps -ldflags out of the recorded settings: `mitmwatch version` shows
-// the stamp.)
+// the stamp), and without the demo lab's MITM proxy library.
 func checkBinary(t *testing.T, path string) {
 	t.Helper()
 	fi, err := os.Stat(path)
@@ -203,6 +203,12 @@ func checkBinary(t *testing.T, path string) {
 	for k, want := range map[string]string{"CGO_ENABLED": "0", "-trimpath": "true"} {
 		if settings[k] != want {
 			t.Errorf("%s: build setting %s=%q, want %q", path, k, settings[k], want)
+		}
+	}
+	// The demo lab's MITM proxy library ships only in mitmwatch-demo.
+	for _, m := range bi.Deps {
+		if m.Path == "github.com/elazarl/goproxy" {
+			t.Errorf("%s links %s %s", path, m.Path, m.Version)
 		}
 	}
 }

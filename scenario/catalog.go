@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/config"
@@ -194,7 +195,7 @@ func tlsScenarios() []Scenario {
 				}
 				e.Track(p)
 				return Setup{Targets: []config.Target{e.target("registry-1.docker.io", "")},
-					Proxy: mustURL("http://" + p.Addr())}, nil
+					Proxy: &url.URL{Scheme: "http", Host: p.Addr()}}, nil
 			},
 			Want: Want{Verdict: detector.Blocked, Reasons: []detector.Reason{detector.ReasonBlockPage}},
 		},

@@ -1,7 +1,7 @@
 // Package scenario describes real middlebox situations as data — a name, a
 // function that sets up the lab network, and the verdict mitmwatch must
 // reach — and runs them through the real probe → classify path. The test
-// suite asserts every scenario; `mitmwatch demo` shows them to people who
+// suite asserts every scenario; mitmwatch-demo shows them to people who
 // have no middlebox at hand.
 package scenario
 
@@ -138,12 +138,4 @@ type funcDialer func(ctx context.Context, network, addr string) (net.Conn, error
 
 func (f funcDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	return f(ctx, network, addr)
-}
-
-func mustURL(s string) *url.URL {
-	u, err := url.Parse(s)
-	if err != nil {
-		panic(fmt.Sprintf("scenario: bad URL %q: %v", s, err))
-	}
-	return u
 }

@@ -75,7 +75,7 @@ func TestCleanHasNoFindings(t *testing.T) {
 	}
 }
 
-// The lab shows every verdict (mitmwatch demo walks it): a verdict
+// The lab shows every verdict (mitmwatch-demo walks it): a verdict
 // without a scenario, transparent-proxy once, is one the lab cannot prove.
 func TestScenariosCoverEveryVerdict(t *testing.T) {
 	have := map[detector.Verdict]bool{}

@@ -79,7 +79,7 @@ func loadConfig(ctx context.Context, e env, path string, withToolchain bool) (*c
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := config.Parse(name, data)
+	cfg, err := config.Parse(name, data, config.Options{RangesFile: e.rangesFile})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -258,10 +258,6 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 	})
 }
 
-func printResults(e env, output string, results []detector.Result, colour bool) error {
-	return printReport(e, output, results, nil, colour)
-}
-
 // printReport writes the round's results and, when it ran, the audit.
 func printReport(e env, output string, results []detector.Result, a *audit.Report, colour bool) error {
 	if output == "json" {
@@ -294,7 +290,7 @@ func registerValidate(app *kingpin.Application, e env, set func(int)) {
 		if err != nil {
 			return &exitError{check.ExitUsage, err}
 		}
-		cfg, err := config.Parse(name, data)
+		cfg, err := config.Parse(name, data, config.Options{RangesFile: e.rangesFile})
 		if err != nil {
 			fmt.Fprintln(e.stderr, err)
 			set(check.ExitUsage)

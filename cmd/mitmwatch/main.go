@@ -21,6 +21,7 @@ import (
 	promslogflag "github.com/prometheus/common/promslog/flag"
 
 	"github.com/mitmwatch/mitmwatch/check"
+	"github.com/mitmwatch/mitmwatch/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -35,6 +36,10 @@ type env struct {
 	// onListen, when set, is told the service's bound listeners (tests
 	// listen on port 0 and need the port).
 	onListen func([]net.Listener)
+	// rangesFile is the provider ranges snapshot a config without
+	// ranges_file reads, if it exists: config.DefaultRangesFile, where
+	// `mitmwatch ranges update` writes it. Tests leave it empty.
+	rangesFile string
 }
 
 func main() {
@@ -42,6 +47,7 @@ func main() {
 	code := run(ctx, os.Args[1:], env{
 		stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv,
 		stdoutTTY: isTerminal(os.Stdout), stderrTTY: isTerminal(os.Stderr),
+		rangesFile: config.DefaultRangesFile,
 	})
 	stop()
 	os.Exit(code)
@@ -88,7 +94,6 @@ func run(ctx context.Context, args []string, e env) (code int) {
 	registerCheck(app, ctx, e, set)
 	registerBaseline(app, ctx, e, set)
 	registerValidate(app, e, set)
-	registerDemo(app, ctx, e, set)
 	registerRanges(app, ctx, e, set)
 	registerAudit(app, ctx, e, set)
 	registerPcap(app, ctx, e, set)
