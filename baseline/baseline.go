@@ -32,11 +32,18 @@ type Baseline struct {
 
 // Entry is what one host looked like when learned.
 type Entry struct {
-	CASPKI     []string     `json:"ca_spki_sha256"`
+	CASPKI []string `json:"ca_spki_sha256"`
+	// CASubjects are the subjects (RFC 4514) of the CAs in CASPKI, in the
+	// same order: a CA that later copies one with another key is caught
+	// by name. Baselines learned before this field have none.
+	CASubjects []string     `json:"ca_subjects,omitempty"`
 	Addresses  []netip.Addr `json:"addresses,omitempty"`
 	TLSVersion string       `json:"tls_version"`
 	ALPN       string       `json:"alpn,omitempty"`
 	SCT        bool         `json:"sct"`
+	// LeafFresh says the learned leaf was minted within a day of
+	// learning: a host that rotates that often makes freshness no evidence.
+	LeafFresh bool `json:"leaf_fresh,omitempty"`
 }
 
 // Learn builds a baseline from judged results. Only hosts judged ok or
@@ -52,9 +59,11 @@ func Learn(results []detector.Result, now time.Time) (Baseline, []string) {
 			skipped = append(skipped, fmt.Sprintf("%s (%s)", key, r.Verdict))
 			continue
 		}
-		e := Entry{TLSVersion: versionText(st.Version), ALPN: st.ALPN, SCT: detector.HasSCT(st.Chain[0])}
+		e := Entry{TLSVersion: versionText(st.Version), ALPN: st.ALPN, SCT: detector.HasSCT(st.Chain[0]),
+			LeafFresh: now.Sub(st.Chain[0].NotBefore) < 24*time.Hour}
 		for _, c := range detector.CAs(st) {
 			e.CASPKI = append(e.CASPKI, detector.SPKIOf(c).String())
+			e.CASubjects = append(e.CASubjects, c.Subject.String())
 		}
 		if a := r.Obs.ConnectedAddr; a.IsValid() && r.Obs.Path.Kind == detector.PathDirect {
 			e.Addresses = append(e.Addresses, a.Addr().Unmap())
@@ -69,9 +78,11 @@ func Learn(results []detector.Result, now time.Time) (Baseline, []string) {
 	return b, skipped
 }
 
-// Apply merges the baseline into the targets' expectations. Addresses are
-// widened to their /24 (IPv4) or /48 (IPv6): hosts move within their
-// network far more often than out of it.
+// Apply merges the baseline into the targets' expectations. Its CAs become
+// the Learned expectation, which a publicly trusted chain may contradict
+// only with corroboration (the pins in rules.yaml stay the operator's
+// assertion). Addresses are widened to their /24 (IPv4) or /48 (IPv6):
+// hosts move within their network far more often than out of it.
 func (b Baseline) Apply(targets []config.Target) ([]config.Target, error) {
 	out := slices.Clone(targets)
 	for i, t := range out {
@@ -80,16 +91,19 @@ func (b Baseline) Apply(targets []config.Target) ([]config.Target, error) {
 			continue
 		}
 		exp := t.Expect
-		exp.CASPKI = slices.Clone(exp.CASPKI)
-		for _, s := range e.CASPKI {
+		learned := &detector.Learned{SCT: e.SCT, LeafFresh: e.LeafFresh}
+		for i, s := range e.CASPKI {
 			pin, err := ParsePin(s)
 			if err != nil {
 				return nil, fmt.Errorf("baseline: %s: %w", t.Key(), err)
 			}
-			if !slices.Contains(exp.CASPKI, pin) {
-				exp.CASPKI = append(exp.CASPKI, pin)
+			ca := detector.LearnedCA{SPKI: pin}
+			if i < len(e.CASubjects) {
+				ca.Subject = e.CASubjects[i]
 			}
+			learned.CAs = append(learned.CAs, ca)
 		}
+		exp.Learned = learned
 		exp.IPRanges = slices.Clone(exp.IPRanges)
 		for _, a := range e.Addresses {
 			bits := 24

@@ -59,6 +59,7 @@ func TestLearnOnlyClean(t *testing.T) {
 			detector.SPKIOf(e.PKI.PublicIntermediate.Cert).String(),
 			detector.SPKIOf(e.PKI.PublicRoot.Cert).String(),
 		},
+		CASubjects: []string{e.PKI.PublicIntermediate.Cert.Subject.String(), e.PKI.PublicRoot.Cert.Subject.String()},
 		Addresses:  []netip.Addr{netip.MustParseAddr("127.0.0.1")},
 		TLSVersion: "1.3", ALPN: "h2", SCT: true,
 	}
@@ -73,7 +74,7 @@ func TestLearnOnlyClean(t *testing.T) {
 func TestApply(t *testing.T) {
 	pin := detector.SPKI{1, 2, 3}
 	b := Baseline{Version: Version, Targets: map[string]Entry{
-		"github.com:443": {CASPKI: []string{pin.String()}, Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.77"), netip.MustParseAddr("2001:db8::1")},
+		"github.com:443": {CASPKI: []string{pin.String()}, CASubjects: []string{"CN=Lab CA"}, Addresses: []netip.Addr{netip.MustParseAddr("192.0.2.77"), netip.MustParseAddr("2001:db8::1")},
 			TLSVersion: "1.3", ALPN: "h2", SCT: true},
 	}}
 	targets := []config.Target{
@@ -85,7 +86,9 @@ func TestApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := detector.Expectation{
-		CASPKI:     []detector.SPKI{pin},
+		// The learned CAs are not pins: a public chain contradicting them
+		// needs corroboration to be an interception.
+		Learned:    &detector.Learned{CAs: []detector.LearnedCA{{SPKI: pin, Subject: "CN=Lab CA"}}, SCT: true},
 		IPRanges:   []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/48")},
 		MinVersion: tls.VersionTLS13,
 		ALPN:       []string{"http/1.1"}, // rules.yaml wins over the baseline

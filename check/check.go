@@ -106,11 +106,14 @@ func (r *Runner) resolves(t config.Target) bool {
 
 // JudgeAmong judges one target's observation with the other targets'
 // latest observations as context for the signals that show across hosts.
-func (r *Runner) JudgeAmong(t config.Target, obs detector.Observation, others []*detector.Observation) detector.Result {
-	return detector.JudgeAmong(caseOf(t, obs), others, r.Policy, r.now())
+func (r *Runner) JudgeAmong(c detector.Case, others []*detector.Case) detector.Result {
+	return detector.JudgeAmong(c, others, r.Policy, r.now())
 }
 
-func caseOf(t config.Target, obs detector.Observation) detector.Case {
+
+// Case is what is judged of target t: obs beside t's expectations and
+// source.
+func Case(t config.Target, obs detector.Observation) detector.Case {
 	return detector.Case{Obs: obs, Expect: t.Expect, Source: t.Source}
 }
 
@@ -126,7 +129,7 @@ func (r *Runner) now() time.Time {
 func (r *Runner) Judge(targets []config.Target, obs []detector.Observation) []detector.Result {
 	cases := make([]detector.Case, len(targets))
 	for i, t := range targets {
-		cases[i] = caseOf(t, obs[i])
+		cases[i] = Case(t, obs[i])
 	}
 	return detector.Judge(cases, r.Policy, r.now())
 }

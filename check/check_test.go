@@ -160,20 +160,21 @@ func TestJudgeAmongSeesTheOthers(t *testing.T) {
 	obs := r.Observe(context.Background(), targets)
 	all := r.Judge(targets, obs)
 	for i := range targets {
-		var others []*detector.Observation
+		var others []*detector.Case
 		for j := range obs {
 			if j != i {
-				others = append(others, &obs[j])
+				c := Case(targets[j], obs[j])
+				others = append(others, &c)
 			}
 		}
-		got := r.JudgeAmong(targets[i], obs[i], others)
+		got := r.JudgeAmong(Case(targets[i], obs[i]), others)
 		if got.Source != targets[i].Source || got.Verdict != all[i].Verdict {
 			t.Errorf("%s: %s from %q, Judge says %s", targets[i].Host, got.Verdict, got.Source, all[i].Verdict)
 		}
 		if got.Verdict != detector.Intercepted {
 			t.Errorf("%s: %s (%+v), want intercepted by the shared leaf key", targets[i].Host, got.Verdict, got.Findings)
 		}
-		if alone := r.JudgeAmong(targets[i], obs[i], nil); alone.Verdict == detector.Intercepted {
+		if alone := r.JudgeAmong(Case(targets[i], obs[i]), nil); alone.Verdict == detector.Intercepted {
 			t.Errorf("%s: intercepted without the others: the context is not what decided", targets[i].Host)
 		}
 	}

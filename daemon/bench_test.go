@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmwatch/mitmwatch/check"
 	"github.com/mitmwatch/mitmwatch/config"
 	"github.com/mitmwatch/mitmwatch/detector"
 )
@@ -29,11 +30,13 @@ func BenchmarkJudge200(b *testing.B) {
 			b.Fatalf("%s: %s", targets[i].Key(), o.FailureDetail)
 		}
 	}
-	others := make([]*detector.Observation, 0, len(obs)-1)
+	others := make([]*detector.Case, 0, len(obs)-1)
 	for i := range obs[1:] {
-		others = append(others, &obs[1+i])
+		c := check.Case(targets[1+i], obs[1+i])
+		others = append(others, &c)
 	}
+	c := check.Case(targets[0], obs[0])
 	for b.Loop() {
-		r.JudgeAmong(targets[0], obs[0], others)
+		r.JudgeAmong(c, others)
 	}
 }

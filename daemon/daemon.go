@@ -106,7 +106,7 @@ type target struct {
 	next     time.Time             // when due, on the real clock
 	fresh    bool                  // probed by this process, not just restored
 	reprobe  bool                  // its config changed during a probe: probe again at once
-	obs      *detector.Observation // latest, for judging the others against
+	kase     *detector.Case // latest observation and expectation, for judging the others against
 	rec      exporter.Target
 }
 

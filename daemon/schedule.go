@@ -81,20 +81,21 @@ func (d *Daemon) store(t *target, key string, obs detector.Observation, took tim
 		d.mu.Unlock()
 		return "", detector.Result{}, false
 	}
-	t.obs = &obs
-	// Stored observations are never modified, only replaced, so the
-	// pointers can be read unlocked.
-	others := make([]*detector.Observation, 0, len(d.keys))
+	c := check.Case(t.cfg, obs)
+	t.kase = &c
+	// Stored cases are never modified, only replaced, so the pointers can
+	// be read unlocked.
+	others := make([]*detector.Case, 0, len(d.keys))
 	for _, k := range d.keys {
-		if o := d.targets[k]; o != t && o.obs != nil {
-			others = append(others, o.obs)
+		if o := d.targets[k]; o != t && o.kase != nil {
+			others = append(others, o.kase)
 		}
 	}
-	r, cfg := d.runner, t.cfg
+	r := d.runner
 	d.mu.Unlock()
 
 	// Judged unlocked: scrapes must not wait for classification.
-	res := r.JudgeAmong(cfg, obs, others)
+	res := r.JudgeAmong(c, others)
 
 	d.mu.Lock()
 	defer d.mu.Unlock()

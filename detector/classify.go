@@ -45,60 +45,37 @@ type Result struct {
 }
 
 // Judge classifies every case, including the signals that only show across
-// targets (one leaf key forged for many hosts).
+// targets (one leaf key forged for many hosts, one new CA for all of them).
 func Judge(cases []Case, pol Policy, now time.Time) []Result {
-	all := make([]*Observation, len(cases))
+	all := make([]*Case, len(cases))
 	for i := range cases {
-		all[i] = &cases[i].Obs
+		all[i] = &cases[i]
 	}
 	out := make([]Result, len(cases))
 	for i, c := range cases {
-		out[i] = judge(c, leafKeyReusedBy(c.Obs, all), pol, now)
+		out[i] = judge(c, all, pol, now)
 	}
 	return out
 }
 
-// JudgeAmong classifies one case with the latest observations of the other
+// JudgeAmong classifies one case with the latest cases of the other
 // targets as context for the cross-target signals: what a daemon needs after
-// probing one target. It only reads others, and a clean chain costs nothing
-// per other target, so the daemon's cost per probe does not grow with the
-// fleet's size unless something forges certificates.
-func JudgeAmong(c Case, others []*Observation, pol Policy, now time.Time) Result {
-	return judge(c, leafKeyReusedBy(c.Obs, others), pol, now)
+// probing one target. It only reads others, and a clean chain costs little
+// per other target, so the daemon's cost per probe grows slowly with the
+// fleet's size.
+func JudgeAmong(c Case, others []*Case, pol Policy, now time.Time) Result {
+	return judge(c, others, pol, now)
 }
 
-func judge(c Case, reusedBy []string, pol Policy, now time.Time) Result {
+// judge applies the evidence rule: each signal's findings, then those
+// across targets, then the combinations (corroborate) that turn a
+// contradicted public chain into an interception.
+func judge(c Case, others []*Case, pol Policy, now time.Time) Result {
 	findings, product := Classify(c.Obs, c.Expect, pol, now)
-	if len(reusedBy) > 0 && !approvedChain(c.Obs.TLS, pol) {
-		findings = append(findings, Finding{ReasonLeafKeyReused, Critical,
-			fmt.Sprintf("the leaf's public key also signs different certificates for %s: interceptors reuse one key for every forged leaf", strings.Join(reusedBy, ", "))})
-	}
+	findings = corroborate(append(findings, acrossTargets(c, others, pol)...))
 	v := VerdictOf(findings)
 	return Result{Obs: c.Obs, Source: c.Source, Verdict: v, Product: product, Findings: findings,
-		Remediation: Remediation(v, c.Obs, product)}
-}
-
-// leafKeyReusedBy lists the other hosts that presented a different
-// certificate with obs's leaf key. Sharing one certificate across names is
-// normal, and so is a publicly trusted operator reusing its own key across
-// hosts; minting many certificates with one key is what forgers do.
-func leafKeyReusedBy(obs Observation, others []*Observation) []string {
-	if obs.TLS == nil || len(obs.TLS.Chain) == 0 || trusted(obs.TLS.Public) {
-		return nil
-	}
-	leaf := obs.TLS.Chain[0]
-	var out []string
-	for _, o := range others {
-		if o == nil || o.Host == obs.Host || o.TLS == nil || len(o.TLS.Chain) == 0 {
-			continue
-		}
-		other := o.TLS.Chain[0]
-		if bytes.Equal(other.RawSubjectPublicKeyInfo, leaf.RawSubjectPublicKeyInfo) &&
-			!bytes.Equal(other.Raw, leaf.Raw) && !slices.Contains(out, o.Host) {
-			out = append(out, o.Host)
-		}
-	}
-	return out
+		Remediation: Remediation(v, c.Obs, product, findings)}
 }
 
 // Classify turns one observation into findings and names the product when
@@ -158,17 +135,7 @@ func trustFindings(obs Observation, exp Expectation, match fingerprints.Match, n
 		fs = append(fs, Finding{ReasonSystemRootOnly, Critical,
 			fmt.Sprintf("chain verifies against the system store but not the public roots: a locally installed root (%s, SPKI %s) signs it", describe(top), SPKIOf(top))})
 	}
-	// With no CA known above the leaf (a chain sent without its
-	// intermediate), there is nothing to compare the pins with.
-	if len(exp.CASPKI) > 0 && len(CAs(st)) > 0 && !pinned(st, exp.CASPKI) {
-		if publicOK {
-			fs = append(fs, Finding{ReasonCAChanged, Warning,
-				fmt.Sprintf("no CA above the leaf matches the expected pins, but the chain is publicly trusted (issuer %s): the host may have changed CA; relearn the baseline if so", describe(issuerOf(st)))})
-		} else {
-			fs = append(fs, Finding{ReasonCAPinMismatch, Critical,
-				fmt.Sprintf("no CA above the leaf matches the expected pins; the nearest CA, %s, has SPKI %s", describe(CAs(st)[0]), SPKIOf(CAs(st)[0]))})
-		}
-	}
+	fs = append(fs, pinFindings(st, exp, publicOK, now)...)
 	if match.Product != "" {
 		where := "the leaf"
 		if match.Cert > 0 {
@@ -185,18 +152,7 @@ func trustFindings(obs Observation, exp Expectation, match fingerprints.Match, n
 			"the leaf carries no embedded SCTs: it was never logged in Certificate Transparency, as certificates from public CAs are"})
 	}
 	if !publicOK {
-		if signedByRoot(st) {
-			signer := "itself"
-			if iss := issuerOf(st); iss != nil {
-				signer = "a root (" + describe(iss) + ")"
-			}
-			fs = append(fs, Finding{ReasonLeafSignedByRoot, Warning,
-				fmt.Sprintf("the leaf is signed directly by %s; public CAs issue from intermediates", signer)})
-		}
-		if age := now.Sub(leaf.NotBefore); age >= -5*time.Minute && age < freshWindow {
-			fs = append(fs, Finding{ReasonLeafFresh, Warning,
-				fmt.Sprintf("the leaf became valid %s ago, as if minted for this connection", age.Round(time.Second))})
-		}
+		fs = append(fs, forgeryFindings(st, now, true)...)
 	}
 	if !st.NameMatch {
 		fs = append(fs, Finding{ReasonCertOtherName, Critical,

@@ -124,9 +124,9 @@ func classifyTable(p *labPKI) []classifyCase {
 			obs: p.observe(labHost, p.system, renewed, p.publicCA.cert), exp: strict, verdict: ok},
 		{name: "pinned root is not presented but verification reached it",
 			obs: clean, exp: detector.Expectation{CASPKI: spkis(p.publicRoot), SCT: true}, verdict: ok},
-		{name: "publicly trusted chain from an unpinned CA is only a warning",
+		{name: "publicly trusted chain from a CA the rules.yaml pins do not name: the pins are an assertion",
 			obs: p.observe(labHost, p.system, otherCA, p.publicCA2.cert), exp: strict,
-			reasons: rs(R.changed), verdict: ok},
+			reasons: rs(R.pin), verdict: intercepted},
 		{name: "product name inside a publicly trusted chain names no product",
 			obs: p.observe(labHost, p.system, namedPublic, p.publicZscalerCA.cert), exp: detector.Expectation{SCT: true}, verdict: ok},
 		{name: "approved inspection CA configured but this path is clean",
@@ -336,6 +336,9 @@ var severityOf = map[detector.Reason]detector.Severity{
 	detector.ReasonTCPTerminatedNearby: detector.Warning,
 	detector.ReasonTLSAnsweredEarly:    detector.Warning,
 	detector.ReasonServerTTLChanged:    detector.Info,
+	detector.ReasonCANameCloned:        detector.Critical,
+	detector.ReasonCAChangedTogether:   detector.Warning,
+	detector.ReasonRTTSplit:            detector.Warning,
 	detector.ReasonUntrustedChain:      detector.Critical,
 	detector.ReasonCertOtherName:       detector.Critical,
 	detector.ReasonCertInvalid:         detector.Critical,
@@ -555,10 +558,11 @@ func TestJudge(t *testing.T) {
 				if v := detector.VerdictOf(r.Findings); v != r.Verdict {
 					t.Errorf("result %d: verdict %s is not VerdictOf(findings) = %s", i, r.Verdict, v)
 				}
-				if want := detector.Remediation(r.Verdict, r.Obs, r.Product); r.Remediation != want {
+				if want := detector.Remediation(r.Verdict, r.Obs, r.Product, r.Findings); r.Remediation != want {
 					t.Errorf("result %d: remediation %q, want %q", i, r.Remediation, want)
 				}
-				if (r.Remediation == "") != (r.Verdict == detector.OK) {
+				caChanged := slices.ContainsFunc(r.Findings, func(f detector.Finding) bool { return f.Reason == detector.ReasonCAChanged })
+				if (r.Remediation == "") != (r.Verdict == detector.OK && !caChanged) {
 					t.Errorf("result %d: verdict %s with remediation %q", i, r.Verdict, r.Remediation)
 				}
 			}
@@ -577,10 +581,10 @@ func TestJudgeAmongAgreesWithJudge(t *testing.T) {
 	for _, c := range judgeTable(p) {
 		want := detector.Judge(c.cases, c.pol, labNow)
 		for i := range c.cases {
-			var others []*detector.Observation
+			var others []*detector.Case
 			for j := range c.cases {
 				if j != i {
-					others = append(others, &c.cases[j].Obs)
+					others = append(others, &c.cases[j])
 				}
 			}
 			got := detector.JudgeAmong(c.cases[i], others, c.pol, labNow)
@@ -650,7 +654,7 @@ func TestEveryReasonAndVerdictIsExercised(t *testing.T) {
 		}
 		verdicts[detector.VerdictOf(fs)] = true
 	}
-	for _, c := range judgeTable(p) {
+	for _, c := range slices.Concat(judgeTable(p), evidenceTable(p)) {
 		for _, r := range detector.Judge(c.cases, c.pol, labNow) {
 			for _, f := range r.Findings {
 				reasons[f.Reason] = true

@@ -115,7 +115,7 @@ func TestClassifyDNS(t *testing.T) {
 			if got := detector.VerdictOf(fs); got != c.verdict {
 				t.Errorf("verdict %s, want %s; findings %v", got, c.verdict, fs)
 			}
-			if v := detector.VerdictOf(fs); v != detector.OK && detector.Remediation(v, c.obs, "") == "" {
+			if v := detector.VerdictOf(fs); v != detector.OK && detector.Remediation(v, c.obs, "", nil) == "" {
 				t.Errorf("no remediation for %s", v)
 			}
 		})
@@ -126,7 +126,7 @@ func TestClassifyDNS(t *testing.T) {
 // fails, the fix names the lie as the cause.
 func TestDNSRemediationExplainsTheConsequence(t *testing.T) {
 	obs := failed(labHost, detector.FailureRefused, "connection refused")
-	text := detector.Remediation(detector.DNSTampered, obs, "")
+	text := detector.Remediation(detector.DNSTampered, obs, "", nil)
 	for _, want := range []string{"system resolver lies", "connection_refused", "consequence"} {
 		if !slices.ContainsFunc([]string{text}, func(s string) bool { return strings.Contains(s, want) }) {
 			t.Errorf("remediation %q lacks %q", text, want)

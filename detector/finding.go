@@ -120,6 +120,9 @@ const (
 	ReasonTCPTerminatedNearby Reason = "tcp-terminated-nearby"
 	ReasonTLSAnsweredEarly    Reason = "tls-answered-before-origin"
 	ReasonServerTTLChanged    Reason = "server-ttl-changed"
+	ReasonCANameCloned        Reason = "ca-name-cloned"
+	ReasonCAChangedTogether   Reason = "ca-changed-together"
+	ReasonRTTSplit            Reason = "rtt-split"
 )
 
 // reasonVerdict is the verdict each reason implies; reasons absent here are
@@ -147,6 +150,7 @@ var reasonVerdict = map[Reason]Verdict{
 	ReasonDNSWildcard:         DNSTampered,
 	ReasonTCPTerminatedNearby: TransparentProxy,
 	ReasonTLSAnsweredEarly:    TransparentProxy,
+	ReasonCANameCloned:        Intercepted,
 }
 
 // Reasons lists every reason, for documentation and exhaustive tests.
@@ -159,7 +163,7 @@ var Reasons = []Reason{
 	ReasonPortalRedirect, ReasonProxyHeaders, ReasonAddressOutOfRange, ReasonUnreachable,
 	ReasonDNSDenied, ReasonDNSServfail, ReasonDNSBogon, ReasonDNSMismatch, ReasonDNSDiffers,
 	ReasonDNSWildcard, ReasonDNSTTLZero, ReasonTCPTerminatedNearby, ReasonTLSAnsweredEarly,
-	ReasonServerTTLChanged,
+	ReasonServerTTLChanged, ReasonCANameCloned, ReasonCAChangedTogether, ReasonRTTSplit,
 }
 
 // Finding is one signal that fired, with the evidence behind it.

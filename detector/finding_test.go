@@ -154,6 +154,9 @@ func TestVerdictOfEachReason(t *testing.T) {
 		detector.ReasonTCPTerminatedNearby: detector.TransparentProxy,
 		detector.ReasonTLSAnsweredEarly:    detector.TransparentProxy,
 		detector.ReasonServerTTLChanged:    detector.OK,
+		detector.ReasonCANameCloned:        detector.Intercepted,
+		detector.ReasonCAChangedTogether:   detector.OK,
+		detector.ReasonRTTSplit:            detector.OK,
 	}
 	for _, r := range detector.Reasons {
 		w, ok := want[r]
@@ -334,7 +337,7 @@ func TestRemediation(t *testing.T) {
 	caVars := []string{"SSL_CERT_FILE", "GIT_SSL_CAINFO", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE"}
 	for _, v := range detector.Verdicts {
 		for _, product := range []string{"", "Zscaler"} {
-			text := detector.Remediation(v, obs, product)
+			text := detector.Remediation(v, obs, product, nil)
 			if v == detector.OK {
 				if text != "" {
 					t.Errorf("Remediation(ok) = %q, want none", text)
@@ -361,17 +364,17 @@ func TestRemediation(t *testing.T) {
 			}
 		}
 	}
-	if text := detector.Remediation(detector.Intercepted, obs, ""); !strings.Contains(text, labHost) || !strings.Contains(text, "a middlebox") {
+	if text := detector.Remediation(detector.Intercepted, obs, "", nil); !strings.Contains(text, labHost) || !strings.Contains(text, "a middlebox") {
 		t.Errorf("Remediation(intercepted) without a product = %q", text)
 	}
-	if text := detector.Remediation(detector.Unreachable, obs, ""); !strings.Contains(text, string(detector.FailureTimeout)) || !strings.Contains(text, "not evidence of interception") {
+	if text := detector.Remediation(detector.Unreachable, obs, "", nil); !strings.Contains(text, string(detector.FailureTimeout)) || !strings.Contains(text, "not evidence of interception") {
 		t.Errorf("Remediation(unreachable) = %q", text)
 	}
-	if text := detector.Remediation(detector.Downgraded, obs, ""); !strings.Contains(text, "Do not lower") {
+	if text := detector.Remediation(detector.Downgraded, obs, "", nil); !strings.Contains(text, "Do not lower") {
 		t.Errorf("Remediation(downgraded) = %q", text)
 	}
 	// GOINSECURE is named once, as what not to use instead of the proxy.
-	if text := detector.Remediation(detector.Plaintext, obs, ""); !regexp.MustCompile(`rather than [^.]*GOINSECURE`).MatchString(text) {
+	if text := detector.Remediation(detector.Plaintext, obs, "", nil); !regexp.MustCompile(`rather than [^.]*GOINSECURE`).MatchString(text) {
 		t.Errorf("Remediation(plaintext) = %q", text)
 	}
 }

@@ -175,11 +175,35 @@ func (s SPKI) String() string { return base64.StdEncoding.EncodeToString(s[:]) }
 // Expectation is what a host should look like, from rules.yaml and from a
 // baseline learned on a trusted network. Zero fields expect nothing.
 type Expectation struct {
-	CASPKI     []SPKI         // any CA above the leaf may match
+	// CASPKI are pins the operator wrote (rules.yaml): any CA above the
+	// leaf may match. They are an assertion, so a chain that matches none
+	// is intercepted even when the public roots trust it.
+	CASPKI     []SPKI
 	IPRanges   []netip.Prefix // where the connected address should be
 	MinVersion uint16         // lowest acceptable negotiated TLS version
 	ALPN       []string       // protocols the host offers; the first is expected
 	SCT        bool           // the host's leaf carries embedded SCTs
+	// Learned is what a baseline recorded on a trusted network; nil
+	// without one. A publicly trusted chain that contradicts it is a
+	// rotation until other evidence says interception.
+	Learned *Learned
+}
+
+// Learned is what a baseline saw of a host from a network the user
+// trusted.
+type Learned struct {
+	CAs []LearnedCA // every CA above the leaf then
+	// SCT says the leaf then carried embedded SCTs; LeafFresh that it was
+	// itself minted within a day of learning (the host rotates often, so a
+	// fresh leaf is no evidence).
+	SCT, LeafFresh bool
+}
+
+// LearnedCA is one CA a baseline saw: its key, and its subject's
+// distinguished name (RFC 4514), which a cloned CA copies.
+type LearnedCA struct {
+	SPKI    SPKI
+	Subject string
 }
 
 // Policy holds what applies to every host.

@@ -35,6 +35,10 @@ type PathTrace struct {
 	SYNACKTTL  uint8   `json:"synack_ttl,omitempty"`
 	ServerTTLs []uint8 `json:"server_ttls,omitempty"`
 
+	// Captured says the samples are separate connections of real traffic
+	// a capture saw, not one probe's: a split they all show is the path's.
+	Captured bool `json:"captured,omitempty"`
+
 	// Detail says why a part was not measured, for the report.
 	Detail string `json:"detail,omitempty"`
 }
@@ -54,10 +58,18 @@ type HopProbe struct {
 // after signing it: a few milliseconds at most for RSA-4096, so an extra
 // 15 ms, three times the TCP round trip, is a second leg behind whatever
 // answered the SYN.
+//
+// Timing alone — no hop or TTL to say where the answers came from — needs
+// minTimingSamples on each side and stays a warning (rtt-split) that sets
+// no verdict: a busy machine or server delays a hello too. It becomes
+// tcp-terminated-nearby, a transparent proxy, when the TTL-limited hellos
+// found what answers TLS within max_hops, when a capture's TTLs changed,
+// or when the samples are several connections of a capture.
 const (
-	minSplitSamples = 2
-	splitMinGap     = 15 * time.Millisecond
-	splitMinRatio   = 3
+	minSplitSamples  = 2
+	minTimingSamples = 3
+	splitMinGap      = 15 * time.Millisecond
+	splitMinRatio    = 3
 )
 
 // pathFindings judges the path trace. Both signals imply a transparent
@@ -81,9 +93,17 @@ func pathFindings(obs Observation) []Finding {
 	// busy to answer them in time. Neither is on this side of the path.
 	farAway := tr.MaxHops > 0 && tr.HelloHops == 0
 	if c, h, ok := tr.Split(); ok && !byAddress && !farAway {
-		out = append(out, Finding{ReasonTCPTerminatedNearby, Warning, fmt.Sprintf(
-			"TCP was answered in %s but TLS in %s (minimum of %d and %d samples): something close answers the connection and relays the TLS to a server %s farther away",
-			ms(c), ms(h), len(tr.ConnectRTTs), len(tr.HelloRTTs), ms(h-c))})
+		timing := fmt.Sprintf("TCP was answered in %s but TLS in %s (minimum of %d and %d samples)", ms(c), ms(h), len(tr.ConnectRTTs), len(tr.HelloRTTs))
+		enough := len(tr.ConnectRTTs) >= minTimingSamples && len(tr.HelloRTTs) >= minTimingSamples
+		switch {
+		case tr.MaxHops > 0, tr.TTLChanged(), tr.Captured && enough:
+			out = append(out, Finding{ReasonTCPTerminatedNearby, Warning, fmt.Sprintf(
+				"%s: something close answers the connection and relays the TLS to a server %s farther away%s",
+				timing, ms(h-c), corroboration(tr))})
+		case enough:
+			out = append(out, Finding{ReasonRTTSplit, Warning, timing +
+				": by timing alone something close may answer the connection; with no hop or TTL evidence (TTL-limited hellos off or impossible here) a busy machine or server can look the same, so this sets no verdict"})
+		}
 	}
 	if o := tr.Origin; tr.HelloHops > 0 && o != nil && o.Expired && o.TTL >= tr.HelloHops {
 		from := ""
@@ -100,6 +120,18 @@ func pathFindings(obs Observation) []Finding {
 			tr.SYNACKTTL, tr.ServerTTLs)})
 	}
 	return out
+}
+
+// corroboration says what beside timing places the relay, where the
+// trace's hop count (hello_hops) does not already say it.
+func corroboration(tr *PathTrace) string {
+	switch {
+	case tr.MaxHops > 0:
+		return ""
+	case tr.TTLChanged():
+		return " (the server's packets arrived with changing TTLs)"
+	}
+	return fmt.Sprintf(" (seen on %d connections of a capture)", min(len(tr.ConnectRTTs), len(tr.HelloRTTs)))
 }
 
 // TTLChanged reports whether a capture saw the server's later packets

@@ -31,11 +31,38 @@ func pathTable(p *labPKI) []classifyCase {
 	router := netip.MustParseAddr("198.18.1.1")
 	split := detector.PathTrace{ConnectRTTs: msD(0.4, 0.3, 0.5), HelloRTTs: msD(101, 104, 100.5)}
 	tcp, ttl, ttlChanged := detector.ReasonTCPTerminatedNearby, detector.ReasonTLSAnsweredEarly, detector.ReasonServerTTLChanged
+	timing := detector.ReasonRTTSplit
+	captured := split
+	captured.Captured = true
 	return []classifyCase{
 		{
-			name:    "path: TCP answered nearby, TLS 100 ms away, genuine chain",
+			name:    "path: TCP answered nearby, TLS 100 ms away, by timing alone: a warning, no verdict",
 			obs:     with(clean, split),
+			reasons: rs(timing),
+			verdict: detector.OK,
+		},
+		{
+			name:    "path: TCP answered nearby, TLS 100 ms away, and the hello answered within the hops tried",
+			obs:     with(clean, detector.PathTrace{ConnectRTTs: split.ConnectRTTs, HelloRTTs: split.HelloRTTs, HelloHops: 2, MaxHops: 8}),
 			reasons: rs(tcp),
+			verdict: detector.TransparentProxy,
+		},
+		{
+			name:    "path: the split on three connections of a capture",
+			obs:     with(clean, captured),
+			reasons: rs(tcp),
+			verdict: detector.TransparentProxy,
+		},
+		{
+			name:    "path: the split on two connections of a capture is too little",
+			obs:     with(clean, detector.PathTrace{ConnectRTTs: msD(0.4, 0.3), HelloRTTs: msD(101, 104), Captured: true}),
+			verdict: detector.OK,
+		},
+		{
+			name: "path: the split and the server's TTLs changed in a capture",
+			obs: with(clean, detector.PathTrace{ConnectRTTs: msD(0.4, 0.3), HelloRTTs: msD(101, 104), Captured: true,
+				SYNACKTTL: 64, ServerTTLs: []uint8{64, 52}}),
+			reasons: rs(tcp, ttlChanged),
 			verdict: detector.TransparentProxy,
 		},
 		{
@@ -62,7 +89,7 @@ func pathTable(p *labPKI) []classifyCase {
 		{
 			name:    "path: the split beside a forged chain is interception",
 			obs:     with(p.observe(labHost, p.system, forged, p.corpCA.cert), split),
-			reasons: rs(detector.ReasonSystemRootOnly, detector.ReasonLeafWithoutSCT, tcp),
+			reasons: rs(detector.ReasonSystemRootOnly, detector.ReasonLeafWithoutSCT, timing),
 			verdict: detector.Intercepted,
 		},
 		{
@@ -76,7 +103,7 @@ func pathTable(p *labPKI) []classifyCase {
 			obs: with(p.observe(labHost, p.system, p.leaf(p.zRoot, leafSpec{names: []string{labHost}, notBefore: labNow.AddDate(0, 0, -3)})),
 				split),
 			pol:     detector.Policy{ApprovedInspection: spkis(p.zRoot)},
-			reasons: rs(detector.ReasonApprovedInspection, tcp),
+			reasons: rs(detector.ReasonApprovedInspection, timing),
 			verdict: detector.Inspected,
 			product: "Zscaler",
 		},

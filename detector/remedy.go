@@ -2,14 +2,29 @@ package detector
 
 import (
 	"fmt"
+	"slices"
 )
+
+// genuineTLS reports whether the chain may be called the host's own: it
+// verifies against the public roots for the host's name, and nothing but
+// the path doubts it (pins and a baseline, where there are any, matched).
+func genuineTLS(obs Observation, findings []Finding) bool {
+	if obs.TLS == nil || !obs.TLS.Public.OK() || !obs.TLS.NameMatch {
+		return false
+	}
+	return !slices.ContainsFunc(findings, func(f Finding) bool {
+		return f.Severity >= Warning && f.Reason != ReasonTCPTerminatedNearby && f.Reason != ReasonTLSAnsweredEarly && f.Reason != ReasonRTTSplit
+	})
+}
 
 // caInstallHint is the fix people need instead of the one they copy: give
 // each tool the CA, never switch verification off.
 const caInstallHint = "install that CA for each tool instead of disabling verification: SSL_CERT_FILE (Go, curl, OpenSSL), GIT_SSL_CAINFO (git), NODE_EXTRA_CA_CERTS (npm, node), REQUESTS_CA_BUNDLE (pip)"
 
-// Remediation names the concrete next step for a verdict.
-func Remediation(v Verdict, obs Observation, product string) string {
+// Remediation names the concrete next step for a verdict. The findings
+// decide how much it may reassure: TLS is called genuine only when nothing
+// doubts the chain.
+func Remediation(v Verdict, obs Observation, product string, findings []Finding) string {
 	who := "a middlebox"
 	if product != "" {
 		who = product
@@ -41,7 +56,14 @@ func Remediation(v Verdict, obs Observation, product string) string {
 		}
 		return text
 	case TransparentProxy:
-		return fmt.Sprintf("A transparent proxy terminates TCP to %s without breaking TLS; no action is needed for integrity, but expect its policies to apply.", obs.Host)
+		if genuineTLS(obs, findings) {
+			return fmt.Sprintf("A transparent proxy terminates TCP to %s without breaking TLS: the chain verifies against the public roots and matches what is expected of the host, so integrity holds; expect the proxy's policies to apply.", obs.Host)
+		}
+		return fmt.Sprintf("Something on the path terminates TCP to %s and relays TLS, and the chain it passes is not confirmed as the host's own (see the warnings): compare it from a trusted network before relying on it.", obs.Host)
+	case OK:
+		if slices.ContainsFunc(findings, func(f Finding) bool { return f.Reason == ReasonCAChanged }) {
+			return fmt.Sprintf("%s presents a publicly trusted chain from a CA the baseline did not learn. Compare it from another network and with the host's Certificate Transparency entries: the same CA everywhere is a rotation (relearn the baseline); a CA only this network sees is an interception.", obs.Host)
+		}
 	}
 	return ""
 }

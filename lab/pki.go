@@ -43,6 +43,11 @@ type PKI struct {
 	// ProductRoot is named like a real product's default CA, so vendor
 	// matchers have something to recognise.
 	ProductRoot *CA
+	// OtherRoot and OtherIntermediate are a second hierarchy with a name
+	// of its own: the public CA a host rotates to, when a scenario puts
+	// OtherRoot in its public store, or a CA that store carries for
+	// someone who should not have one.
+	OtherRoot, OtherIntermediate *CA
 }
 
 // Validity of the lab's roots and intermediates, relative to NewPKI's clock.
@@ -74,6 +79,13 @@ func NewPKI() (*PKI, error) {
 	}
 	if p.ProductRoot, err = newRoot(pkix.Name{CommonName: "FortiGate CA", Organization: []string{"Fortinet"}}); err != nil {
 		return nil, fmt.Errorf("lab: product root: %w", err)
+	}
+	if p.OtherRoot, err = newRoot(pkix.Name{CommonName: "Lab Other Root G2", Organization: []string{"Other Lab Trust"}}); err != nil {
+		return nil, fmt.Errorf("lab: other root: %w", err)
+	}
+	other := &x509.Certificate{Subject: pkix.Name{CommonName: "Lab Other TLS CA G2", Organization: []string{"Other Lab Trust"}}}
+	if p.OtherIntermediate, err = p.OtherRoot.newIntermediate(other); err != nil {
+		return nil, fmt.Errorf("lab: other intermediate: %w", err)
 	}
 	return &p, nil
 }

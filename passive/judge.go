@@ -43,7 +43,7 @@ func (a *Analysis) Capture() Capture {
 			// The same path judgement as active probes: the group's
 			// connections are its samples.
 			g.Obs.Trace = &detector.PathTrace{ConnectRTTs: g.connect, HelloRTTs: g.hello,
-				SYNACKTTL: g.SYNACKTTL, ServerTTLs: g.ServerTTLs}
+				SYNACKTTL: g.SYNACKTTL, ServerTTLs: g.ServerTTLs, Captured: true}
 		}
 		g.Expect, g.Source = detector.Expectation{}, SourcePcap
 		if a.Expect != nil {

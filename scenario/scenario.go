@@ -78,6 +78,10 @@ type Setup struct {
 	Proxy   *url.URL     // an explicit proxy, as HTTPS_PROXY would name
 	Policy  detector.Policy
 	DNS     *check.DNS // resolvers for targets without an address
+	// PublicRoots, when set, stands in for the store trust.public_roots
+	// names (the lab's public root by default): a store that also
+	// carries another CA.
+	PublicRoots []*lab.CA
 	// Path turns the path probes on. Only the scenarios about the path
 	// do: on a busy machine a loopback origin can answer a hello late
 	// enough to split, and on loopback through a lab dialer nothing can
@@ -106,7 +110,11 @@ func (e *Env) Run(ctx context.Context, s Scenario, timeout time.Duration) ([]det
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", s.Name, err)
 	}
-	p := &probe.Prober{PublicRoots: e.PKI.PublicPool(), SystemRoots: e.PKI.SystemPool(), Dialer: setup.Dialer, Path: setup.Path}
+	public := e.PKI.PublicPool()
+	for _, ca := range setup.PublicRoots {
+		public.AddCert(ca.Cert)
+	}
+	p := &probe.Prober{PublicRoots: public, SystemRoots: e.PKI.SystemPool(), Dialer: setup.Dialer, Path: setup.Path}
 	if setup.Proxy != nil {
 		u := setup.Proxy
 		p.Proxy = func(*url.URL) (*url.URL, error) { return u, nil }
