@@ -110,7 +110,6 @@ func (r *Runner) JudgeAmong(c detector.Case, others []*detector.Case) detector.R
 	return detector.JudgeAmong(c, others, r.Policy, r.now())
 }
 
-
 // Case is what is judged of target t: obs beside t's expectations and
 // source.
 func Case(t config.Target, obs detector.Observation) detector.Case {

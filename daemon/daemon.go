@@ -103,9 +103,9 @@ type Daemon struct {
 type target struct {
 	cfg      config.Target
 	interval time.Duration
-	next     time.Time             // when due, on the real clock
-	fresh    bool                  // probed by this process, not just restored
-	reprobe  bool                  // its config changed during a probe: probe again at once
+	next     time.Time      // when due, on the real clock
+	fresh    bool           // probed by this process, not just restored
+	reprobe  bool           // its config changed during a probe: probe again at once
 	kase     *detector.Case // latest observation and expectation, for judging the others against
 	rec      exporter.Target
 }
