@@ -7,12 +7,14 @@ package check
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/config"
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/probe"
+	"golang.org/x/net/publicsuffix"
 )
 
 // Runner holds what a round needs. Progress, when set, is told of each
@@ -113,7 +115,17 @@ func (r *Runner) JudgeAmong(c detector.Case, others []*detector.Case) detector.R
 // Case is what is judged of target t: obs beside t's expectations and
 // source.
 func Case(t config.Target, obs detector.Observation) detector.Case {
-	return detector.Case{Obs: obs, Expect: t.Expect, Source: t.Source}
+	return detector.Case{Obs: obs, Expect: t.Expect, Source: t.Source, Domain: Registrable(t.Host)}
+}
+
+// Registrable is a host's registrable domain by the public suffix list
+// (eTLD+1), empty when it has none (an IP literal, a public suffix).
+func Registrable(host string) string {
+	d, err := publicsuffix.EffectiveTLDPlusOne(strings.TrimSuffix(strings.ToLower(host), "."))
+	if err != nil {
+		return ""
+	}
+	return d
 }
 
 func (r *Runner) now() time.Time {

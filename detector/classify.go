@@ -32,6 +32,10 @@ type Case struct {
 	// Source says where the target came from, so a report can point at
 	// the line to edit: "rules.yaml:12", "go env GOPROXY", "pcap".
 	Source string
+	// Domain is the host's registrable domain (eTLD+1 by the public
+	// suffix list): hosts of one domain are one operator's. Empty: the
+	// host's last two labels.
+	Domain string
 }
 
 // Result is the judgement of one target.

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"golang.org/x/net/publicsuffix"
 )
 
 // This file holds the rule for a publicly trusted chain that contradicts
@@ -159,7 +157,7 @@ func corroborate(fs []Finding) []Finding {
 // observations.
 func acrossTargets(c Case, others []*Case, pol Policy) []Finding {
 	var fs []Finding
-	if reusedBy := leafKeyReusedBy(c.Obs, others); len(reusedBy) > 0 && !approvedChain(c.Obs.TLS, pol) {
+	if reusedBy := leafKeyReusedBy(&c, others); len(reusedBy) > 0 && !approvedChain(c.Obs.TLS, pol) {
 		fs = append(fs, Finding{ReasonLeafKeyReused, Critical,
 			fmt.Sprintf("the leaf's public key also signs different certificates for %s: interceptors reuse one key for every forged leaf", strings.Join(reusedBy, ", "))})
 	}
@@ -178,7 +176,8 @@ func acrossTargets(c Case, others []*Case, pol Policy) []Finding {
 // another organisation count. For a chain the public store rejects any
 // other host counts: minting many certificates with one key is what
 // forgers do.
-func leafKeyReusedBy(obs Observation, others []*Case) []string {
+func leafKeyReusedBy(c *Case, others []*Case) []string {
+	obs := c.Obs
 	if obs.TLS == nil || len(obs.TLS.Chain) == 0 {
 		return nil
 	}
@@ -198,7 +197,7 @@ func leafKeyReusedBy(obs Observation, others []*Case) []string {
 			slices.Contains(out, o.Host) {
 			continue
 		}
-		if public && (sameOperator(obs.Host, o.Host) || sameOrganisation(leaf, other)) {
+		if public && (registrable(c) == registrable(oc) || sameOrganisation(leaf, other)) {
 			continue
 		}
 		out = append(out, o.Host)
@@ -230,14 +229,14 @@ func changedTogether(c Case, others []*Case) (*x509.Certificate, []string) {
 	}
 	key := SPKIOf(ca)
 	var hosts []string
-	domains := map[string]bool{registrable(c.Obs.Host): true}
+	domains := map[string]bool{registrable(&c): true}
 	for _, o := range others {
 		if o == nil || o.Obs.Host == c.Obs.Host || slices.Contains(hosts, o.Obs.Host) {
 			continue
 		}
 		if oca := changedTo(o); oca != nil && SPKIOf(oca) == key {
 			hosts = append(hosts, o.Obs.Host)
-			domains[registrable(o.Obs.Host)] = true
+			domains[registrable(o)] = true
 		}
 	}
 	if len(hosts)+1 < minChangedTogether || len(domains) < 2 {
@@ -246,17 +245,20 @@ func changedTogether(c Case, others []*Case) (*x509.Certificate, []string) {
 	return ca, hosts
 }
 
-// registrable is a host's registrable domain (eTLD+1), or the host itself
-// when it has none (an IP literal, a name under a public suffix).
-func registrable(host string) string {
-	d, err := publicsuffix.EffectiveTLDPlusOne(strings.TrimSuffix(strings.ToLower(host), "."))
-	if err != nil {
+// registrable is the case's registrable domain: Case.Domain, else the
+// host's last two labels (the public suffix list needs a library that
+// pulls in net/http, so callers look it up).
+func registrable(c *Case) string {
+	if c.Domain != "" {
+		return c.Domain
+	}
+	host := strings.TrimSuffix(strings.ToLower(c.Obs.Host), ".")
+	labels := strings.Split(host, ".")
+	if len(labels) <= 2 {
 		return host
 	}
-	return d
+	return strings.Join(labels[len(labels)-2:], ".")
 }
-
-func sameOperator(a, b string) bool { return registrable(a) == registrable(b) }
 
 // sameOrganisation reports whether two leaves name one organisation: a
 // validated O that an interceptor forging for two operators would not

@@ -2,9 +2,11 @@ package passive
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/detector"
+	"golang.org/x/net/publicsuffix"
 )
 
 // Capture is the evidence a capture holds: its kinds of connection, each
@@ -26,7 +28,7 @@ type Capture struct {
 func (c Capture) Cases() []detector.Case {
 	out := make([]detector.Case, len(c.Groups))
 	for i, g := range c.Groups {
-		out[i] = detector.Case{Obs: g.Obs, Expect: g.Expect, Source: g.Source}
+		out[i] = detector.Case{Obs: g.Obs, Expect: g.Expect, Source: g.Source, Domain: registrable(g.Obs.Host)}
 	}
 	return out
 }
@@ -68,4 +70,14 @@ func median(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// registrable is a host's registrable domain by the public suffix list,
+// empty when it has none.
+func registrable(host string) string {
+	d, err := publicsuffix.EffectiveTLDPlusOne(strings.TrimSuffix(strings.ToLower(host), "."))
+	if err != nil {
+		return ""
+	}
+	return d
 }
