@@ -107,15 +107,21 @@ func TestAuditEscapesHostileText(t *testing.T) {
 }
 
 // TestValidateEscapesTheFile shows a config error that quotes a field
-// name holding escape sequences: one problem a line, none raw.
+// name holding escape sequences: validate prints one problem a line, and
+// check's error (through slog's text handler, which quotes it), none raw.
 func TestValidateEscapesTheFile(t *testing.T) {
 	t.Parallel()
 	bad := filepath.Join(t.TempDir(), "rules.yaml")
 	must(t, os.WriteFile(bad, []byte("targets:\n  - host: github.com\n    \"\\e[2J\\u009b31m\": 1\n    port: 70000\n"), 0o644))
-	code, _, stderr := cli{t: t}.run("validate", "--config", bad)
-	if code != 2 || strings.Count(stderr, "\n") != 2 {
+	c := cli{t: t}
+	code, _, stderr := c.run("validate", "--config", bad)
+	if code != 2 || strings.Count(stderr, "\n") != 2 || !strings.Contains(stderr, `\x1b[2J\u009b31m: unknown field`) {
 		t.Errorf("exit %d, want 2 and two problems:\n%s", code, stderr)
 	}
 	termsafetest.Check(t, stderr)
-	t.Logf("\n%s", stderr)
+	code, _, stderr = c.run("check", "--config", bad)
+	if code != 2 || !strings.Contains(stderr, "unknown field") {
+		t.Errorf("check: exit %d, want 2:\n%s", code, stderr)
+	}
+	termsafetest.Check(t, stderr)
 }
