@@ -13,6 +13,7 @@ import (
 
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/passive"
+	"github.com/mitmwatch/mitmwatch/termsafe"
 )
 
 // Capture is a judged capture: passive's groups, the detector's result for
@@ -57,7 +58,9 @@ func (c Capture) groups() []capturedGroup {
 
 // CaptureTable prints the verdict table `mitmwatch check` prints, then one
 // line per kind of connection with what only a capture shows:
-// fingerprints, timings, TTLs and whether the chain was visible.
+// fingerprints, timings, TTLs and whether the chain was visible. Like
+// Table, it passes every field of text through termsafe.String: the
+// capture holds what the client and the server sent.
 func CaptureTable(w io.Writer, c Capture, colour bool) error {
 	hosts, stats := c.Hosts(), c.Stats
 	if err := Table(w, hosts, colour); err != nil {
@@ -82,8 +85,8 @@ func CaptureTable(w io.Writer, c Capture, colour bool) error {
 		case !g.ChainVisible:
 			chain = "not seen"
 		}
-		fmt.Fprintf(tw, "%s:%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Obs.Host, g.Obs.Port, g.Count, g.res.Verdict,
-			g.Obs.ConnectedAddr, dash(g.Fingerprints.JA4), dash(g.Fingerprints.JA4S), chain,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", hostPort(g.Obs.Host, g.Obs.Port), g.Count, g.res.Verdict,
+			g.Obs.ConnectedAddr, safe(dash(g.Fingerprints.JA4)), safe(dash(g.Fingerprints.JA4S)), chain,
 			duration(g.Obs.ConnectTime), duration(g.Obs.HandshakeTime), ttlText(g))
 	}
 	if err := tw.Flush(); err != nil {
@@ -104,7 +107,7 @@ func CaptureTable(w io.Writer, c Capture, colour bool) error {
 			notes = append(notes, g.Note)
 		}
 		if len(notes) > 0 {
-			fmt.Fprintf(w, "  %s:%d (%d): %s\n", g.Obs.Host, g.Obs.Port, g.Count, strings.Join(notes, "; "))
+			fmt.Fprintf(w, "  %s (%d): %s\n", hostPort(g.Obs.Host, g.Obs.Port), g.Count, safe(strings.Join(notes, "; ")))
 		}
 	}
 	if c.Capture.Overflow > 0 {
@@ -210,9 +213,10 @@ func BuildCapture(c Capture) CaptureDocument {
 	return doc
 }
 
-// CaptureJSON writes the JSON document, indented, with a trailing newline.
+// CaptureJSON writes the JSON document, indented, with a trailing newline,
+// through termsafe.JSONWriter as Document.Write does.
 func CaptureJSON(w io.Writer, c Capture) error {
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(termsafe.JSONWriter(w))
 	enc.SetIndent("", "  ")
 	return enc.Encode(BuildCapture(c))
 }

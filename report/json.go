@@ -15,6 +15,7 @@ import (
 
 	"github.com/mitmwatch/mitmwatch/audit"
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/termsafe"
 )
 
 // SchemaVersion is bumped only when a field changes meaning or goes away;
@@ -120,9 +121,12 @@ func JSON(w io.Writer, results []detector.Result) error {
 	return Build(results).Write(w)
 }
 
-// Write encodes the document, indented, with a trailing newline.
+// Write encodes the document, indented, with a trailing newline. The
+// encoding goes through termsafe.JSONWriter: encoding/json leaves C1
+// controls and bidi overrides from certificates raw, and the document is
+// often read on a terminal.
 func (d Document) Write(w io.Writer) error {
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(termsafe.JSONWriter(w))
 	enc.SetIndent("", "  ")
 	return enc.Encode(d)
 }

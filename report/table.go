@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/termsafe"
 )
 
 // ANSI colours for verdicts; used only when the caller says the output is
@@ -31,7 +32,9 @@ func colourOf(v detector.Verdict) string {
 }
 
 // Table writes one row per target, then the findings and the fix for every
-// target that is not plainly ok.
+// target that is not plainly ok. Every field of text passes through
+// termsafe.String: names, ALPN, error texts and findings' details carry
+// what a server or a certificate said.
 func Table(w io.Writer, results []detector.Result, colour bool) error {
 	paint := func(c, s string) string {
 		if !colour {
@@ -57,8 +60,8 @@ func Table(w io.Writer, results []detector.Result, colour bool) error {
 		}
 		// Pad before colouring so escape codes do not upset the columns.
 		verdict := fmt.Sprintf("%-17s", r.Verdict)
-		fmt.Fprintf(tw, "%s:%d\t%s\t%s\t%s\t%s\t%s\n", o.Host, o.Port, paint(colourOf(r.Verdict), verdict),
-			dash(r.Product), o.Path, tlsCol, issuer)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", hostPort(o.Host, o.Port), paint(colourOf(r.Verdict), verdict),
+			safe(dash(r.Product)), safe(o.Path.String()), safe(tlsCol), safe(issuer))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("writing table: %w", err)
@@ -67,12 +70,12 @@ func Table(w io.Writer, results []detector.Result, colour bool) error {
 		if r.Verdict == detector.OK && len(r.Findings) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\n%s %s:%d (%s)\n", paint(bold+colourOf(r.Verdict), string(r.Verdict)), r.Obs.Host, r.Obs.Port, r.Source)
+		fmt.Fprintf(w, "\n%s %s (%s)\n", paint(bold+colourOf(r.Verdict), string(r.Verdict)), hostPort(r.Obs.Host, r.Obs.Port), safe(r.Source))
 		for _, f := range r.Findings {
-			fmt.Fprintf(w, "  %s %s: %s\n", paint(grey, fmt.Sprintf("[%s]", f.Severity)), f.Reason, f.Detail)
+			fmt.Fprintf(w, "  %s %s: %s\n", paint(grey, fmt.Sprintf("[%s]", f.Severity)), safe(string(f.Reason)), safe(f.Detail))
 		}
 		if r.Remediation != "" {
-			fmt.Fprintf(w, "  fix: %s\n", r.Remediation)
+			fmt.Fprintf(w, "  fix: %s\n", safe(r.Remediation))
 		}
 	}
 	return nil
@@ -93,10 +96,18 @@ func Summary(results []detector.Result) string {
 	return fmt.Sprintf("%d targets: %s", len(results), strings.Join(parts, ", "))
 }
 
+// safe is termsafe.String: every field of a table goes through it.
+func safe(s string) string { return termsafe.String(s) }
+
+// hostPort is a target's host (a captured SNI name among them) and port.
+func hostPort(host string, port int) string { return fmt.Sprintf("%s:%d", safe(host), port) }
+
+// issuerName is the issuer's display name cut to 40 characters (cut
+// between characters: a cut inside one would print half of it).
 func issuerName(st *detector.TLSState) string {
 	name := detector.IssuerName(st)
-	if len(name) > 40 {
-		name = name[:40] + "…"
+	if r := []rune(name); len(r) > 40 {
+		name = string(r[:40]) + "…"
 	}
 	return dash(name)
 }

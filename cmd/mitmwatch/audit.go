@@ -17,6 +17,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/check"
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/report"
+	"github.com/mitmwatch/mitmwatch/termsafe"
 )
 
 // registerAudit adds `mitmwatch audit`: the settings that turned the
@@ -44,7 +45,7 @@ func registerAudit(app *kingpin.Application, ctx context.Context, e env, set fun
 			return nil
 		}
 		for _, w := range r.Warnings {
-			fmt.Fprintf(e.stderr, "mitmwatch: audit: %s\n", w)
+			fmt.Fprintf(e.stderr, "mitmwatch: audit: %s\n", termsafe.String(w))
 		}
 		colour := color && e.stdoutTTY && e.getenv("NO_COLOR") == ""
 		if err := writeAuditTable(e.stdout, r, colour); err != nil {
@@ -74,7 +75,7 @@ type auditDocument struct {
 }
 
 func writeAuditJSON(w io.Writer, r audit.Report) error {
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(termsafe.JSONWriter(w))
 	enc.SetIndent("", "  ")
 	return enc.Encode(auditDocument{SchemaVersion: report.SchemaVersion, Audit: r})
 }
@@ -83,8 +84,10 @@ func writeAuditJSON(w io.Writer, r audit.Report) error {
 const maxValueWidth = 48
 
 // writeAuditTable writes one row per finding, then why and fix for each,
-// then the hosts.
+// then the hosts. Every field passes through termsafe.String: values come
+// from files and tools, a root's subject from a certificate.
 func writeAuditTable(w io.Writer, r audit.Report, colour bool) error {
+	safe := termsafe.String
 	paint := func(s detector.Severity, text string) string {
 		if !colour {
 			return text
@@ -105,21 +108,22 @@ func writeAuditTable(w io.Writer, r audit.Report, colour bool) error {
 		fmt.Fprintln(tw, "SEVERITY\tTOOL\tSETTING\tVALUE\tSOURCE")
 		for _, f := range r.Findings {
 			// Pad before colouring so escape codes do not upset the columns.
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", paint(f.Severity, fmt.Sprintf("%-8s", f.Severity)), f.Tool, f.Setting, shorten(f.Value, maxValueWidth), f.Source)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", paint(f.Severity, fmt.Sprintf("%-8s", f.Severity)), safe(f.Tool), safe(f.Setting),
+				safe(shorten(f.Value, maxValueWidth)), safe(f.Source))
 		}
 		if err := tw.Flush(); err != nil {
 			return fmt.Errorf("writing table: %w", err)
 		}
 		for _, f := range r.Findings {
-			fmt.Fprintf(w, "\n%s %s %s (%s)\n", paint(f.Severity, f.Severity.String()), f.Tool, f.Setting, f.Source)
+			fmt.Fprintf(w, "\n%s %s %s (%s)\n", paint(f.Severity, f.Severity.String()), safe(f.Tool), safe(f.Setting), safe(f.Source))
 			if f.Root != nil {
-				fmt.Fprintf(w, "  root: %s, SPKI %s", f.Root.Subject, f.Root.SPKI)
+				fmt.Fprintf(w, "  root: %s, SPKI %s", safe(f.Root.Subject), f.Root.SPKI)
 				if f.Root.Product != "" {
-					fmt.Fprintf(w, ", %s", f.Root.Product)
+					fmt.Fprintf(w, ", %s", safe(f.Root.Product))
 				}
 				fmt.Fprintln(w)
 			}
-			fmt.Fprintf(w, "  why: %s\n  fix: %s\n", f.Why, f.Fix)
+			fmt.Fprintf(w, "  why: %s\n  fix: %s\n", safe(f.Why), safe(f.Fix))
 		}
 	}
 	if len(r.Hosts) > 0 {
@@ -127,7 +131,7 @@ func writeAuditTable(w io.Writer, r audit.Report, colour bool) error {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "HOST\tSCHEME\tSOURCE")
 		for _, h := range r.Hosts {
-			fmt.Fprintf(tw, "%s:%d\t%s\t%s\n", h.Host, h.Port, h.Scheme, h.Source)
+			fmt.Fprintf(tw, "%s:%d\t%s\t%s\n", safe(h.Host), h.Port, safe(h.Scheme), safe(h.Source))
 		}
 		if err := tw.Flush(); err != nil {
 			return fmt.Errorf("writing table: %w", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/probe"
 	"github.com/mitmwatch/mitmwatch/report"
 	"github.com/mitmwatch/mitmwatch/resolver"
+	"github.com/mitmwatch/mitmwatch/termsafe"
 	"github.com/mitmwatch/mitmwatch/toolchain"
 )
 
@@ -89,7 +90,7 @@ func loadConfig(ctx context.Context, e env, path string, withToolchain bool) (*c
 		var bad []error
 		targets, bad = config.WithToolchain(targets, found)
 		for _, err := range append(errs, bad...) {
-			fmt.Fprintf(e.stderr, "mitmwatch: toolchain: %v\n", err)
+			fmt.Fprintf(e.stderr, "mitmwatch: toolchain: %s\n", termsafe.String(err.Error()))
 		}
 	}
 	return cfg, targets, nil
@@ -225,7 +226,7 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 				var bad []error
 				r.targets, bad = config.WithToolchain(r.targets, a.ToolchainHosts())
 				for _, err := range bad {
-					fmt.Fprintf(e.stderr, "mitmwatch: audit: %v\n", err)
+					fmt.Fprintf(e.stderr, "mitmwatch: audit: %s\n", termsafe.String(err.Error()))
 				}
 			}
 		}
@@ -240,7 +241,7 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		}
 		if e.stderrTTY {
 			r.runner.Progress = func(done, total int, host string) {
-				fmt.Fprintf(e.stderr, "\r\x1b[Kprobing %d/%d %s", done, total, host)
+				fmt.Fprintf(e.stderr, "\r\x1b[Kprobing %d/%d %s", done, total, termsafe.String(host))
 				if done == total {
 					fmt.Fprint(e.stderr, "\r\x1b[K")
 				}
@@ -292,7 +293,10 @@ func registerValidate(app *kingpin.Application, e env, set func(int)) {
 		}
 		cfg, err := config.Parse(name, data, config.Options{RangesFile: e.rangesFile})
 		if err != nil {
-			fmt.Fprintln(e.stderr, err)
+			// One problem a line; a line may quote the file.
+			for line := range strings.SplitSeq(err.Error(), "\n") {
+				fmt.Fprintln(e.stderr, termsafe.String(line))
+			}
 			set(check.ExitUsage)
 			return nil
 		}

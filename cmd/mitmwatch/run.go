@@ -26,6 +26,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/config"
 	"github.com/mitmwatch/mitmwatch/daemon"
 	"github.com/mitmwatch/mitmwatch/exporter"
+	"github.com/mitmwatch/mitmwatch/termsafe"
 )
 
 // defaultListen is mitmwatch's port: above 10000 and unused by the
@@ -72,7 +73,11 @@ func registerRun(app *kingpin.Application, ctx context.Context, e env, set func(
 
 // runService runs the daemon until ctx ends (SIGTERM, SIGINT).
 func runService(ctx context.Context, e env, f runFlags) error {
-	f.log.Writer = e.stderr
+	// Logs carry certificate names and error texts, and are read on
+	// terminals (journalctl, a tail). The text handler quotes a value
+	// holding a control or format character; the JSON handler escapes only
+	// C0 controls, and JSONWriter escapes the rest.
+	f.log.Writer = termsafe.JSONWriter(e.stderr)
 	logger := promslog.New(f.log)
 	if e.getenv("GOGC") == "" {
 		debug.SetGCPercent(daemonGCPercent)
