@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,4 +153,48 @@ func TestLoadErrors(t *testing.T) {
 	if _, err := Load(filepath.Join(dir, "missing.json")); err == nil {
 		t.Error("missing file: no error")
 	}
+}
+
+// TestLearnedBaselineCatchesClonedName learns the clean lab as `baseline
+// learn` does, then meets an interceptor whose root the public store
+// trusts and whose CA copies the learned issuer's name: the learned names
+// and keys catch it, where public trust alone would pass it.
+func TestLearnedBaselineCatchesClonedName(t *testing.T) {
+	e, results := learnFromLab(t)
+	b, _ := Learn(results, time.Now())
+	var cloned scenario.Scenario
+	for _, s := range scenario.All() {
+		if s.Name == "cloned-name-public-store" {
+			cloned = s
+		}
+	}
+	if cloned.Build == nil {
+		t.Fatal("no cloned-name-public-store scenario")
+	}
+	withBaseline := cloned
+	withBaseline.Build = func(e *scenario.Env) (scenario.Setup, error) {
+		setup, err := cloned.Build(e)
+		if err != nil {
+			return setup, err
+		}
+		for i := range setup.Targets {
+			setup.Targets[i].Expect = detector.Expectation{}
+		}
+		setup.Targets, err = b.Apply(setup.Targets)
+		return setup, err
+	}
+	rs, err := e.Run(context.Background(), withBaseline, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Obs.Host != "github.com" {
+			continue // learned only github.com
+		}
+		if r.Verdict != detector.Intercepted || !slices.ContainsFunc(r.Findings, func(f detector.Finding) bool { return f.Reason == detector.ReasonCANameCloned }) {
+			t.Errorf("%s: %s %v, want intercepted with ca-name-cloned", r.Obs.Host, r.Verdict, r.Findings)
+		}
+		return
+	}
+	t.Fatal("github.com not probed")
 }

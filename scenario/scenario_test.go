@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mitmwatch/mitmwatch/check"
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/probe"
 )
@@ -40,6 +41,16 @@ func TestScenarios(t *testing.T) {
 			}
 			if len(results) == 0 {
 				t.Fatal("no results")
+			}
+			wantCode := check.ExitClean
+			switch {
+			case s.Want.Verdict.Detected():
+				wantCode = check.ExitDetected
+			case s.Want.Verdict == detector.Unreachable:
+				wantCode = check.ExitInconclusive
+			}
+			if code := check.ExitCode(results); code != wantCode {
+				t.Errorf("exit code %d, want %d", code, wantCode)
 			}
 			for _, r := range results {
 				if r.Verdict != s.Want.Verdict || r.Product != s.Want.Product {
