@@ -359,6 +359,8 @@ var severityOf = map[detector.Reason]detector.Severity{
 	detector.ReasonDNSDiffers:          detector.Info,
 	detector.ReasonDNSWildcard:         detector.Critical,
 	detector.ReasonDNSTTLZero:          detector.Warning,
+	detector.ReasonSNIReset:            detector.Critical,
+	detector.ReasonSNIDropped:          detector.Critical,
 }
 
 // checkFindings holds for every finding: a known reason, its usual
@@ -647,7 +649,7 @@ func TestEveryReasonAndVerdictIsExercised(t *testing.T) {
 	p := newLabPKI(t)
 	reasons := map[detector.Reason]bool{}
 	verdicts := map[detector.Verdict]bool{}
-	for _, c := range slices.Concat(classifyTable(p), dnsTable(p), pathTable(p)) {
+	for _, c := range slices.Concat(classifyTable(p), dnsTable(p), pathTable(p), sniTable(p)) {
 		fs, _ := detector.Classify(c.obs, c.exp, c.pol, labNow)
 		for _, f := range fs {
 			reasons[f.Reason] = true

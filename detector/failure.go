@@ -12,7 +12,8 @@ var blockWords = []string{"access denied", "blocked", "forbidden", "not allowed"
 
 // classifyFailure judges an attempt that completed no TLS handshake. A plain
 // timeout, refusal or reset is no evidence of interference: the host is
-// unreachable, and the report says so without alarm.
+// unreachable, and the report says so without alarm — unless a control
+// handshake to the same address, naming another server, was answered.
 func classifyFailure(obs Observation) []Finding {
 	var fs []Finding
 	if obs.Plain != nil {
@@ -30,6 +31,9 @@ func classifyFailure(obs Observation) []Finding {
 	case FailureProtocolVersion:
 		return []Finding{{ReasonVersionBelow, Critical,
 			"the path refuses every TLS version from 1.0 to 1.3 that was offered: " + obs.FailureDetail}}
+	}
+	if fs := sniFindings(obs); fs != nil {
+		return fs
 	}
 	detail := string(obs.Failure)
 	if obs.FailureDetail != "" {

@@ -123,6 +123,8 @@ const (
 	ReasonCANameCloned        Reason = "ca-name-cloned"
 	ReasonCAChangedTogether   Reason = "ca-changed-together"
 	ReasonRTTSplit            Reason = "rtt-split"
+	ReasonSNIReset            Reason = "sni-reset"   // the hello naming the host reset or closed, a control answered
+	ReasonSNIDropped          Reason = "sni-dropped" // the hello naming the host unanswered, a control answered
 )
 
 // reasonVerdict is the verdict each reason implies; reasons absent here are
@@ -151,6 +153,8 @@ var reasonVerdict = map[Reason]Verdict{
 	ReasonTCPTerminatedNearby: TransparentProxy,
 	ReasonTLSAnsweredEarly:    TransparentProxy,
 	ReasonCANameCloned:        Intercepted,
+	ReasonSNIReset:            Blocked,
+	ReasonSNIDropped:          Blocked,
 }
 
 // Reasons lists every reason, for documentation and exhaustive tests.
@@ -164,6 +168,7 @@ var Reasons = []Reason{
 	ReasonDNSDenied, ReasonDNSServfail, ReasonDNSBogon, ReasonDNSMismatch, ReasonDNSDiffers,
 	ReasonDNSWildcard, ReasonDNSTTLZero, ReasonTCPTerminatedNearby, ReasonTLSAnsweredEarly,
 	ReasonServerTTLChanged, ReasonCANameCloned, ReasonCAChangedTogether, ReasonRTTSplit,
+	ReasonSNIReset, ReasonSNIDropped,
 }
 
 // Finding is one signal that fired, with the evidence behind it.

@@ -157,6 +157,8 @@ func TestVerdictOfEachReason(t *testing.T) {
 		detector.ReasonCANameCloned:        detector.Intercepted,
 		detector.ReasonCAChangedTogether:   detector.OK,
 		detector.ReasonRTTSplit:            detector.OK,
+		detector.ReasonSNIReset:            detector.Blocked,
+		detector.ReasonSNIDropped:          detector.Blocked,
 	}
 	for _, r := range detector.Reasons {
 		w, ok := want[r]

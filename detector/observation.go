@@ -99,6 +99,10 @@ type Observation struct {
 
 	TLS   *TLSState   // nil when no handshake completed
 	Plain *HTTPAnswer // what answered in clear text, when the port spoke plain HTTP
+	// Control is the handshake naming another server that was sent to the
+	// same address because the one naming Host got no answer at all; nil
+	// when none was needed or there was no time left for one.
+	Control *ControlAttempt
 
 	// BestVersion is the highest TLS version the path allowed in a separate
 	// attempt offering only TLS 1.3 (0 when that attempt was not made).

@@ -41,6 +41,9 @@ func Remediation(v Verdict, obs Observation, product string, findings []Finding)
 	case CaptivePortal:
 		return "The network holds traffic behind a captive portal: log in through a browser, then run the check again."
 	case Blocked:
+		if _, action, ok := sniAction(obs); ok {
+			return fmt.Sprintf("A filter on the path %s every TLS handshake that names %s (the server name it sends), while the same address answers a handshake for another name: this is network policy, not an outage. Ask the network team to allow %s; do not route around the filter with insecure settings.", action, obs.Host, obs.Host)
+		}
 		return fmt.Sprintf("Network policy blocks %s: ask for an allow-list entry; do not route around it with insecure settings.", obs.Host)
 	case InvalidCert:
 		return fmt.Sprintf("The certificate of %s does not verify. If it is a private mirror, install its CA for the tools (SSL_CERT_FILE, GIT_SSL_CAINFO, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE); if it is a public host, something on the path presents a forged certificate.", obs.Host)
