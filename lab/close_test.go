@@ -48,10 +48,14 @@ func TestCloseEndsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sf, err := NewSNIFilter(plainOrigin.Addr(), SNIDrop)
+	if err != nil {
+		t.Fatal(err)
+	}
 	servers := []interface {
 		closer
 		Addr() string
-	}{o, i, f, pl, po, b, r, plainOrigin}
+	}{o, i, f, pl, po, b, r, sf, plainOrigin}
 
 	var held []net.Conn
 	for _, s := range servers {

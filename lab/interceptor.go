@@ -48,11 +48,14 @@ type InterceptorOptions struct {
 	Routes Routes
 	// Log receives goproxy's messages at debug level; nil discards them.
 	Log *slog.Logger
+	// Tunnel passes every CONNECT through untouched, as a plain forward
+	// proxy does, instead of intercepting it.
+	Tunnel bool
 }
 
 // Interceptor is a real third-party TLS-intercepting proxy — goproxy with
-// MITM on every CONNECT — so that detection is tested against software the
-// project did not write. Its upstream side trusts only the lab's public
+// MITM on every CONNECT, or none with Tunnel — so that detection is tested
+// against software the project did not write. Its upstream side trusts only the lab's public
 // root and reaches origins through Routes.
 type Interceptor struct {
 	http  *httpServer
@@ -85,9 +88,12 @@ func NewInterceptor(p *PKI, opts InterceptorOptions) (*Interceptor, error) {
 		ForceAttemptHTTP2:   true,
 	}
 	signing := &tls.Certificate{Certificate: [][]byte{ca.Cert.Raw}, PrivateKey: ca.Key, Leaf: ca.Cert}
-	mitm := &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: goproxy.TLSConfigFromCA(signing)}
+	action := &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: goproxy.TLSConfigFromCA(signing)}
+	if opts.Tunnel {
+		action = goproxy.OkConnect
+	}
 	proxy.OnRequest().HandleConnectFunc(func(host string, _ *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-		return mitm, host
+		return action, host
 	})
 
 	s, err := serveHTTP(proxy, nil)
