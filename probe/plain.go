@@ -70,6 +70,13 @@ func (c *recordingConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// heard reports whether any byte came back yet.
+func (c *recordingConn) heard() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.answered.IsZero()
+}
+
 // helloRTT is the time from the ClientHello to the first byte of a TLS
 // handshake record in answer.
 func (c *recordingConn) helloRTT() (time.Duration, bool) {

@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strconv"
 	"time"
 
@@ -67,36 +66,47 @@ var nextProtos = []string{"h2", "http/1.1"}
 // error: a failure is part of the observation.
 func (p *Prober) Probe(ctx context.Context, t Target) detector.Observation {
 	obs := detector.Observation{Host: t.Host, Port: t.Port, Path: detector.Path{Kind: detector.PathDirect}}
+	opened := time.Now()
 	conn, err := p.connect(ctx, t, &obs)
 	if err != nil {
 		obs.Failure, obs.FailureDetail = detector.FailureOf(err), err.Error()
 		return obs
 	}
 	defer conn.Close()
+	// A control, if one is needed, goes where this connection went; rtt
+	// is the round trip that opened it.
+	ct, rtt := t, obs.ConnectTime
+	if obs.Path.Proxied() {
+		rtt = time.Since(opened)
+	} else {
+		ct.Address, ct.Addrs = obs.ConnectedAddr.String(), nil
+	}
 
+	tctx, stopTrace := context.WithCancel(ctx)
+	defer stopTrace()
 	var tr *trace
 	if obs.Path.Kind == detector.PathDirect && (p.Path.Samples > 0 || p.Path.MaxHops > 0) {
-		tr = p.startTrace(ctx, t.Host, obs.ConnectedAddr)
+		tr = p.startTrace(tctx, t.Host, obs.ConnectedAddr)
 	}
 	rec := &recordingConn{Conn: conn}
-	cfg := &tls.Config{
-		ServerName:         t.Host,
-		InsecureSkipVerify: true, // verified below against both stores; the chain is kept either way
-		NextProtos:         nextProtos,
-		MinVersion:         tls.VersionTLS10, // see what the path offers rather than refusing it
-	}
-	tc := tls.Client(rec, cfg)
+	tc := tls.Client(rec, clientConfig(t.Host))
 	start := time.Now()
-	err = tc.HandshakeContext(ctx)
+	obs.Control, err = p.watchedHandshake(ctx, tc, rec, ct, rtt)
 	obs.HandshakeTime = time.Since(start)
+	// Blocked by name: the samples name the host too and will not be
+	// answered, and no TTL finds what answers a name nothing answers.
+	byName := obs.Control != nil && obs.Control.Answered
 	if tr != nil {
+		if byName {
+			stopTrace()
+		}
 		var own *sample
 		if d, ok := rec.helloRTT(); ok {
 			own = &sample{connect: obs.ConnectTime, hello: d, answered: true}
 		}
 		// Cut off: the connection opened but the handshake was reset,
 		// closed or left unanswered, as an injector on the path does.
-		cutOff := err != nil && slices.Contains([]detector.Failure{detector.FailureReset, detector.FailureEOF, detector.FailureTimeout}, detector.FailureOf(err))
+		cutOff := err != nil && !byName && unanswered(err)
 		obs.Trace = tr.finish(ctx, own, cutOff)
 	}
 	if err != nil {
