@@ -53,6 +53,24 @@ type Target struct {
 	TLS               *TLS                 `json:"tls,omitempty"`
 	HTTP              *detector.HTTPAnswer `json:"http,omitempty"`
 	PathTrace         *PathTrace           `json:"path_trace,omitempty"`
+	Control           *Control             `json:"control,omitempty"`
+}
+
+// Control is the handshake naming another server sent to the same address
+// when the one naming the host got no answer (see detector.ControlAttempt).
+type Control struct {
+	SNI      string           `json:"sni"`
+	Answered bool             `json:"answered"`
+	RTTMS    float64          `json:"rtt_ms,omitempty"`
+	Failure  detector.Failure `json:"failure,omitempty"`
+	Detail   string           `json:"detail,omitempty"`
+}
+
+func control(c *detector.ControlAttempt) *Control {
+	if c == nil {
+		return nil
+	}
+	return &Control{SNI: c.SNI, Answered: c.Answered, RTTMS: ms(c.RTT), Failure: c.Failure, Detail: c.Detail}
 }
 
 // PathTrace is what was measured of the path beside the handshake, in
@@ -140,7 +158,7 @@ func target(r detector.Result) Target {
 		ResolvedAddresses: o.ResolvedAddrs,
 		ConnectMS:         ms(o.ConnectTime), HandshakeMS: ms(o.HandshakeTime),
 		Failure: o.Failure, FailureDetail: o.FailureDetail, HTTP: o.Plain,
-		PathTrace: pathTrace(o.Trace),
+		PathTrace: pathTrace(o.Trace), Control: control(o.Control),
 	}
 	if t.Findings == nil {
 		t.Findings = []detector.Finding{}
