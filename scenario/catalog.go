@@ -17,7 +17,7 @@ import (
 
 // All returns every scenario, clean first.
 func All() []Scenario {
-	return slices.Concat(tlsScenarios(), evidenceScenarios(), dnsScenarios())
+	return slices.Concat(tlsScenarios(), evidenceScenarios(), sniScenarios(), dnsScenarios())
 }
 
 // tlsScenarios are the middleboxes on the connection itself.
