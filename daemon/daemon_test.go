@@ -127,15 +127,17 @@ func TestProbeNeverOverlapsItself(t *testing.T) {
 	waitFor(t, d, wait, "three probes", probedAtLeast(d, tgt.Key(), 3))
 	elapsed := time.Since(start)
 	r, _ := rec(d, tgt.Key())
+	// A probe opens two connections: its handshake, and the control sent
+	// under another name once that goes unanswered.
 	dials, maxOpen := l.router.stats(tgt.Address)
-	if maxOpen != 1 {
-		t.Errorf("%d connections of one target open at once, want 1", maxOpen)
+	if maxOpen > 2 {
+		t.Errorf("%d connections of one target open at once, want at most 2 (one probe)", maxOpen)
 	}
 	// Back-to-back probes of one second each allow at most this many.
 	if limit := uint64(elapsed/timeout) + 1; r.Probes > limit {
 		t.Errorf("%d probes in %v, at most %d fit without overlap", r.Probes, elapsed, limit)
 	}
-	if uint64(dials) > r.Probes+1 {
+	if uint64(dials) > 2*(r.Probes+1) {
 		t.Errorf("%d dials for %d probes", dials, r.Probes)
 	}
 	if r.Verdict != detector.Unreachable || r.Failures != r.Probes {
@@ -163,10 +165,10 @@ func TestConcurrencyIsBounded(t *testing.T) {
 	run(t, d)
 	waitFor(t, d, wait, "the first round", d.Ready)
 	l.router.mu.Lock()
-	maxAll := l.router.maxAll
+	busy := l.router.maxBusy
 	l.router.mu.Unlock()
-	if maxAll > 2 {
-		t.Errorf("%d probes at once, want at most 2", maxAll)
+	if busy > 2 {
+		t.Errorf("%d probes at once, want at most 2", busy)
 	}
 }
 

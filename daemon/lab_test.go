@@ -121,8 +121,10 @@ type router struct {
 	dials   map[string]int
 	open    map[string]int
 	maxOpen map[string]int
-	total   int // connections open to any address
-	maxAll  int
+	// maxBusy is the most addresses that had a connection open at once:
+	// probes at once, since a probe's connections (its handshake and a
+	// control) all go to its target's address.
+	maxBusy int
 	dialed  chan string
 }
 
@@ -175,8 +177,13 @@ func (r *router) DialContext(ctx context.Context, network, addr string) (net.Con
 	r.mu.Lock()
 	r.open[addr]++
 	r.maxOpen[addr] = max(r.maxOpen[addr], r.open[addr])
-	r.total++
-	r.maxAll = max(r.maxAll, r.total)
+	busy := 0
+	for _, n := range r.open {
+		if n > 0 {
+			busy++
+		}
+	}
+	r.maxBusy = max(r.maxBusy, busy)
 	r.mu.Unlock()
 	return &countedConn{Conn: c, r: r, addr: addr}, nil
 }
@@ -198,7 +205,6 @@ func (c *countedConn) Close() error {
 	c.once.Do(func() {
 		c.r.mu.Lock()
 		c.r.open[c.addr]--
-		c.r.total--
 		c.r.mu.Unlock()
 	})
 	return c.Conn.Close()
