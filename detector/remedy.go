@@ -42,7 +42,7 @@ func Remediation(v Verdict, obs Observation, product string, findings []Finding)
 		return "The network holds traffic behind a captive portal: log in through a browser, then run the check again."
 	case Blocked:
 		if _, action, ok := sniAction(obs); ok {
-			return fmt.Sprintf("A filter on the path %s every TLS handshake that names %s (the server name it sends), while the same address answers a handshake for another name: this is network policy, not an outage. Ask the network team to allow %s; do not route around the filter with insecure settings.", action, obs.Host, obs.Host)
+			return fmt.Sprintf("A filter on the path %s every TLS handshake whose server name (SNI) is %s, while the same address answers a handshake for another name: this is network policy, not an outage. Ask the network team to allow %s; do not route around the filter with insecure settings.", action, obs.Host, obs.Host)
 		}
 		return fmt.Sprintf("Network policy blocks %s: ask for an allow-list entry; do not route around it with insecure settings.", obs.Host)
 	case InvalidCert:
