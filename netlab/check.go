@@ -75,6 +75,7 @@ func SPKI(c *x509.Certificate) string {
 type Report struct {
 	ExitCode int
 	Stderr   string
+	Elapsed  time.Duration  // how long the check ran
 	Targets  []TargetReport `json:"targets"`
 }
 
@@ -91,8 +92,9 @@ type TargetReport struct {
 	Findings    []struct {
 		Reason string `json:"reason"`
 	} `json:"findings"`
-	// PathTrace is kept as sent, for failure messages.
+	// PathTrace and Control are kept as sent, for failure messages.
 	PathTrace json.RawMessage `json:"path_trace"`
+	Control   json.RawMessage `json:"control"`
 }
 
 // Reasons lists the target's finding reasons.
@@ -117,8 +119,9 @@ func (l *Lab) Check(bin string) (*Report, error) {
 	cmd.Env = l.Env()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
 	err := cmd.Run()
-	r := &Report{Stderr: stderr.String()}
+	r := &Report{Stderr: stderr.String(), Elapsed: time.Since(start)}
 	var exit *exec.ExitError
 	switch {
 	case errors.As(err, &exit):

@@ -45,6 +45,7 @@ var Tools = map[string]string{
 	"squid":                                "squid-openssl",
 	"/usr/lib/squid/security_file_certgen": "squid-openssl",
 	"haproxy":                              "haproxy",
+	"iptables":                             "iptables",
 }
 
 // MissingTools lists the programs of Tools that are not installed, as

@@ -230,8 +230,8 @@ func runScenario(args []string) (int, error) {
 		bad++
 	}
 	for _, t := range r.Targets {
-		mark, timing, missing := "ok  ", s.TimingProblem(t), s.Want.MissingReasons(t)
-		if t.Verdict != s.Want.Verdict || t.Product != s.Want.Product || t.Path != s.Want.Path || timing != "" || len(missing) > 0 {
+		mark, timing, missing, w := "ok  ", s.TimingProblem(t), s.Want.MissingReasons(t), s.Want.For(t.Host)
+		if t.Verdict != w.Verdict || t.Product != w.Product || t.Path != w.Path || timing != "" || len(missing) > 0 {
 			mark = "FAIL"
 			bad++
 		}
@@ -242,7 +242,13 @@ func runScenario(args []string) (int, error) {
 		fmt.Printf("%s %-30s %-12s product=%q path=%s connect=%.1fms handshake=%.1fms findings=%v %s%s\n",
 			mark, t.Host, t.Verdict, t.Product, t.Path, t.ConnectMS, t.HandshakeMS, t.Reasons(), lack, timing)
 	}
-	if s.Want.Verdict != "unreachable" {
+	if s.Want.Within > 0 {
+		fmt.Printf("the check took %v, want under %v\n", r.Elapsed.Round(time.Millisecond), s.Want.Within)
+		if r.Elapsed > s.Want.Within {
+			bad++
+		}
+	}
+	if s.Want.Verdict != "unreachable" && len(s.Want.Hosts) == 0 {
 		chains, err := l.Chains()
 		if err != nil {
 			return 0, err
