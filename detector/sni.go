@@ -5,6 +5,16 @@ import (
 	"time"
 )
 
+// This file holds the rule for a filter that blocks by server name: TCP
+// connects, then the ClientHello naming the host is reset or swallowed. A
+// host that is down can look the same, so the failure alone never decides;
+// a control handshake to the same address, naming another server, does:
+//
+//	hello reset or closed unanswered, control answered   → sni-reset (critical): blocked
+//	hello unanswered until given up, control answered    → sni-dropped (critical): blocked
+//	control failed as well, or none made (connect failed) → unreachable (info)
+//	hello answered in any way (alert, plain HTTP, TLS)    → judged for what the answer says
+
 // ControlAttempt is a second handshake to the address the host was reached
 // at (or through the same proxy), alike in all but the server name it
 // sends. A probe makes one when the ClientHello naming the host got no
