@@ -8,6 +8,9 @@
 // (over TLS or HTTPS), and compare. This package does the asking — plain
 // UDP with TCP fallback, TCP, DNS over TLS and DNS over HTTPS — and returns
 // each answer as a detector.DNSAnswer; package detector does the comparing.
+// It also reads the hosts file, which the system's tools consult before DNS
+// (Hosts), and finds DoH references given by name without the resolver
+// under test (Server.Bootstrap).
 // Like probe, it never returns an error for a failed lookup: the failure is
 // part of the answer.
 package resolver
