@@ -152,7 +152,7 @@ func pin(t *testing.T, s string) detector.SPKI {
 // ignorePools leaves the certificate pools to their own checks.
 var ignorePools = cmp.Options{
 	cmpopts.IgnoreFields(Config{}, "PublicRoots", "SystemRoots"),
-	cmpopts.EquateComparable(netip.Prefix{}),
+	cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{}),
 }
 
 func defaultResolvers(t *testing.T) []resolver.Server {

@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -38,6 +39,10 @@ type Server struct {
 	URL        string // the endpoint for https
 	ServerName string // the name a tls server's certificate must carry
 	System     bool   // listed in resolv.conf: what build tools ask
+	// Bootstrap, for an https server given by name, are the addresses
+	// dialled for it, so that finding it asks no resolver (see
+	// WithBootstrap); ParseServer sets those public operators publish.
+	Bootstrap []netip.Addr
 }
 
 // Default ports.
@@ -87,6 +92,9 @@ func ParseServer(spec string) (Server, error) {
 			return Server{}, err
 		}
 		srv.URL = u
+		if addrs, ok := publishedBootstrap[srv.dohHost()]; ok {
+			srv.Bootstrap = slices.Clone(addrs)
+		}
 	default:
 		return Server{}, fmt.Errorf("unsupported scheme %q (want udp, tcp, tls or https)", scheme)
 	}
