@@ -53,7 +53,7 @@ func Learn(results []detector.Result, now time.Time) (Baseline, []string) {
 	b := Baseline{Version: Version, LearnedAt: now.UTC(), Targets: map[string]Entry{}}
 	var skipped []string
 	for _, r := range results {
-		key := fmt.Sprintf("%s:%d", r.Obs.Host, r.Obs.Port)
+		key := r.Obs.HostPort() // the form config.Target.Key gives, which Apply looks up
 		st := r.Obs.TLS
 		if st == nil || len(st.Chain) == 0 || (r.Verdict != detector.OK && r.Verdict != detector.Inspected) {
 			skipped = append(skipped, fmt.Sprintf("%s (%s)", key, r.Verdict))

@@ -198,3 +198,19 @@ func TestLearnedBaselineCatchesClonedName(t *testing.T) {
 	}
 	t.Fatal("github.com not probed")
 }
+
+// An IPv6 literal is learned under the key Apply looks it up by,
+// "[::1]:443", not "::1:443".
+func TestLearnApplyIPv6Literal(t *testing.T) {
+	_, results := learnFromLab(t)
+	r := results[0]
+	r.Obs.Host = "::1"
+	b, skipped := Learn([]detector.Result{r}, time.Now())
+	if _, ok := b.Targets["[::1]:443"]; !ok || len(skipped) > 0 {
+		t.Fatalf("keys %v, skipped %v", b.Targets, skipped)
+	}
+	got, err := b.Apply([]config.Target{{Host: "::1", Port: 443}})
+	if err != nil || got[0].Expect.Learned == nil {
+		t.Errorf("applied %+v, %v", got, err)
+	}
+}

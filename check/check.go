@@ -6,6 +6,7 @@ package check
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -90,10 +91,15 @@ func (r *Runner) Observe(ctx context.Context, targets []config.Target) []detecto
 
 // observe probes one target within the timeout: through the resolvers when
 // DNS is set and the target is resolved locally, else through the prober.
+// An IP literal is dialled as it is, as build tools do: no resolver is
+// asked about it, so it carries no DNS answers and no canary.
 func (r *Runner) observe(ctx context.Context, t config.Target) detector.Observation {
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
 	pt := probe.Target{Host: t.Host, Port: t.Port, Address: t.Address}
+	if ip, ok := ipLiteral(t); ok {
+		pt.Addrs = []netip.Addr{ip}
+	}
 	if r.resolves(t) {
 		return r.DNS.observe(ctx, r.Prober, pt)
 	}
@@ -101,9 +107,19 @@ func (r *Runner) observe(ctx context.Context, t config.Target) detector.Observat
 }
 
 // resolves reports whether t is resolved through the configured resolvers:
-// not when its address is fixed, nor when a proxy resolves it.
+// not when its address is fixed or its host an address, nor when a proxy
+// resolves it.
 func (r *Runner) resolves(t config.Target) bool {
+	if _, ok := ipLiteral(t); ok {
+		return false
+	}
 	return r.DNS != nil && t.Address == "" && !r.Prober.Proxied(probe.Target{Host: t.Host, Port: t.Port})
+}
+
+// ipLiteral returns the address a target's host is, when it is one.
+func ipLiteral(t config.Target) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(t.Host)
+	return ip, err == nil
 }
 
 // JudgeAmong judges one target's observation with the other targets'

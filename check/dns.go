@@ -22,6 +22,10 @@ type DNS struct {
 	// Its answers are reused for canaryMaxAge, so a daemon probing one
 	// target at a time does not ask it per probe.
 	Canary string
+	// Hosts is the hosts file, consulted before or after the system
+	// resolvers as its Order says (nsswitch.conf); nil consults none. The
+	// canary is asked of the resolvers only: it is about them.
+	Hosts *resolver.Hosts
 
 	mu       sync.Mutex
 	canaryAt time.Time
@@ -57,7 +61,7 @@ func (d *DNS) observe(ctx context.Context, p *probe.Prober, t probe.Target) dete
 		defer close(done)
 		refs = d.Client.LookupAll(ctx, d.Reference, t.Host)
 	}()
-	sys := d.lookupSystem(ctx, t.Host)
+	sys := d.resolveSystem(ctx, t.Host)
 	var obs detector.Observation
 	if a, ok := answeredWithAddrs(sys); ok {
 		t.Addrs = a.Addrs
@@ -68,6 +72,27 @@ func (d *DNS) observe(ctx context.Context, p *probe.Prober, t probe.Target) dete
 	<-done
 	obs.DNS = append(sys, refs...)
 	return obs
+}
+
+// resolveSystem resolves name as the system's tools do: from the hosts
+// file when it comes first and lists the name, else from the system
+// resolvers, then from the hosts file when it comes after them and they
+// gave no address. Every answer asked for is returned, in order.
+func (d *DNS) resolveSystem(ctx context.Context, name string) []detector.DNSAnswer {
+	if d.Hosts != nil && d.Hosts.Order == resolver.HostsFirst {
+		if a, ok := d.Hosts.Lookup(name); ok {
+			return []detector.DNSAnswer{a}
+		}
+	}
+	sys := d.lookupSystem(ctx, name)
+	if d.Hosts != nil && d.Hosts.Order == resolver.HostsAfterDNS {
+		if _, ok := answeredWithAddrs(sys); !ok {
+			if a, ok := d.Hosts.Lookup(name); ok {
+				sys = append(sys, a)
+			}
+		}
+	}
+	return sys
 }
 
 func answeredWithAddrs(as []detector.DNSAnswer) (detector.DNSAnswer, bool) {

@@ -79,6 +79,16 @@ func TestBad(t *testing.T) {
 			`13: targets[3]: duplicate target sum.lab.example:443 (first at testdata/bad/many_errors.yaml:12)`,
 			`15: trust.system_roots: want a single value, got a list`,
 		}, "\n"),
+		"dns_bootstrap.yaml": strings.Join([]string{
+			`4: dns.reference_resolvers[1].bootstrap: bootstrap addresses apply only to https:// resolvers`,
+			`5: dns.reference_resolvers[2].bootstrap: bootstrap addresses are for a resolver given by name; 192.0.2.53 is an address already`,
+			`6: dns.reference_resolvers[3].bootstrap[0]: invalid bootstrap address "dns.lab.example" (want an IP address, e.g. "8.8.8.8")`,
+			`7: dns.reference_resolvers[4].url: required`,
+			`8: dns.reference_resolvers[5].bootstap: unknown field`,
+			`9: dns.reference_resolvers[6].bootstrap: no bootstrap address`,
+			`10: dns.reference_resolvers[7].url: invalid resolver "dns.lab.example": missing scheme (want udp://, tcp://, tls:// or https://)`,
+			`11: dns.reference_resolvers[8]: want a single value, got a list`,
+		}, "\n"),
 	}
 	files, err := filepath.Glob("testdata/bad/*.yaml")
 	if err != nil {
@@ -152,7 +162,7 @@ func pin(t *testing.T, s string) detector.SPKI {
 // ignorePools leaves the certificate pools to their own checks.
 var ignorePools = cmp.Options{
 	cmpopts.IgnoreFields(Config{}, "PublicRoots", "SystemRoots"),
-	cmpopts.EquateComparable(netip.Prefix{}),
+	cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{}),
 }
 
 func defaultResolvers(t *testing.T) []resolver.Server {
@@ -234,6 +244,21 @@ func TestGood(t *testing.T) {
 				},
 			},
 		},
+		"bootstrap.yaml": func() *Config {
+			c := defaults("testdata/good/bootstrap.yaml")
+			c.Toolchain = false
+			google, err := resolver.ParseServer("https://dns.google/dns-query")
+			if err != nil || len(google.Bootstrap) == 0 {
+				t.Fatalf("dns.google: %+v, %v", google, err)
+			}
+			c.DNS.Reference = []resolver.Server{
+				{Spec: "tls://192.0.2.53:853#dns.lab.example", Proto: "tls", Addr: "192.0.2.53:853", ServerName: "dns.lab.example"},
+				{Spec: "https://dns.lab.example/dns-query", Proto: "https", URL: "https://dns.lab.example/dns-query",
+					Bootstrap: []netip.Addr{netip.MustParseAddr("192.0.2.53"), netip.MustParseAddr("2001:db8::53")}},
+				google,
+			}
+			return c
+		}(),
 		"aliases.yaml": func() *Config {
 			c := defaults("testdata/good/aliases.yaml",
 				Target{Host: "mirror-a.lab.example", Port: 443, Source: "testdata/good/aliases.yaml:9", Expect: mirror},

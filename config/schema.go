@@ -71,7 +71,7 @@ func (d *decoder) probePath(n *yaml.Node, path string) {
 func (d *decoder) dns(n *yaml.Node, path string) {
 	d.fields(n, path, map[string]field{
 		"resolv_conf":         value(d, parseResolvConf, &d.cfg.DNS.ResolvConf),
-		"reference_resolvers": values(d, parseResolver, &d.cfg.DNS.Reference),
+		"reference_resolvers": func(v *yaml.Node, p string) { d.cfg.DNS.Reference = d.referenceResolvers(v, p) },
 		"bogons": func(v *yaml.Node, p string) {
 			// An explicit empty list means no bogons, not the defaults.
 			d.cfg.Policy.Bogons = append([]netip.Prefix{}, each(d, v, p, parseCIDR)...)

@@ -361,6 +361,9 @@ var severityOf = map[detector.Reason]detector.Severity{
 	detector.ReasonDNSTTLZero:          detector.Warning,
 	detector.ReasonSNIReset:            detector.Critical,
 	detector.ReasonSNIDropped:          detector.Critical,
+	detector.ReasonDNSUnverified:       detector.Info,
+	detector.ReasonHostsOverride:       detector.Warning,
+	detector.ReasonHostsBlock:          detector.Critical,
 }
 
 // checkFindings holds for every finding: a known reason, its usual

@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -40,27 +41,46 @@ var dnsLie = map[string]bool{"NXDOMAIN": true, "REFUSED": true, "NOERROR": true}
 // dnsFindings compares what the system resolver said with the reference
 // resolvers. Interference is concluded only when a reference answers where
 // the system resolver denies or lies; when every resolver fails the
-// network is down, and that is no finding here.
+// network is down, and that is no finding here. An answer from the hosts
+// file is judged apart (hostsFindings): it is this machine's own
+// configuration, not a resolver's word.
 func dnsFindings(obs Observation, exp Expectation, pol Policy) []Finding {
 	if obs.Path.Proxied() {
 		return nil // the proxy resolves; this machine's resolver is not on the path
 	}
-	var system, refs []DNSAnswer
+	var system, hosts, refs []DNSAnswer
 	for _, a := range obs.DNS {
-		if a.System {
+		switch {
+		case a.Source == SourceHosts:
+			hosts = append(hosts, a)
+		case a.System:
 			system = append(system, a)
-		} else {
+		default:
 			refs = append(refs, a)
 		}
-	}
-	sys, ok := firstAnswered(system)
-	if !ok {
-		return nil
 	}
 	bogons := pol.Bogons
 	if bogons == nil {
 		bogons = DefaultBogons
 	}
+	var fs []Finding
+	sys, sysOK := firstAnswered(system)
+	if sysOK {
+		fs = append(fs, resolverFindings(obs, sys, refs, exp, bogons)...)
+	}
+	h, hostsOK := firstAnswered(hosts)
+	if hostsOK {
+		fs = append(fs, hostsFindings(obs.Host, h, refs, exp)...)
+	}
+	if (sysOK || hostsOK) && len(refs) > 0 && !slices.ContainsFunc(refs, DNSAnswer.Answered) {
+		fs = append(fs, unverified(obs.Host, refs))
+	}
+	return fs
+}
+
+// resolverFindings judges the system resolver's answer sys against the
+// references' and the expected ranges.
+func resolverFindings(obs Observation, sys DNSAnswer, refs []DNSAnswer, exp Expectation, bogons []netip.Prefix) []Finding {
 	refAddrs, refBy := referenceAddrs(refs)
 	var fs []Finding
 
@@ -79,7 +99,7 @@ func dnsFindings(obs Observation, exp Expectation, pol Policy) []Finding {
 
 	if bad := inAny(sys.Addrs, bogons); len(bad) > 0 {
 		publicName := len(refAddrs) > 0 && len(inAny(refAddrs, bogons)) < len(refAddrs)
-		if publicName || slices.ContainsFunc(bad, func(a netip.Addr) bool { return a.IsUnspecified() }) {
+		if publicName || slices.ContainsFunc(bad, netip.Addr.IsUnspecified) {
 			fs = append(fs, Finding{ReasonDNSBogon, Critical,
 				fmt.Sprintf("the system resolver (%s) answers %s for %s, an address no public host has", sys.Resolver, addrList(bad), obs.Host)})
 		}
@@ -111,6 +131,50 @@ func dnsFindings(obs Observation, exp Expectation, pol Policy) []Finding {
 			fmt.Sprintf("the system resolver answers %s with TTL 0, as sinkholes do", obs.Host)})
 	}
 	return fs
+}
+
+// hostsFindings judges an answer from the hosts file. Pinning a registry
+// to an internal mirror there is common and deliberate, so an address
+// the references do not give (or outside the expected ranges) is a
+// warning that names the line's effect, not dns-tampered: the resolver
+// did not lie, this machine was configured. The unspecified address is
+// different: nothing serves there, and ad blockers, security tools and
+// malware write "0.0.0.0 name" to block a name. That is a block, and the
+// verdict says so. A loopback address may be a local mirror or a block;
+// what answers there decides.
+func hostsFindings(host string, h DNSAnswer, refs []DNSAnswer, exp Expectation) []Finding {
+	if slices.ContainsFunc(h.Addrs, unspecified) {
+		return []Finding{{ReasonHostsBlock, Critical,
+			fmt.Sprintf("%s maps %s to %s: a block on this machine, not on the network", h.Resolver, host, addrList(h.Addrs))}}
+	}
+	refAddrs, refBy := referenceAddrs(refs)
+	var why []string
+	if len(refAddrs) > 0 && !overlaps(h.Addrs, refAddrs) {
+		why = append(why, fmt.Sprintf("%s answers %s", refBy, addrList(refAddrs)))
+	}
+	if len(exp.IPRanges) > 0 && len(outside(h.Addrs, exp.IPRanges)) == len(h.Addrs) {
+		why = append(why, "the expected ranges do not hold it")
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return []Finding{{ReasonHostsOverride, Warning,
+		fmt.Sprintf("%s pins %s to %s, and build tools use the hosts file instead of DNS, while %s: an internal mirror on purpose, or a redirect nobody meant", h.Resolver, host, addrList(h.Addrs), strings.Join(why, " and "))}}
+}
+
+// unspecified reports whether a is 0.0.0.0 or ::, mapped or not.
+func unspecified(a netip.Addr) bool { return a.Unmap().IsUnspecified() }
+
+// unverified says that no reference resolver answered, so nothing
+// cross-checked the answer the connection used: without it a reader
+// would take the absence of DNS findings for a clean bill.
+func unverified(host string, refs []DNSAnswer) Finding {
+	failed := make([]string, len(refs))
+	for i, a := range refs {
+		failed[i] = fmt.Sprintf("%s (%s)", a.Resolver, cmp.Or(string(a.Failure), "no answer"))
+	}
+	return Finding{ReasonDNSUnverified, Info,
+		fmt.Sprintf("no reference resolver answered for %s, so the system's answer was not cross-checked: %s", host, strings.Join(failed, ", "))}
 }
 
 func firstAnswered(as []DNSAnswer) (DNSAnswer, bool) {

@@ -27,6 +27,11 @@ func refAns(rcode string, addrs ...netip.Addr) detector.DNSAnswer {
 	return detector.DNSAnswer{Resolver: "tls://192.0.2.53:853", Rcode: rcode, Addrs: addrs, MinTTL: 300}
 }
 
+// hostsAns is an answer from the hosts file, which has no rcode and no TTL.
+func hostsAns(addrs ...netip.Addr) detector.DNSAnswer {
+	return detector.DNSAnswer{Resolver: "hosts /etc/hosts", System: true, Addrs: addrs, Source: detector.SourceHosts}
+}
+
 func deadAns(system bool) detector.DNSAnswer {
 	return detector.DNSAnswer{Resolver: "udp://192.0.2.54:53", System: system, Failure: detector.FailureTimeout, Detail: "i/o timeout"}
 }
@@ -76,7 +81,37 @@ func dnsTable(p *labPKI) []classifyCase {
 			verdict: tampered},
 		{name: "dns: 0.0.0.0 with every reference dead is still a sinkhole",
 			obs:     with(refused, []detector.DNSAnswer{sysAns("NOERROR", 300, zero), deadAns(false)}),
-			reasons: rs(detector.ReasonDNSBogon, detector.ReasonUnreachable), verdict: tampered},
+			reasons: rs(detector.ReasonDNSBogon, detector.ReasonDNSUnverified, detector.ReasonUnreachable), verdict: tampered},
+		{name: "dns: every reference dead leaves the answer unverified, the verdict alone",
+			obs: with(clean, []detector.DNSAnswer{sysAns("NOERROR", 300, pubAddr), deadAns(false), deadAns(false)}),
+			exp: ranged, reasons: rs(detector.ReasonDNSUnverified), verdict: ok},
+		{name: "dns: one reference answering is a cross-check",
+			obs:     with(clean, []detector.DNSAnswer{sysAns("NOERROR", 300, pubAddr), deadAns(false), nx}),
+			verdict: ok},
+		{name: "dns: no reference configured is no claim of one failing",
+			obs:     with(clean, []detector.DNSAnswer{sysAns("NOERROR", 300, pubAddr)}),
+			verdict: ok},
+		{name: "hosts: the registry's own address pinned",
+			obs: with(clean, []detector.DNSAnswer{hostsAns(pubAddr), refAns("NOERROR", pubAddr, otherAddr)}, sysAns("NOERROR", 300, offAddr), nx),
+			exp: ranged, verdict: ok},
+		{name: "hosts: localhost, which no reference knows",
+			obs:     with(clean, []detector.DNSAnswer{hostsAns(netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")), nx}),
+			verdict: ok},
+		{name: "hosts: a mirror pinned where the references answer otherwise",
+			obs:     with(clean, []detector.DNSAnswer{hostsAns(private), refAns("NOERROR", pubAddr)}),
+			reasons: rs(detector.ReasonHostsOverride), verdict: ok},
+		{name: "hosts: pinned outside the expected ranges, references dead",
+			obs: with(clean, []detector.DNSAnswer{hostsAns(offAddr), deadAns(false)}),
+			exp: ranged, reasons: rs(detector.ReasonHostsOverride, detector.ReasonDNSUnverified), verdict: ok},
+		{name: "hosts: 0.0.0.0 is a block on this machine",
+			obs:     with(refused, []detector.DNSAnswer{hostsAns(zero), refAns("NOERROR", pubAddr)}),
+			reasons: rs(detector.ReasonHostsBlock, detector.ReasonUnreachable), verdict: detector.Blocked},
+		{name: "hosts: :: is a block too, with no reference to compare",
+			obs:     with(refused, []detector.DNSAnswer{hostsAns(netip.IPv6Unspecified()), nx}),
+			reasons: rs(detector.ReasonHostsBlock, detector.ReasonUnreachable), verdict: detector.Blocked},
+		{name: "hosts: after a lying resolver (nsswitch dns before files) the lie stands",
+			obs:     with(clean, []detector.DNSAnswer{sysAns("NXDOMAIN", 0), hostsAns(pubAddr), refAns("NOERROR", pubAddr)}),
+			reasons: rs(detector.ReasonDNSDenied), verdict: tampered},
 		{name: "dns: a private mirror resolving privately is not a bogon",
 			obs:     with(clean, []detector.DNSAnswer{sysAns("NOERROR", 300, private), nx}),
 			verdict: ok},
@@ -130,6 +165,30 @@ func TestDNSRemediationExplainsTheConsequence(t *testing.T) {
 	for _, want := range []string{"system resolver lies", "connection_refused", "consequence"} {
 		if !slices.ContainsFunc([]string{text}, func(s string) bool { return strings.Contains(s, want) }) {
 			t.Errorf("remediation %q lacks %q", text, want)
+		}
+	}
+}
+
+// TestHostsBlockRemediation: a block written in the hosts file is fixed on
+// this machine, not by asking the network team.
+func TestHostsBlockRemediation(t *testing.T) {
+	obs := failed(labHost, detector.FailureRefused, "connection refused")
+	if text := detector.Remediation(detector.Blocked, obs, "", nil); !strings.Contains(text, "Network policy") {
+		t.Errorf("remediation of a network block = %q", text)
+	}
+	obs.DNS = []detector.DNSAnswer{hostsAns(zero)}
+	text := detector.Remediation(detector.Blocked, obs, "", nil)
+	for _, want := range []string{"hosts /etc/hosts", "this machine", "remove it"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("remediation %q lacks %q", text, want)
+		}
+	}
+}
+
+func TestHostPort(t *testing.T) {
+	for host, want := range map[string]string{"github.com": "github.com:443", "10.1.2.3": "10.1.2.3:443", "::1": "[::1]:443"} {
+		if got := (detector.Observation{Host: host, Port: 443}).HostPort(); got != want {
+			t.Errorf("%s: %s, want %s", host, got, want)
 		}
 	}
 }

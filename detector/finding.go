@@ -117,6 +117,9 @@ const (
 	ReasonDNSDiffers          Reason = "dns-answers-differ"
 	ReasonDNSWildcard         Reason = "dns-wildcard"
 	ReasonDNSTTLZero          Reason = "dns-ttl-zero"
+	ReasonDNSUnverified       Reason = "dns-unverified"
+	ReasonHostsOverride       Reason = "dns-hosts-file-override"
+	ReasonHostsBlock          Reason = "dns-hosts-file-block"
 	ReasonTCPTerminatedNearby Reason = "tcp-terminated-nearby"
 	ReasonTLSAnsweredEarly    Reason = "tls-answered-before-origin"
 	ReasonServerTTLChanged    Reason = "server-ttl-changed"
@@ -150,6 +153,7 @@ var reasonVerdict = map[Reason]Verdict{
 	ReasonDNSBogon:            DNSTampered,
 	ReasonDNSMismatch:         DNSTampered,
 	ReasonDNSWildcard:         DNSTampered,
+	ReasonHostsBlock:          Blocked,
 	ReasonTCPTerminatedNearby: TransparentProxy,
 	ReasonTLSAnsweredEarly:    TransparentProxy,
 	ReasonCANameCloned:        Intercepted,
@@ -166,8 +170,9 @@ var Reasons = []Reason{
 	ReasonWeakCipher, ReasonDowngradeSentinel, ReasonPlaintext, ReasonBlockPage,
 	ReasonPortalRedirect, ReasonProxyHeaders, ReasonAddressOutOfRange, ReasonUnreachable,
 	ReasonDNSDenied, ReasonDNSServfail, ReasonDNSBogon, ReasonDNSMismatch, ReasonDNSDiffers,
-	ReasonDNSWildcard, ReasonDNSTTLZero, ReasonTCPTerminatedNearby, ReasonTLSAnsweredEarly,
-	ReasonServerTTLChanged, ReasonCANameCloned, ReasonCAChangedTogether, ReasonRTTSplit,
+	ReasonDNSWildcard, ReasonDNSTTLZero, ReasonDNSUnverified, ReasonHostsOverride, ReasonHostsBlock,
+	ReasonTCPTerminatedNearby, ReasonTLSAnsweredEarly, ReasonServerTTLChanged,
+	ReasonCANameCloned, ReasonCAChangedTogether, ReasonRTTSplit,
 	ReasonSNIReset, ReasonSNIDropped,
 }
 

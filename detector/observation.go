@@ -12,7 +12,9 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"net"
 	"net/netip"
+	"strconv"
 	"time"
 )
 
@@ -115,6 +117,10 @@ type Observation struct {
 	Trace *PathTrace
 }
 
+// HostPort renders the target as host:port, an IPv6 literal in brackets
+// ("[::1]:443"), the way every report, label and log names it.
+func (o Observation) HostPort() string { return net.JoinHostPort(o.Host, strconv.Itoa(o.Port)) }
+
 // DNSAnswer is what one resolver said about one name, A and AAAA together.
 type DNSAnswer struct {
 	Resolver string        `json:"resolver"`        // as configured, e.g. "udp://192.0.2.53:53"
@@ -124,12 +130,29 @@ type DNSAnswer struct {
 	MinTTL   uint32        `json:"min_ttl"`
 	Failure  Failure       `json:"failure,omitempty"` // set when no answer came at all
 	Detail   string        `json:"detail,omitempty"`
+	Source   DNSSource     `json:"source,omitempty"` // empty for a resolver asked over the network
 	RTT      time.Duration `json:"-"`
 }
 
-// Answered reports whether the resolver gave a DNS answer, whatever its
-// rcode.
-func (a DNSAnswer) Answered() bool { return a.Failure == FailureNone && a.Rcode != "" }
+// DNSSource says where an answer came from when no DNS server gave it, so
+// that a pinned address is judged as what it is: local configuration, not
+// a resolver's word.
+type DNSSource string
+
+// The sources of an answer. The zero value is a DNS server.
+const (
+	SourceDNS DNSSource = ""
+	// SourceHosts is the hosts file (/etc/hosts), which the C library and
+	// Go consult before DNS where nsswitch.conf says so. Such an answer
+	// has no rcode and no TTL.
+	SourceHosts DNSSource = "hosts"
+)
+
+// Answered reports whether the resolver gave an answer, whatever its
+// rcode; a hosts file answers only names it lists.
+func (a DNSAnswer) Answered() bool {
+	return a.Failure == FailureNone && (a.Rcode != "" || a.Source == SourceHosts)
+}
 
 // TLSState is what the handshake negotiated and what the peer presented.
 type TLSState struct {

@@ -41,6 +41,9 @@ func Remediation(v Verdict, obs Observation, product string, findings []Finding)
 	case CaptivePortal:
 		return "The network holds traffic behind a captive portal: log in through a browser, then run the check again."
 	case Blocked:
+		if h, ok := hostsBlock(obs); ok {
+			return fmt.Sprintf("The hosts file blocks %s on this machine (%s), as ad blockers, security tools and malware do: if builds need %s, find who added the line and remove it.", obs.Host, h.Resolver, obs.Host)
+		}
 		if _, action, ok := sniAction(obs); ok {
 			return fmt.Sprintf("A filter on the path %s every TLS handshake whose server name (SNI) is %s, while the same address answers a handshake for another name: this is network policy, not an outage. Ask the network team to allow %s; do not route around the filter with insecure settings.", action, obs.Host, obs.Host)
 		}
@@ -69,4 +72,15 @@ func Remediation(v Verdict, obs Observation, product string, findings []Finding)
 		}
 	}
 	return ""
+}
+
+// hostsBlock returns the hosts file's answer when it blocks the host with
+// the unspecified address (see hostsFindings).
+func hostsBlock(obs Observation) (DNSAnswer, bool) {
+	for _, a := range obs.DNS {
+		if a.Source == SourceHosts && slices.ContainsFunc(a.Addrs, unspecified) {
+			return a, true
+		}
+	}
+	return DNSAnswer{}, false
 }

@@ -85,7 +85,7 @@ func CaptureTable(w io.Writer, c Capture, colour bool) error {
 		case !g.ChainVisible:
 			chain = "not seen"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", hostPort(g.Obs.Host, g.Obs.Port), g.Count, g.res.Verdict,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", hostPort(g.Obs), g.Count, g.res.Verdict,
 			g.Obs.ConnectedAddr, safe(dash(g.Fingerprints.JA4)), safe(dash(g.Fingerprints.JA4S)), chain,
 			duration(g.Obs.ConnectTime), duration(g.Obs.HandshakeTime), ttlText(g))
 	}
@@ -107,7 +107,7 @@ func CaptureTable(w io.Writer, c Capture, colour bool) error {
 			notes = append(notes, g.Note)
 		}
 		if len(notes) > 0 {
-			fmt.Fprintf(w, "  %s (%d): %s\n", hostPort(g.Obs.Host, g.Obs.Port), g.Count, safe(strings.Join(notes, "; ")))
+			fmt.Fprintf(w, "  %s (%d): %s\n", hostPort(g.Obs), g.Count, safe(strings.Join(notes, "; ")))
 		}
 	}
 	if c.Capture.Overflow > 0 {

@@ -161,3 +161,41 @@ func TestTableColour(t *testing.T) {
 		t.Error("coloured table does not paint the intercepted verdict red")
 	}
 }
+
+// An IPv6 target prints in brackets wherever host and port are joined;
+// the JSON keeps the bare address. A target whose DNS was not
+// cross-checked adds one line under the tally, and only then.
+func TestTableIPv6AndUnverified(t *testing.T) {
+	unverified := detector.Finding{Reason: detector.ReasonDNSUnverified, Severity: detector.Info,
+		Detail: "no reference resolver answered for registry.lab.example, so the system's answer was not cross-checked: udp://192.0.2.53:53 (generic_timeout_error)"}
+	rs := []detector.Result{
+		{Obs: detector.Observation{Host: "::1", Port: 9, Failure: detector.FailureRefused}, Verdict: detector.Unreachable,
+			Findings: []detector.Finding{{Reason: detector.ReasonUnreachable, Detail: "connection_refused"}}},
+		{Obs: detector.Observation{Host: "registry.lab.example", Port: 443}, Verdict: detector.OK},
+	}
+	var buf bytes.Buffer
+	if err := Table(&buf, rs, false); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(buf.Bytes(), []byte("\n[::1]:9 ")) || !bytes.Contains(buf.Bytes(), []byte("unreachable [::1]:9 (")) || bytes.Contains(buf.Bytes(), []byte("::1:9")) {
+		t.Errorf("table:\n%s", buf.String())
+	}
+	if s := Summary(rs); s != "2 targets: 1 unreachable, 1 ok" {
+		t.Errorf("summary %q", s)
+	}
+	rs[1].Findings = []detector.Finding{unverified}
+	want := "2 targets: 1 unreachable, 1 ok\nDNS was not cross-checked for 1 of them: no reference resolver answered (dns-unverified)"
+	if s := Summary(rs); s != want {
+		t.Errorf("summary %q, want %q", s, want)
+	}
+	var doc struct {
+		Targets []struct{ Host string } `json:"targets"`
+	}
+	buf.Reset()
+	if err := JSON(&buf, rs); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil || doc.Targets[0].Host != "::1" {
+		t.Errorf("JSON host %+v, %v", doc.Targets, err)
+	}
+}

@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -60,7 +61,7 @@ func Table(w io.Writer, results []detector.Result, colour bool) error {
 		}
 		// Pad before colouring so escape codes do not upset the columns.
 		verdict := fmt.Sprintf("%-17s", r.Verdict)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", hostPort(o.Host, o.Port), paint(colourOf(r.Verdict), verdict),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", hostPort(o), paint(colourOf(r.Verdict), verdict),
 			safe(dash(r.Product)), safe(o.Path.String()), safe(tlsCol), safe(issuer))
 	}
 	if err := tw.Flush(); err != nil {
@@ -70,7 +71,7 @@ func Table(w io.Writer, results []detector.Result, colour bool) error {
 		if r.Verdict == detector.OK && len(r.Findings) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\n%s %s (%s)\n", paint(bold+colourOf(r.Verdict), string(r.Verdict)), hostPort(r.Obs.Host, r.Obs.Port), safe(r.Source))
+		fmt.Fprintf(w, "\n%s %s (%s)\n", paint(bold+colourOf(r.Verdict), string(r.Verdict)), hostPort(r.Obs), safe(r.Source))
 		for _, f := range r.Findings {
 			fmt.Fprintf(w, "  %s %s: %s\n", paint(grey, fmt.Sprintf("[%s]", f.Severity)), safe(string(f.Reason)), safe(f.Detail))
 		}
@@ -81,11 +82,17 @@ func Table(w io.Writer, results []detector.Result, colour bool) error {
 	return nil
 }
 
-// Summary is the one-line tally printed under the table.
+// Summary is the tally printed under the table. When some target's DNS
+// answer could not be cross-checked (no reference resolver answered), a
+// second line says so: no DNS finding must not read as a clean bill.
 func Summary(results []detector.Result) string {
 	counts := map[detector.Verdict]int{}
+	unverified := 0
 	for _, r := range results {
 		counts[r.Verdict]++
+		if slices.ContainsFunc(r.Findings, func(f detector.Finding) bool { return f.Reason == detector.ReasonDNSUnverified }) {
+			unverified++
+		}
 	}
 	var parts []string
 	for _, v := range detector.Verdicts {
@@ -93,14 +100,19 @@ func Summary(results []detector.Result) string {
 			parts = append(parts, fmt.Sprintf("%d %s", n, v))
 		}
 	}
-	return fmt.Sprintf("%d targets: %s", len(results), strings.Join(parts, ", "))
+	s := fmt.Sprintf("%d targets: %s", len(results), strings.Join(parts, ", "))
+	if unverified > 0 {
+		s += fmt.Sprintf("\nDNS was not cross-checked for %d of them: no reference resolver answered (%s)", unverified, detector.ReasonDNSUnverified)
+	}
+	return s
 }
 
 // safe is termsafe.String: every field of a table goes through it.
 func safe(s string) string { return termsafe.String(s) }
 
-// hostPort is a target's host (a captured SNI name among them) and port.
-func hostPort(host string, port int) string { return fmt.Sprintf("%s:%d", safe(host), port) }
+// hostPort is a target's host (a captured SNI name among them) and port,
+// an IPv6 literal in brackets ([::1]:443).
+func hostPort(o detector.Observation) string { return safe(o.HostPort()) }
 
 // issuerName is the issuer's display name cut to 40 characters (cut
 // between characters: a cut inside one would print half of it).

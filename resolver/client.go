@@ -23,8 +23,15 @@ type Client struct {
 	// The server name is set per server.
 	TLSConfig *tls.Config
 	// HTTPClient carries DoH; nil builds one from TLSConfig per lookup,
-	// direct (no proxy) and not following redirects.
+	// direct (no proxy), not following redirects, and finding servers
+	// given by name without the system resolver (see Bootstrap).
 	HTTPClient *http.Client
+	// Bootstrap are the resolvers that find a DoH server given by name
+	// without bootstrap addresses of its own: those of them reached
+	// without a lookup are asked in order. The system's resolvers never
+	// are: they are the ones under test. Empty leaves such a server
+	// unreachable, with the reason as its failure.
+	Bootstrap []Server
 	// DoHGet sends DoH queries as GET ?dns= instead of POST, for
 	// endpoints (or caches in front of them) that only take GET.
 	DoHGet bool
@@ -126,6 +133,7 @@ func (c *Client) exchanger(srv Server) (exchangeFunc, func(), error) {
 			return c.exchangeDoT(ctx, srv.Addr, cfg, q)
 		}, nothing, nil
 	case "https":
+		c.learnBootstrap(srv)
 		hc, done := c.httpClient()
 		return func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 			return c.exchangeDoH(ctx, hc, srv.URL, q)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
 )
 
@@ -61,7 +62,7 @@ func FuzzParseServer(f *testing.F) {
 			t.Fatalf("%q, written back as %q: %v", spec, again, err)
 		}
 		srv2.Spec = srv.Spec
-		if srv2 != srv {
+		if !cmp.Equal(srv, srv2, addrCmp) {
 			t.Fatalf("%q, written back as %q: %+v, then %+v", spec, again, srv, srv2)
 		}
 	})
@@ -153,6 +154,39 @@ func FuzzDoHReply(f *testing.F) {
 		}
 		if len(ans.Addrs) > 0 && ans.MinTTL > rep.ttl {
 			t.Fatalf("MinTTL %d above %d", ans.MinTTL, rep.ttl)
+		}
+	})
+}
+
+// FuzzParseHosts checks that any hosts file parses without panicking into
+// names in canonical form with valid, sorted, distinct addresses, and that
+// nsswitch.conf parsing returns one of its orders.
+func FuzzParseHosts(f *testing.F) {
+	for _, s := range []string{
+		"127.0.0.1 localhost\n::1 localhost ip6-localhost\n",
+		"10.20.0.5 registry.lab.example Mirror.Lab.Example. # pinned\n0.0.0.0 ads.lab.example\n",
+		"fe80::1%eth0 router\nbad line\n\n#\n",
+		"hosts: mymachines resolve [!UNAVAIL=return] files myhostname dns\n",
+		"hosts: dns [ NOTFOUND=return files\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for name, as := range parseHosts(data) {
+			if name == "" || name != hostsKey(name) || len(as) == 0 {
+				t.Fatalf("name %q with %v", name, as)
+			}
+			if !slices.IsSortedFunc(as, netip.Addr.Compare) || len(slices.Compact(slices.Clone(as))) != len(as) {
+				t.Fatalf("%q: addresses %v not sorted and distinct", name, as)
+			}
+			for _, a := range as {
+				if !a.IsValid() {
+					t.Fatalf("%q: invalid address", name)
+				}
+			}
+		}
+		if o := nsswitchOrder(data); o != HostsFirst && o != HostsAfterDNS && o != HostsNever {
+			t.Fatalf("order %v", o)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -24,6 +25,9 @@ type pool struct {
 	mu  sync.Mutex
 	dot map[string]*dotEntry
 	doh *http.Transport
+	// bootstrap holds the addresses of DoH servers given by name, by
+	// name, for the DoH transport's dialer.
+	bootstrap map[string][]netip.Addr
 }
 
 // dotEntry is a connection to one DoT resolver, or the dial of one in
@@ -65,7 +69,9 @@ func (c *Client) dohTransport() *http.Transport {
 	defer c.pool.mu.Unlock()
 	if c.pool.doh == nil {
 		c.pool.doh = &http.Transport{
-			TLSClientConfig:   c.TLSConfig.Clone(),
+			TLSClientConfig: c.TLSConfig.Clone(),
+			// Never the system resolver: see dialDoH.
+			DialContext:       c.dialDoH,
 			ForceAttemptHTTP2: true,
 			IdleConnTimeout:   30 * time.Second,
 			// HTTP/2 multiplexes every query over one connection; without

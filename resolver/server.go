@@ -8,6 +8,9 @@
 // (over TLS or HTTPS), and compare. This package does the asking — plain
 // UDP with TCP fallback, TCP, DNS over TLS and DNS over HTTPS — and returns
 // each answer as a detector.DNSAnswer; package detector does the comparing.
+// It also reads the hosts file, which the system's tools consult before DNS
+// (Hosts), and finds DoH references given by name without the resolver
+// under test (Server.Bootstrap).
 // Like probe, it never returns an error for a failed lookup: the failure is
 // part of the answer.
 package resolver
@@ -18,6 +21,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -35,6 +39,10 @@ type Server struct {
 	URL        string // the endpoint for https
 	ServerName string // the name a tls server's certificate must carry
 	System     bool   // listed in resolv.conf: what build tools ask
+	// Bootstrap, for an https server given by name, are the addresses
+	// dialled for it, so that finding it asks no resolver (see
+	// WithBootstrap); ParseServer sets those public operators publish.
+	Bootstrap []netip.Addr
 }
 
 // Default ports.
@@ -84,6 +92,9 @@ func ParseServer(spec string) (Server, error) {
 			return Server{}, err
 		}
 		srv.URL = u
+		if addrs, ok := publishedBootstrap[srv.dohHost()]; ok {
+			srv.Bootstrap = slices.Clone(addrs)
+		}
 	default:
 		return Server{}, fmt.Errorf("unsupported scheme %q (want udp, tcp, tls or https)", scheme)
 	}

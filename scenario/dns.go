@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"syscall"
@@ -80,6 +81,29 @@ func (e *Env) dnsSetup(host string, system lab.DNSOptions, routes map[netip.Addr
 		},
 	}, nil
 }
+
+// hostsFile writes a hosts file for a scenario, removed with the
+// environment, and returns it as the system consults it: before DNS.
+func (e *Env) hostsFile(content string) (*resolver.Hosts, error) {
+	f, err := os.CreateTemp("", "mitmwatch-hosts-")
+	if err != nil {
+		return nil, fmt.Errorf("scenario: hosts file: %w", err)
+	}
+	e.Track(removeOnClose(f.Name()))
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("scenario: hosts file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("scenario: hosts file: %w", err)
+	}
+	return &resolver.Hosts{Path: f.Name(), Order: resolver.HostsFirst}, nil
+}
+
+// removeOnClose removes a file when the environment closes.
+type removeOnClose string
+
+func (r removeOnClose) Close() error { return os.Remove(string(r)) }
 
 // routeDialer is the lab's routing: the origin's own address is dialled as
 // is, a steered address goes where routes say, and anything else (the
@@ -176,6 +200,76 @@ func dnsScenarios() []Scenario {
 				return s, nil
 			},
 			Want: Want{Verdict: detector.Unreachable, Reasons: []detector.Reason{detector.ReasonUnreachable}},
+		},
+		{
+			Name:        "dns-unverified",
+			Description: "outbound DNS, DoT and DoH are blocked: the system's answer is used but not cross-checked",
+			Build: func(e *Env) (Setup, error) {
+				s, err := e.dnsSetup("proxy.golang.org", lab.DNSOptions{}, nil)
+				if err != nil {
+					return s, err
+				}
+				bh, err := lab.NewBlackhole()
+				if err != nil {
+					return s, err
+				}
+				e.Track(bh)
+				silent, err := lab.NewDNSServer(lab.DNSOptions{Silent: true})
+				if err != nil {
+					return s, err
+				}
+				e.Track(silent)
+				dot, err := resolver.ParseServer("tls://" + bh.Addr() + "#" + lab.DNSHost)
+				if err != nil {
+					return s, err
+				}
+				udp, err := resolver.ParseServer("udp://" + silent.Addr())
+				if err != nil {
+					return s, err
+				}
+				s.DNS.Reference = []resolver.Server{dot, udp}
+				return s, nil
+			},
+			Want: Want{Verdict: detector.OK, Reasons: []detector.Reason{detector.ReasonDNSUnverified}},
+		},
+		{
+			Name:        "hosts-file-mirror",
+			Description: "/etc/hosts pins the registry to an internal mirror the references do not give",
+			Build: func(e *Env) (Setup, error) {
+				s, err := e.dnsSetup("registry.npmjs.org", lab.DNSOptions{}, map[netip.Addr]string{steerAddr: e.Origin.Addr()})
+				if err != nil {
+					return s, err
+				}
+				s.DNS.Hosts, err = e.hostsFile("127.0.0.1 localhost\n" + steerAddr.String() + " registry.npmjs.org\n")
+				return s, err
+			},
+			Want: Want{Verdict: detector.OK, Reasons: []detector.Reason{detector.ReasonHostsOverride}},
+		},
+		{
+			Name:        "hosts-file-block",
+			Description: "/etc/hosts blocks the registry with 0.0.0.0, as ad blockers and malware do",
+			Build: func(e *Env) (Setup, error) {
+				s, err := e.dnsSetup("crates.io", lab.DNSOptions{}, nil)
+				if err != nil {
+					return s, err
+				}
+				s.DNS.Hosts, err = e.hostsFile("0.0.0.0 crates.io\n")
+				return s, err
+			},
+			Want: Want{Verdict: detector.Blocked, Reasons: []detector.Reason{detector.ReasonHostsBlock}},
+		},
+		{
+			Name:        "ip-literal",
+			Description: "a target given as an IP address is dialled as it is, without DNS or SNI, and verified against its IP SAN",
+			Build: func(e *Env) (Setup, error) {
+				s, err := e.dnsSetup("127.0.0.1", lab.DNSOptions{}, nil)
+				if err != nil {
+					return s, err
+				}
+				s.Targets[0].Expect.IPRanges = nil
+				return s, nil
+			},
+			Want: Want{Verdict: detector.OK},
 		},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -107,26 +108,42 @@ func newRunner(cfg *config.Config, e env) *check.Runner {
 		Timeout:     cfg.Timeout,
 	}
 	var err error
-	if runner.DNS, err = dnsFor(cfg); err != nil {
+	warn := func(err error, consequence string) {
+		fmt.Fprintf(e.stderr, "mitmwatch: dns: %v; %s\n", err, consequence)
+	}
+	if runner.DNS, err = dnsFor(cfg, warn); err != nil {
 		// Without the system's resolver list the prober falls back to
 		// Go's resolver: targets are still probed, DNS is not compared.
-		fmt.Fprintf(e.stderr, "mitmwatch: dns: %v; DNS answers are not compared\n", err)
+		warn(err, "DNS answers are not compared")
 	}
 	return runner
 }
 
 // dnsFor builds the resolvers of a round. Reference resolvers over TLS are
 // verified against the public roots: a locally installed interception root
-// must not be able to answer for them.
-func dnsFor(cfg *config.Config) (*check.DNS, error) {
+// must not be able to answer for them. Names the hosts file lists are
+// resolved from it where nsswitch.conf says so; a DoH reference given by
+// name without bootstrap addresses is found through the other references,
+// never the system resolver. warn is told of what is used in a degraded
+// way.
+func dnsFor(cfg *config.Config, warn func(err error, consequence string)) (*check.DNS, error) {
 	sys, err := resolver.SystemServers(cfg.DNS.ResolvConf)
 	if err != nil {
 		return nil, err
 	}
+	order, err := resolver.ReadNSSwitch(resolver.DefaultNSSwitch)
+	if err != nil {
+		warn(err, "the hosts file is read before DNS, the default")
+	}
 	d := &check.DNS{
-		Client:    &resolver.Client{TLSConfig: &tls.Config{RootCAs: cfg.PublicRoots}},
+		Client: &resolver.Client{TLSConfig: &tls.Config{RootCAs: cfg.PublicRoots},
+			Bootstrap: cfg.DNS.Reference},
 		System:    sys,
 		Reference: cfg.DNS.Reference,
+		Hosts:     &resolver.Hosts{Path: resolver.DefaultHostsFile, Order: order},
+	}
+	if err := d.Hosts.Check(); err != nil {
+		warn(err, "names are resolved as if it listed none")
 	}
 	if cfg.DNS.Canary {
 		d.Canary = resolver.CanaryName(rand.Reader)
@@ -153,6 +170,11 @@ func selectTargets(all []config.Target, names []string) ([]config.Target, error)
 				return nil, fmt.Errorf("--target %q: bad port", n)
 			}
 			host, port = strings.ToLower(h), pn
+		}
+		// An IP literal, with or without brackets, in the form the
+		// config gives it.
+		if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")); err == nil {
+			host = a.String()
 		}
 		matched := false
 		for _, t := range all {

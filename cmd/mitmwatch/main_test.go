@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -373,5 +374,126 @@ func TestCheckAuditSection(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no strict-ssl finding from %s/.npmrc: %+v", home, doc.Audit.Findings)
+	}
+}
+
+// TestCheckIPLiterals: --target with IP literals, v4 and v6, is dialled
+// as given (the machine's resolvers are never asked), and the table
+// brackets the v6 address.
+func TestCheckIPLiterals(t *testing.T) {
+	e := newEnv(t)
+	closed, err := lab.ClosedAddr()
+	must(t, err)
+	_, port4, _ := strings.Cut(closed, ":")
+	targets := []string{"127.0.0.1:" + port4}
+	want := map[string]bool{"127.0.0.1": true}
+	if ln, err := net.Listen("tcp", "[::1]:0"); err == nil {
+		targets = append(targets, ln.Addr().String()) // "[::1]:port"
+		want["::1"] = true
+		ln.Close()
+	}
+	rules := writeRules(t, e, "", labTarget{"github.com", e.Origin.Addr()})
+	args := []string{"check", "--config", rules}
+	for _, tg := range targets {
+		args = append(args, "--target", tg)
+	}
+	code, out, stderr := cli{t: t}.run(append(args, "-o", "json")...)
+	var doc struct {
+		Targets []struct {
+			Host     string            `json:"host"`
+			Verdict  string            `json:"verdict"`
+			Failure  string            `json:"failure"`
+			DNS      []json.RawMessage `json:"dns"`
+			Findings []struct {
+				Reason string `json:"reason"`
+			} `json:"findings"`
+		} `json:"targets"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || code != 3 || len(doc.Targets) != len(targets) {
+		t.Fatalf("exit %d, %v: %s %s", code, err, out, stderr)
+	}
+	for _, tg := range doc.Targets {
+		if !want[tg.Host] || tg.Verdict != "unreachable" || tg.Failure != "connection_refused" || len(tg.DNS) != 0 ||
+			len(tg.Findings) != 1 || tg.Findings[0].Reason != "unreachable" {
+			t.Errorf("%+v", tg)
+		}
+	}
+	_, out, _ = cli{t: t}.run(args...)
+	for _, tg := range targets {
+		if !strings.Contains(out, tg+" ") {
+			t.Errorf("table lacks %s:\n%s", tg, out)
+		}
+	}
+}
+
+func TestSelectTargetsIPLiterals(t *testing.T) {
+	for in, want := range map[string]string{
+		"[::1]:8443": "[::1]:8443", "[::1]": "[::1]:443", "::1": "[::1]:443", "[::0001]:9": "[::1]:9",
+		"127.0.0.1:9": "127.0.0.1:9", "10.1.2.3": "10.1.2.3:443", "Registry.Lab.Example:8443": "registry.lab.example:8443",
+	} {
+		got, err := selectTargets(nil, []string{in})
+		if err != nil || len(got) != 1 || got[0].Key() != want {
+			t.Errorf("--target %s: %v, %v; want %s", in, got, err, want)
+		}
+	}
+}
+
+// TestCheckDoHBootstrapWiring: a DoH reference given by a name that
+// resolves nowhere answers through its bootstrap addresses from rules.yaml,
+// and one without them is found through the reference given by address.
+func TestCheckDoHBootstrapWiring(t *testing.T) {
+	e := newEnv(t)
+	zone := map[string][]netip.Addr{"pypi.org": {netip.MustParseAddr("127.0.0.1")}}
+	doh, err := lab.NewDoHServer(e.PKI, lab.DNSOptions{Zone: zone})
+	must(t, err)
+	defer doh.Close()
+	_, port, _ := net.SplitHostPort(doh.Addr())
+	named := "https://" + lab.DNSHost + ":" + port + lab.DoHPath
+	resolvConf := filepath.Join(t.TempDir(), "resolv.conf")
+	must(t, os.WriteFile(resolvConf, []byte("nameserver 127.0.0.9\n"), 0o644))
+
+	// check runs a round with these reference resolvers and returns the
+	// DoH server's answer.
+	check := func(refs string) (resolver, rcode string, addrs int) {
+		t.Helper()
+		rules := writeRules(t, e, "", labTarget{"pypi.org", ""})
+		data, err := os.ReadFile(rules)
+		must(t, err)
+		data = []byte(strings.Replace(string(data), "dns:\n  reference_resolvers: []\n  canary: false\n",
+			fmt.Sprintf("dns:\n  resolv_conf: %s\n  reference_resolvers:\n%s  canary: false\n", resolvConf, refs), 1))
+		must(t, os.WriteFile(rules, data, 0o644))
+		code, out, stderr := cli{t: t}.run("check", "--config", rules, "-o", "json", "--timeout", "3s")
+		var doc struct {
+			Targets []struct {
+				DNS []struct {
+					Resolver string   `json:"resolver"`
+					Rcode    string   `json:"rcode"`
+					Addrs    []string `json:"addresses"`
+				} `json:"dns"`
+			} `json:"targets"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Targets) != 1 || len(doc.Targets[0].DNS) < 2 {
+			t.Fatalf("exit %d, %v: %s %s", code, err, out, stderr)
+		}
+		a := doc.Targets[0].DNS[1]
+		return a.Resolver, a.Rcode, len(a.Addrs)
+	}
+
+	if spec, rcode, n := check(fmt.Sprintf("    - {url: %q, bootstrap: [127.0.0.1]}\n", named)); spec != named || rcode != "NOERROR" || n != 1 {
+		t.Errorf("with bootstrap addresses: %s %s %d", spec, rcode, n)
+	}
+	udp, err := lab.NewDNSServer(lab.DNSOptions{Zone: map[string][]netip.Addr{lab.DNSHost: {netip.MustParseAddr("127.0.0.1")}}})
+	must(t, err)
+	defer udp.Close()
+	if spec, rcode, n := check(fmt.Sprintf("    - %q\n    - udp://%s\n", named, udp.Addr())); spec != named || rcode != "NOERROR" || n != 1 {
+		t.Errorf("found through the reference by address: %s %s %d", spec, rcode, n)
+	}
+	// The UDP reference was asked about pypi.org (A and AAAA) and about
+	// the DoH server's name, once per connection the transport dialled.
+	if n := udp.Queries("udp"); n < 4 {
+		t.Errorf("the reference by address got %d queries, want pypi.org's 2 and at least 2 for the DoH server", n)
+	}
+	if doh.Queries() != 4 {
+		t.Errorf("the DoH server got %d queries, want 4", doh.Queries())
 	}
 }
