@@ -7,9 +7,7 @@ package check
 import (
 	"context"
 	"net/netip"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/config"
@@ -40,53 +38,20 @@ func (r *Runner) Run(ctx context.Context, targets []config.Target) []detector.Re
 // Observe probes targets concurrently, at most Concurrency at a time, each
 // within Timeout, and returns one observation per target. Cancelling ctx
 // ends the round early; targets not reached are observed as not probed.
+// Targets with the same key are one probe, observed once for each.
 func (r *Runner) Observe(ctx context.Context, targets []config.Target) []detector.Observation {
-	obs := make([]detector.Observation, len(targets))
-	sem := make(chan struct{}, max(r.Concurrency, 1))
-	var canary []detector.DNSAnswer
-	canaryDone := make(chan struct{})
-	go func() {
-		defer close(canaryDone)
-		if !slices.ContainsFunc(targets, r.resolves) {
-			return // nothing is resolved here: no resolver is asked anything
-		}
-		cctx, cancel := context.WithTimeout(ctx, r.Timeout)
-		defer cancel()
-		canary = r.DNS.canary(cctx)
-	}()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		done int
-	)
+	rd := r.Start(ctx)
+	rd.Add(targets...)
+	probed, obs := rd.Wait()
+	byKey := make(map[string]detector.Observation, len(probed))
+	for i, t := range probed {
+		byKey[t.Key()] = obs[i]
+	}
+	out := make([]detector.Observation, len(targets))
 	for i, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				obs[i] = canceled(t, ctx.Err())
-				return
-			}
-			defer func() { <-sem }()
-			obs[i] = r.observe(ctx, t)
-			if r.Progress != nil {
-				mu.Lock()
-				done++
-				r.Progress(done, len(targets), t.Host)
-				mu.Unlock()
-			}
-		}()
+		out[i] = byKey[t.Key()]
 	}
-	wg.Wait()
-	<-canaryDone
-	for i := range obs {
-		if len(obs[i].DNS) > 0 {
-			obs[i].Canary = canary
-		}
-	}
-	return obs
+	return out
 }
 
 // observe probes one target within the timeout: through the resolvers when
@@ -101,7 +66,7 @@ func (r *Runner) observe(ctx context.Context, t config.Target) detector.Observat
 		pt.Addrs = []netip.Addr{ip}
 	}
 	if r.resolves(t) {
-		return r.DNS.observe(ctx, r.Prober, pt)
+		return r.DNS.observe(ctx, r.Prober, pt, t.Expect, r.Policy)
 	}
 	return r.Prober.Probe(ctx, pt)
 }

@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,18 +50,14 @@ func (d *DNS) lookupSystem(ctx context.Context, name string) []detector.DNSAnswe
 	return out
 }
 
-// observe resolves the target through the system resolver, probes the
-// address it gave while the reference resolvers are asked, and records
-// every answer in the observation.
-func (d *DNS) observe(ctx context.Context, p *probe.Prober, t probe.Target) detector.Observation {
-	var (
-		refs []detector.DNSAnswer
-		done = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		refs = d.Client.LookupAll(ctx, d.Reference, t.Host)
-	}()
+// observe resolves the target through the system resolver and probes the
+// address it gave while the reference resolvers are asked. Once the probe's
+// own evidence is complete the references get a short grace (graceFor),
+// unless their answer could change the judgement (detector.NeedsReferences):
+// then they are waited for within ctx. Every answer is recorded in the
+// observation; a reference cut off by the grace says so.
+func (d *DNS) observe(ctx context.Context, p *probe.Prober, t probe.Target, exp detector.Expectation, pol detector.Policy) detector.Observation {
+	refs := d.ask(ctx, t.Host)
 	sys := d.resolveSystem(ctx, t.Host)
 	var obs detector.Observation
 	if a, ok := answeredWithAddrs(sys); ok {
@@ -69,9 +66,99 @@ func (d *DNS) observe(ctx context.Context, p *probe.Prober, t probe.Target) dete
 	} else {
 		obs = unresolved(t, sys)
 	}
-	<-done
-	obs.DNS = append(sys, refs...)
+	obs.DNS = sys
+	grace := graceFor(sys, obs.ConnectTime)
+	if detector.NeedsReferences(obs, exp, pol) {
+		grace = -1
+	}
+	obs.DNS = append(sys, refs.collect(ctx, grace)...)
 	return obs
+}
+
+// The grace a reference resolver still out gets once the probe's own
+// evidence is complete: one round trip of the path, bounded, so that
+// references a network blocks (most corporate networks drop outbound DNS,
+// DoT and public DoH) cost little. The round trip is the slower of the
+// system resolver's and the probe's TCP connect: a resolver on the LAN
+// says nothing of how far the references are, the registry's distance
+// does.
+const (
+	minGrace = 10 * time.Millisecond
+	maxGrace = 200 * time.Millisecond
+)
+
+// graceFor is the grace after the system's answers sys and a probe whose
+// TCP connect took connect.
+func graceFor(sys []detector.DNSAnswer, connect time.Duration) time.Duration {
+	rtt := connect
+	for _, a := range sys {
+		rtt = max(rtt, a.RTT)
+	}
+	return min(max(rtt, minGrace), maxGrace)
+}
+
+// references are the reference resolvers' answers for one name, asked in
+// the background.
+type references struct {
+	servers []resolver.Server
+	cancel  context.CancelFunc
+	done    chan struct{}
+
+	mu       sync.Mutex
+	out      []detector.DNSAnswer
+	answered []bool
+}
+
+// ask starts asking every reference resolver about name.
+func (d *DNS) ask(ctx context.Context, name string) *references {
+	ctx, cancel := context.WithCancel(ctx)
+	q := &references{servers: d.Reference, cancel: cancel, done: make(chan struct{}),
+		out: make([]detector.DNSAnswer, len(d.Reference)), answered: make([]bool, len(d.Reference))}
+	var wg sync.WaitGroup
+	for i, srv := range d.Reference {
+		wg.Go(func() {
+			a := d.Client.Lookup(ctx, srv, name)
+			q.mu.Lock()
+			q.out[i], q.answered[i] = a, true
+			q.mu.Unlock()
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(q.done)
+	}()
+	return q
+}
+
+// collect returns the references' answers, waiting for those still out at
+// most grace (a negative grace: until ctx ends). One still out then is
+// recorded as a timeout that names the grace, and its query is dropped.
+func (q *references) collect(ctx context.Context, grace time.Duration) []detector.DNSAnswer {
+	var expired <-chan time.Time
+	if grace >= 0 {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-q.done:
+	case <-expired:
+	case <-ctx.Done():
+	}
+	q.cancel()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := slices.Clone(q.out)
+	for i, ok := range q.answered {
+		if !ok {
+			detail := "no answer within the probe's time"
+			if grace >= 0 {
+				detail = fmt.Sprintf("no answer within %s of the probe's own evidence, which it could not have changed", grace.Round(time.Millisecond))
+			}
+			out[i] = detector.DNSAnswer{Resolver: q.servers[i].Spec, Failure: detector.FailureTimeout, Detail: detail}
+		}
+	}
+	return out
 }
 
 // resolveSystem resolves name as the system's tools do: from the hosts
@@ -125,8 +212,10 @@ func unresolved(t probe.Target, sys []detector.DNSAnswer) detector.Observation {
 }
 
 // canary asks every resolver about the canary name, or returns what they
-// said less than canaryMaxAge ago.
-func (d *DNS) canary(ctx context.Context) []detector.DNSAnswer {
+// said less than canaryMaxAge ago. The system resolvers' answer is what it
+// needs; the references get until probesDone is closed and then a grace,
+// as a target's do.
+func (d *DNS) canary(ctx context.Context, probesDone <-chan struct{}) []detector.DNSAnswer {
 	if d == nil || d.Canary == "" {
 		return nil
 	}
@@ -135,15 +224,13 @@ func (d *DNS) canary(ctx context.Context) []detector.DNSAnswer {
 	if d.canaryOf != nil && time.Since(d.canaryAt) < canaryMaxAge {
 		return d.canaryOf
 	}
-	var refs []detector.DNSAnswer
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		refs = d.Client.LookupAll(ctx, d.Reference, d.Canary)
-	}()
+	refs := d.ask(ctx, d.Canary)
 	sys := d.lookupSystem(ctx, d.Canary)
-	wg.Wait()
-	d.canaryOf, d.canaryAt = append(sys, refs...), time.Now()
+	select {
+	case <-refs.done:
+	case <-probesDone:
+	case <-ctx.Done():
+	}
+	d.canaryOf, d.canaryAt = append(sys, refs.collect(ctx, graceFor(sys, 0))...), time.Now()
 	return d.canaryOf
 }

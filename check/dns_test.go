@@ -303,7 +303,16 @@ func TestDNSUnverified(t *testing.T) {
 		{Host: "127.0.0.1", Port: l.port},
 	}
 	clean := l.runner(t, nil).Run(context.Background(), targets)
-	dark := l.runner(t, nil, blackholed...).Run(context.Background(), targets)
+	// References that never answer must not hold the round: they get a
+	// grace once the probes' evidence is complete, however long the
+	// resolver client and the probe would wait.
+	darkRunner := l.runner(t, nil, blackholed...)
+	darkRunner.DNS.Client.Timeout = darkRunner.Timeout
+	start := time.Now()
+	dark := darkRunner.Run(context.Background(), targets)
+	if took := time.Since(start); took > darkRunner.Timeout/2 {
+		t.Errorf("the round took %v with the references blackholed: it waited for them (timeout %v)", took, darkRunner.Timeout)
+	}
 	for i := range targets {
 		if clean[i].Verdict != detector.OK || dark[i].Verdict != clean[i].Verdict {
 			t.Errorf("%s: %s with references, %s without", targets[i].Host, clean[i].Verdict, dark[i].Verdict)
@@ -315,5 +324,37 @@ func TestDNSUnverified(t *testing.T) {
 		if got := slices.Contains(reasons(dark[i]), detector.ReasonDNSUnverified); got != wantUnverified {
 			t.Errorf("%s: dns-unverified %v, want %v; findings %v", targets[i].Host, got, wantUnverified, dark[i].Findings)
 		}
+	}
+}
+
+// A reference slower than the probe is waited for only where its answer
+// can change the verdict: a name the system resolver denies is judged
+// with the reference's answer (dns-denied), a clean one is not held up.
+func TestSlowReferenceWaitedForOnlyWhereItMatters(t *testing.T) {
+	t.Parallel()
+	sysZone := map[string][]netip.Addr{"registry.lab.example": {labV4}}
+	refZone := map[string][]netip.Addr{"registry.lab.example": {labV4}, "denied.lab.example": {labV4}}
+	l := newDNSLab(t, sysZone, refZone)
+	const delay = 400 * time.Millisecond
+	slow, err := lab.NewDNSServer(lab.DNSOptions{Zone: refZone, Latency: delay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { slow.Close() })
+	r := l.runner(t, nil, server(t, "udp://"+slow.Addr()))
+	r.DNS.Client.Timeout = r.Timeout
+
+	start := time.Now()
+	clean := r.Run(context.Background(), []config.Target{{Host: "registry.lab.example", Port: l.port}})
+	if took := time.Since(start); took >= delay {
+		t.Errorf("a clean target waited %v for a reference that could not change its verdict", took)
+	}
+	if clean[0].Verdict != detector.OK || !slices.Contains(reasons(clean[0]), detector.ReasonDNSUnverified) {
+		t.Errorf("clean target: %s %v, want ok with dns-unverified", clean[0].Verdict, clean[0].Findings)
+	}
+
+	denied := r.Run(context.Background(), []config.Target{{Host: "denied.lab.example", Port: l.port}})
+	if denied[0].Verdict != detector.DNSTampered || !slices.Contains(reasons(denied[0]), detector.ReasonDNSDenied) {
+		t.Errorf("denied target: %s %v, want dns-tampered by dns-denied once the slow reference answered", denied[0].Verdict, denied[0].Findings)
 	}
 }

@@ -240,3 +240,31 @@ func addrList(as []netip.Addr) string {
 	}
 	return strings.Join(s, ", ")
 }
+
+// NeedsReferences reports whether the reference resolvers' answers could
+// change the judgement of obs, whose DNS holds the system's answers only:
+// when the system gave no address, a bogon, an address pinned in the
+// hosts file, or led to a connection, chain or address that is not clean.
+// Otherwise the references can only confirm, and a probe need not wait
+// long for them.
+func NeedsReferences(obs Observation, exp Expectation, pol Policy) bool {
+	sys, ok := firstAnswered(obs.DNS)
+	if !ok || len(sys.Addrs) == 0 || sys.Source == SourceHosts || obs.Failure != FailureNone || obs.TLS == nil {
+		return true
+	}
+	bogons := pol.Bogons
+	if bogons == nil {
+		bogons = DefaultBogons
+	}
+	if len(inAny(sys.Addrs, bogons)) > 0 {
+		return true
+	}
+	if !trusted(obs.TLS.Public) || !obs.TLS.NameMatch {
+		return true
+	}
+	if a := obs.ConnectedAddr; len(exp.IPRanges) > 0 && a.IsValid() &&
+		!slices.ContainsFunc(exp.IPRanges, func(p netip.Prefix) bool { return p.Contains(a.Addr().Unmap()) }) {
+		return true
+	}
+	return false
+}

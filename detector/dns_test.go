@@ -192,3 +192,39 @@ func TestHostPort(t *testing.T) {
 		}
 	}
 }
+
+// TestNeedsReferences: the references are waited for only where their
+// answer could change the judgement.
+func TestNeedsReferences(t *testing.T) {
+	t.Parallel()
+	p := newLabPKI(t)
+	clean := p.observe(labHost, p.system, p.leaf(p.publicCA, leafSpec{names: []string{labHost}, sct: true}), p.publicCA.cert)
+	forged := p.observe(labHost, p.system, p.leaf(p.corpCA, leafSpec{names: []string{labHost}}), p.corpCA.cert)
+	sys := func(o detector.Observation, a ...detector.DNSAnswer) detector.Observation {
+		o.DNS = a
+		return o
+	}
+	inRange := detector.Expectation{IPRanges: []netip.Prefix{labRange}}
+	offRange := detector.Expectation{IPRanges: []netip.Prefix{netip.MustParsePrefix("146.75.0.0/16")}}
+	for _, c := range []struct {
+		name string
+		obs  detector.Observation
+		exp  detector.Expectation
+		want bool
+	}{
+		{"clean chain at an expected address: they only confirm", sys(clean, sysAns("NOERROR", 60, pubAddr)), inRange, false},
+		{"clean chain, no ranges expected", sys(clean, sysAns("NOERROR", 60, pubAddr)), detector.Expectation{}, false},
+		{"the system denies the name", sys(failed(labHost, detector.FailureDNS, "NXDOMAIN"), sysAns("NXDOMAIN", 0)), inRange, true},
+		{"the system resolver failed", sys(failed(labHost, detector.FailureTimeout, "i/o timeout"),
+			detector.DNSAnswer{Resolver: "system", System: true, Failure: detector.FailureTimeout}), inRange, true},
+		{"a bogon answer", sys(clean, sysAns("NOERROR", 60, private)), detector.Expectation{}, true},
+		{"the connection failed", sys(failed(labHost, detector.FailureRefused, "refused"), sysAns("NOERROR", 60, pubAddr)), inRange, true},
+		{"a chain the public roots reject", sys(forged, sysAns("NOERROR", 60, pubAddr)), inRange, true},
+		{"an address outside the expected ranges", sys(clean, sysAns("NOERROR", 60, pubAddr)), offRange, true},
+		{"an address the hosts file pins", sys(clean, hostsAns(pubAddr)), inRange, true},
+	} {
+		if got := detector.NeedsReferences(c.obs, c.exp, detector.Policy{}); got != c.want {
+			t.Errorf("%s: NeedsReferences = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

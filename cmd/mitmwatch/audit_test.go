@@ -47,7 +47,7 @@ func runAudit(t *testing.T, m map[string]string, args ...string) (code int, stdo
 // root, named by SSL_CERT_FILE, so the machine's own store stays out.
 func auditHome(t *testing.T, rootCN string) map[string]string {
 	t.Helper()
-	dir := t.TempDir()
+	dir := lingeringDir(t)
 	home := filepath.Join(dir, "home")
 	must(t, os.MkdirAll(home, 0o755))
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -61,6 +61,27 @@ func auditHome(t *testing.T, rootCN string) map[string]string {
 	certDir := filepath.Join(dir, "certs")
 	must(t, os.MkdirAll(certDir, 0o755))
 	return map[string]string{"HOME": home, "SSL_CERT_FILE": store, "SSL_CERT_DIR": certDir, "GOPROXY": "off", "GOSUMDB": "sum.lab.example"}
+}
+
+// lingeringDir is a temporary directory for a HOME the go command runs in:
+// not t.TempDir, because the go command's telemetry may still write into
+// it after the command exited, which makes a single RemoveAll fail.
+// Removal is retried for a while instead.
+func lingeringDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mitmwatch-home-")
+	must(t, err)
+	t.Cleanup(func() {
+		var err error
+		for range 50 {
+			if err = os.RemoveAll(dir); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("removing %s: %v", dir, err)
+	})
+	return dir
 }
 
 func TestAuditJSON(t *testing.T) {
