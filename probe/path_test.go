@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"runtime"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -198,5 +199,49 @@ func TestSetTTL(t *testing.T) {
 	}
 	if _, err := setTTL(struct{ net.Conn }{c}, false, 3); err == nil {
 		t.Error("a wrapped connection's TTL was set")
+	}
+}
+
+// slowDialer takes delay to open every connection and notes when each
+// dial began.
+type slowDialer struct {
+	delay  time.Duration
+	mu     sync.Mutex
+	starts []time.Time
+}
+
+func (d *slowDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	d.starts = append(d.starts, time.Now())
+	d.mu.Unlock()
+	select {
+	case <-time.After(d.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	var nd net.Dialer
+	return nd.DialContext(ctx, network, addr)
+}
+
+// The path samples start with the main connection, not after it opened:
+// they cost the probe no round trip of their own.
+func TestPathSamplesStartWithTheConnection(t *testing.T) {
+	l := newLab(t, lab.OriginOptions{})
+	p := l.prober()
+	const delay = 100 * time.Millisecond
+	d := &slowDialer{delay: delay}
+	p.Dialer = d
+	p.Path = PathOptions{Samples: 3}
+	obs := p.Probe(ctxT(t), Target{Host: "github.com", Port: 443, Address: l.origin.Addr()})
+	if obs.TLS == nil || obs.Trace == nil {
+		t.Fatalf("no handshake or trace: %s", obs.FailureDetail)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.starts) != 3 {
+		t.Fatalf("%d dials, want 3 (the connection and two samples)", len(d.starts))
+	}
+	if spread := d.starts[2].Sub(d.starts[0]); spread >= delay/2 {
+		t.Errorf("the samples began %v after the connection, which took %v to open: they waited for it", spread, delay)
 	}
 }

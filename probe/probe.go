@@ -62,10 +62,34 @@ type Prober struct {
 // offer h2 first.
 var nextProtos = []string{"h2", "http/1.1"}
 
+// firstAddr is the address a connection to t tries first, when it is
+// known before dialling.
+func (t Target) firstAddr() (netip.AddrPort, bool) {
+	if t.Address != "" {
+		ap, err := netip.ParseAddrPort(t.Address)
+		return ap, err == nil
+	}
+	if len(t.Addrs) > 0 {
+		return netip.AddrPortFrom(t.Addrs[0].Unmap(), uint16(t.Port)), true
+	}
+	return netip.AddrPort{}, false
+}
+
 // Probe observes one target within ctx's deadline. It never returns an
 // error: a failure is part of the observation.
 func (p *Prober) Probe(ctx context.Context, t Target) detector.Observation {
 	obs := detector.Observation{Host: t.Host, Port: t.Port, Path: detector.Path{Kind: detector.PathDirect}}
+	tracing := p.Path.Samples > 0 || p.Path.MaxHops > 0
+	tctx, stopTrace := context.WithCancel(ctx)
+	defer stopTrace()
+	// The path samples start with the main connection, towards the address
+	// it will most likely reach, so they cost no round trip of their own.
+	var tr *trace
+	early, stopEarly := context.WithCancel(tctx)
+	defer stopEarly()
+	if first, ok := t.firstAddr(); tracing && ok && !p.Proxied(t) {
+		tr = p.startTrace(early, t.Host, first)
+	}
 	opened := time.Now()
 	conn, err := p.connect(ctx, t, &obs)
 	if err != nil {
@@ -82,10 +106,11 @@ func (p *Prober) Probe(ctx context.Context, t Target) detector.Observation {
 		ct.Address, ct.Addrs = obs.ConnectedAddr.String(), nil
 	}
 
-	tctx, stopTrace := context.WithCancel(ctx)
-	defer stopTrace()
-	var tr *trace
-	if obs.Path.Kind == detector.PathDirect && (p.Path.Samples > 0 || p.Path.MaxHops > 0) {
+	if tr != nil && tr.addr != obs.ConnectedAddr {
+		stopEarly() // the connection went to another of the addresses
+		tr = nil
+	}
+	if tr == nil && tracing && obs.Path.Kind == detector.PathDirect {
 		tr = p.startTrace(tctx, t.Host, obs.ConnectedAddr)
 	}
 	rec := &recordingConn{Conn: conn}
