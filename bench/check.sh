@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
-# Measures `mitmwatch check` against the lab (13 targets, 20 ms per round
-# trip) and prints the figures beside the targets of the check issue.
+# Measures `mitmwatch check` in its default configuration (path probes,
+# reference resolvers, canary, audit and toolchain discovery on) against 5
+# hosts and their resolvers behind 20 ms of round-trip latency between
+# network namespaces (netlab's wan relay), beside a bare Go program making
+# the same verified handshakes concurrently, and prints the figures with
+# the targets of the check issue.
+#
+# Needs root (network namespaces, mounts) and the ip command. Flags go to
+# the benchmark: -runs N (default 7), -rtt 20ms, -mitmwatch BINARY (to
+# measure another build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+	echo "bench/check.sh: needs root: it builds network namespaces" >&2
+	exit 2
+fi
 mkdir -p bench/out
 # Built as `make release` builds it: static, as the packages ship it.
 CGO_ENABLED=0 go build -trimpath -o bench/out/mitmwatch ./cmd/mitmwatch

@@ -1,9 +1,26 @@
-// Command checkbench measures `mitmwatch check` against the lab: 13 targets
-// behind an origin that adds a fixed latency per round trip. It compares
-// the check's wall time with the slowest bare crypto/tls handshake measured
-// in the same run, its CPU per target with a bare verified handshake's, and
-// reports its peak RSS. Both clients run as child processes, so the lab's
-// own CPU is not counted against either.
+//go:build linux
+
+// Command checkbench measures `mitmwatch check` in its default
+// configuration — path probes, reference resolvers, the canary, the audit
+// and toolchain discovery all on — against hosts behind real network
+// latency, and sets it beside a bare Go program that makes the same
+// verified handshakes concurrently.
+//
+// As root it builds netlab's namespaces (client, router, a wan relay that
+// delays every frame, internet) and adds its own resolvers in the internet
+// namespace: the client's system resolver and three references (UDP, DNS
+// over TLS, DNS over HTTPS). Every packet between the client and an origin
+// or a resolver crosses the delay, so the kernel's TCP handshake takes the
+// round trip as it does on a real network. Both programs run as child
+// processes in the client namespace, started from a thread that entered
+// it (see launcher), with a home directory of their own whose go, npm, pip
+// and git settings name the benchmark's hosts: discovery and the audit do
+// their real work and add no target.
+//
+// Each round runs, in an order that rotates: the bare program, check,
+// check with every reference resolver blackholed at the router, and check
+// with toolchain discovery and the audit off. The first round warms caches
+// and is dropped. It prints medians with their spread.
 //
 // Run it through bench/check.sh, which builds the binary first.
 package main
@@ -11,109 +28,74 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"golang.org/x/crypto/x509roots/fallback/bundle"
+
 	"github.com/mitmwatch/mitmwatch/lab"
-	"github.com/mitmwatch/mitmwatch/scenario"
 )
 
-// hosts are the 13 targets: the default rules' ten and three toolchain-like
-// names of the lab's own.
+// hosts are the targets: five names under .example, each played by one of
+// netlab's origins. The home directory's toolchain settings name them too.
 var hosts = []string{
-	"github.com", "codeload.github.com", "objects.githubusercontent.com", "pypi.org",
-	"files.pythonhosted.org", "index.crates.io", "static.crates.io", "registry-1.docker.io",
-	"ghcr.io", "repo.maven.apache.org", "proxy.lab.example", "sum.lab.example", "npm.lab.example",
+	"git.bench.example", "modules.bench.example", "sumdb.bench.example",
+	"npm.bench.example", "index.bench.example",
 }
-
-// pathOff turns the path probes off in the benchmark's rules.yaml: on
-// loopback the kernel answers the SYN at once while the lab origin delays
-// its answers, which is what a splicer looks like; the figures measure the
-// TLS judgement the issue compares with bare handshakes.
-const pathOff = "probe:\n  path: {samples: 0, max_hops: 0}\n"
-
-// probeRules is the probe section of the benchmark's rules.yaml.
-var probeRules string
 
 func main() {
 	var (
-		bin     = flag.String("mitmwatch", "bench/out/mitmwatch", "mitmwatch binary to measure")
-		latency = flag.Duration("latency", 20*time.Millisecond, "latency the origin adds per round trip")
-		runs    = flag.Int("runs", 7, "measured runs (medians are reported)")
-		bare    = flag.String("bare", "", "child mode: handshake with every host at this address")
-		pemFile = flag.String("roots", "", "child mode: PEM roots to verify against")
-		burst   = flag.Bool("burst", false, "child mode: all handshakes at once, as check does")
-		dnsLat  = flag.Duration("dns-latency", 5*time.Millisecond, "latency of every lab resolver, for the DNS measurement")
-		path    = flag.Bool("path", false, "keep rules.yaml's path probes (RTT split, TTL-limited hellos); the lab adds its latency after the kernel set TCP up, which the RTT split rightly flags as a splicer, so use -latency under 15ms with it")
-		dnsAddr = flag.String("dns-listen", "127.0.0.77:53", "where the lab's system resolver listens (resolv.conf cannot name a port, so it needs port 53: run as root); empty skips the DNS measurement")
+		bin  = flag.String("mitmwatch", "bench/out/mitmwatch", "mitmwatch binary to measure")
+		rtt  = flag.Duration("rtt", 20*time.Millisecond, "round-trip latency between the client and the origins and resolvers")
+		runs = flag.Int("runs", 7, "measured runs of each program (medians are reported)")
+		bare = flag.Bool("bare", false, "child mode: one verified handshake with each host named in the arguments, all at once")
 	)
 	flag.Parse()
-	if !*path {
-		probeRules = pathOff
-	}
-	if *bare != "" {
-		if err := bareChild(*bare, *pemFile, *burst); err != nil {
+	if *bare {
+		if err := bareChild(flag.Args()); err != nil {
 			fmt.Fprintln(os.Stderr, "checkbench:", err)
 			os.Exit(1)
 		}
 		return
 	}
-	if err := parent(*bin, *latency, *runs, *dnsLat, *dnsAddr); err != nil {
+	if err := parent(*bin, *rtt, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "checkbench:", err)
 		os.Exit(1)
 	}
 }
 
-// bareChild performs one verified handshake per host — one after another,
-// or all at once with burst — and prints each handshake's wall time (dial
-// included) in milliseconds.
-func bareChild(addr, pemFile string, burst bool) error {
-	data, err := os.ReadFile(pemFile)
-	if err != nil {
-		return err
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(data) {
-		return fmt.Errorf("%s: no certificates", pemFile)
-	}
-	ms := make([]float64, len(hosts))
-	errs := make([]error, len(hosts))
-	handshake := func(i int) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		start := time.Now()
-		var d net.Dialer
-		raw, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			errs[i] = err
-			return
-		}
-		c := tls.Client(raw, &tls.Config{ServerName: hosts[i], RootCAs: roots, NextProtos: []string{"h2", "http/1.1"}})
-		errs[i] = c.HandshakeContext(ctx)
-		ms[i] = float64(time.Since(start).Microseconds()) / 1000
-		c.Close()
-	}
+// bareChild is the program check is compared with: what any Go client does
+// to reach every host at once — resolve through the system's resolver,
+// connect, and complete a TLS handshake verified against the system's
+// roots — and nothing else. It prints each handshake's time in
+// milliseconds.
+func bareChild(names []string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ms := make([]float64, len(names))
+	errs := make([]error, len(names))
 	var wg sync.WaitGroup
-	for i := range hosts {
-		if !burst {
-			handshake(i)
-			continue
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); handshake(i) }()
+	for i, name := range names {
+		wg.Go(func() {
+			start := time.Now()
+			d := tls.Dialer{Config: &tls.Config{NextProtos: []string{"h2", "http/1.1"}}}
+			c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(name, "443"))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			ms[i] = msOf(time.Since(start))
+			c.Close()
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -122,205 +104,265 @@ func bareChild(addr, pemFile string, burst bool) error {
 	return json.NewEncoder(os.Stdout).Encode(ms)
 }
 
-type sample struct {
-	wall   time.Duration
-	cpu    time.Duration
-	maxRSS int64 // bytes
-	out    []byte
+// variant is one program the rounds run.
+type variant struct {
+	name      string
+	args      []string // after the binary
+	bare      bool
+	blackhole bool // reference resolvers dropped while it runs
 }
 
-func runChild(name string, args ...string) (sample, error) {
-	cmd := exec.Command(name, args...)
-	cmd.Stderr = os.Stderr
-	start := time.Now()
-	out, err := cmd.Output()
-	wall := time.Since(start)
+func parent(bin string, rtt time.Duration, runs int) error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root: it builds network namespaces")
+	}
+	if runs < 1 {
+		return errors.New("-runs must be at least 1")
+	}
+	bin, err := filepath.Abs(bin)
 	if err != nil {
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 0 {
-			return sample{}, fmt.Errorf("%s: %w", name, err)
-		}
-	}
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	return sample{wall: wall, cpu: cpu, maxRSS: ru.Maxrss * 1024, out: out}, nil
-}
-
-func parent(bin string, latency time.Duration, runs int, dnsLatency time.Duration, dnsListen string) error {
-	env, err := scenario.NewEnv(scenario.Options{Latency: latency})
-	if err != nil {
-		return err
-	}
-	defer env.Close()
-	dir, err := os.MkdirTemp("", "checkbench")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	public, system := filepath.Join(dir, "public.pem"), filepath.Join(dir, "system.pem")
-	if err := os.WriteFile(public, env.PKI.PublicPEM(), 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(system, env.PKI.SystemPEM(), 0o644); err != nil {
-		return err
-	}
-	var rules strings.Builder
-	fmt.Fprintf(&rules, "toolchain: none\ntrust:\n  public_roots: %s\n  system_roots: %s\ndns:\n  reference_resolvers: []\n  canary: false\n%stargets:\n", public, system, probeRules)
-	for _, h := range hosts {
-		fmt.Fprintf(&rules, "  - host: %s\n    address: %s\n", h, env.Origin.Addr())
-	}
-	rulesFile := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(rulesFile, []byte(rules.String()), 0o644); err != nil {
 		return err
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-
-	dnsRules, err := writeDNSRules(env, dir, public, system, dnsLatency, dnsListen)
+	dir, err := os.MkdirTemp("", "checkbench-")
 	if err != nil {
 		return err
 	}
+	defer os.RemoveAll(dir)
 
-	var walls, dnsWalls, slowest, burstSlowest, checkCPU, bareCPU, rss []float64
-	for i := 0; i < runs+1; i++ { // the first run warms caches and is dropped
-		b, err := runChild(self, "-bare", env.Origin.Addr(), "-roots", public)
-		if err != nil {
-			return err
-		}
-		var ms []float64
-		if err := json.Unmarshal(b.out, &ms); err != nil {
-			return fmt.Errorf("bare child output: %w", err)
-		}
-		bb, err := runChild(self, "-bare", env.Origin.Addr(), "-roots", public, "-burst")
-		if err != nil {
-			return err
-		}
-		var bms []float64
-		if err := json.Unmarshal(bb.out, &bms); err != nil {
-			return fmt.Errorf("bare burst output: %w", err)
-		}
-		c, err := runChild(bin, "check", "--config", rulesFile, "-o", "json", "--no-toolchain", "--no-audit")
-		if err != nil {
-			return err
-		}
-		if err := allOK(c.out); err != nil {
-			return err
-		}
-		var dnsWall time.Duration
-		if dnsRules != "" {
-			d, err := runChild(bin, "check", "--config", dnsRules, "-o", "json", "--no-toolchain", "--no-audit")
+	b, err := newBenchLab(rtt)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	f, err := writeFiles(dir, b.net.PKI)
+	if err != nil {
+		return err
+	}
+	l, err := newLauncher(b.net.Client, f.resolvConf)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	env := childEnv(os.Environ(), f.home, f.systemPEM)
+
+	variants := []variant{
+		{name: "bare", bare: true},
+		{name: "check", args: []string{"check", "--config", f.rules, "-o", "json"}},
+		{name: "blackholed", args: []string{"check", "--config", f.rules, "-o", "json"}, blackhole: true},
+		{name: "no-discovery", args: []string{"check", "--config", f.rules, "-o", "json", "--no-toolchain", "--no-audit"}},
+	}
+	got := map[string][]sample{}
+	var blackholed []roundDoc
+	for i := 0; i <= runs; i++ { // round 0 warms caches and is dropped
+		for j := range variants {
+			v := variants[(i+j)%len(variants)]
+			s, doc, err := runVariant(l, b, env, dir, self, bin, v)
 			if err != nil {
-				return err
+				return fmt.Errorf("round %d, %s: %w", i, v.name, err)
 			}
-			if err := allOK(d.out); err != nil {
-				return fmt.Errorf("with DNS: %w", err)
+			if i == 0 {
+				continue
 			}
-			dnsWall = d.wall
+			got[v.name] = append(got[v.name], s)
+			if v.blackhole {
+				blackholed = append(blackholed, doc)
+			}
 		}
-		if i == 0 {
-			continue
-		}
-		walls = append(walls, msOf(c.wall))
-		dnsWalls = append(dnsWalls, msOf(dnsWall))
-		slowest = append(slowest, slices.Max(ms))
-		burstSlowest = append(burstSlowest, slices.Max(bms))
-		checkCPU = append(checkCPU, msOf(c.cpu)/float64(len(hosts)))
-		bareCPU = append(bareCPU, msOf(b.cpu)/float64(len(hosts)))
-		rss = append(rss, float64(c.maxRSS)/(1<<20))
 	}
-	w, s, bs, cc, bc, r := median(walls), median(slowest), median(burstSlowest), median(checkCPU), median(bareCPU), median(rss)
-	fmt.Printf("lab: %d targets, %v added per round trip, %d runs (medians)\n", len(hosts), latency, runs)
-	fmt.Printf("%-44s %10s %10s %8s %8s\n", "measure", "mitmwatch", "bare", "ratio", "target")
-	fmt.Printf("%-44s %8.1fms %8.1fms %8.2f %8s\n", "wall: check vs slowest bare handshake", w, s, w/s, "<=1.3")
-	fmt.Printf("%-44s %8.1fms %8.1fms %8.2f %8s\n", "wall: check vs slowest of 13 bare at once", w, bs, w/bs, "-")
-	fmt.Printf("%-44s %8.2fms %8.2fms %8.2f %8s\n", "CPU per target vs per bare verified handshake", cc, bc, cc/bc, "<=2")
-	fmt.Printf("%-44s %8.1fMB %10s %8s %8s\n", "peak RSS of check", r, "-", "-", "<=40MB")
-	if dnsRules != "" {
-		dw := median(dnsWalls)
-		fmt.Printf("%-44s %8.1fms %8.1fms %8.2f %8s\n", "wall with DNS (system + 3 references)", dw, s, dw/s, "-")
-		fmt.Printf("%-44s %8.1fms %8.1fms %8.2f %8s\n", "DNS cost vs one resolver round trip", dw-w, msOf(dnsLatency), (dw-w)/msOf(dnsLatency), "<=1 RTT")
-	}
+	fmt.Printf("lab: %d hosts, their system resolver and %d reference resolvers behind %v of round-trip latency (netlab's wan relay); %d runs of each, interleaved; median [min-max]\n\n",
+		len(hosts), len(references()), rtt, runs)
+	writeReport(os.Stdout, got, blackholed)
 	return nil
 }
 
-// writeDNSRules starts the lab's resolvers — a system one on dnsListen and
-// references over UDP, DNS over TLS and DNS over HTTPS, all answering the
-// 13 names with the origin's address after dnsLatency — and writes a
-// rules.yaml whose targets are resolved through them.
-func writeDNSRules(env *scenario.Env, dir, public, system string, dnsLatency time.Duration, dnsListen string) (string, error) {
-	if dnsListen == "" {
-		return "", nil
+// runVariant runs one program once and checks its result: the bare
+// program must succeed; check must report every host ok, except with the
+// references blackholed, where its report is returned for the summary.
+func runVariant(l *launcher, b *benchLab, env []string, dir, self, bin string, v variant) (sample, roundDoc, error) {
+	if v.bare {
+		s, err := l.run(env, dir, self, append([]string{"-bare"}, hosts...)...)
+		if err == nil && s.code != 0 {
+			err = fmt.Errorf("bare handshakes failed (exit %d)", s.code)
+		}
+		return s, roundDoc{}, err
 	}
-	zone := map[string][]netip.Addr{}
-	for _, h := range hosts {
-		zone[h] = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	if v.blackhole {
+		if err := b.blackhole(true); err != nil {
+			return sample{}, roundDoc{}, err
+		}
 	}
-	opts := lab.DNSOptions{Zone: zone, Latency: dnsLatency}
-	sysOpts := opts
-	sysOpts.Listen = dnsListen
-	sys, err := lab.NewDNSServer(sysOpts)
+	s, err := l.run(env, dir, bin, v.args...)
+	if v.blackhole {
+		err = errors.Join(err, b.blackhole(false))
+	}
 	if err != nil {
-		return "", fmt.Errorf("system resolver on %s (needs root; -dns-listen= skips): %w", dnsListen, err)
+		return s, roundDoc{}, err
 	}
-	env.Track(sys)
-	udp, err := lab.NewDNSServer(opts)
+	doc, err := parseRound(s.out)
 	if err != nil {
-		return "", err
+		return s, doc, err
 	}
-	env.Track(udp)
-	dot, err := lab.NewDoTServer(env.PKI, opts)
-	if err != nil {
-		return "", err
+	if !v.blackhole {
+		err = doc.clean(s.code)
 	}
-	env.Track(dot)
-	doh, err := lab.NewDoHServer(env.PKI, opts)
-	if err != nil {
-		return "", err
-	}
-	env.Track(doh)
-	host, _, _ := net.SplitHostPort(dnsListen)
-	resolvConf := filepath.Join(dir, "resolv.conf")
-	if err := os.WriteFile(resolvConf, []byte("nameserver "+host+"\n"), 0o644); err != nil {
-		return "", err
-	}
-	_, port, _ := net.SplitHostPort(env.Origin.Addr())
-	var b strings.Builder
-	fmt.Fprintf(&b, "toolchain: none\ntrust:\n  public_roots: %s\n  system_roots: %s\n", public, system)
-	fmt.Fprintf(&b, "dns:\n  resolv_conf: %s\n  reference_resolvers: [\"udp://%s\", \"tls://%s#%s\", \"%s\"]\n  canary: true\n  bogons: []\n",
-		resolvConf, udp.Addr(), dot.Addr(), lab.DNSHost, doh.URL())
-	b.WriteString(probeRules + "targets:\n")
-	for _, h := range hosts {
-		fmt.Fprintf(&b, "  - host: %s\n    port: %s\n", h, port)
-	}
-	path := filepath.Join(dir, "rules-dns.yaml")
-	return path, os.WriteFile(path, []byte(b.String()), 0o644)
+	return s, doc, err
 }
 
-func allOK(out []byte) error {
-	var doc struct {
-		Targets []struct {
-			Host, Verdict string
-		} `json:"targets"`
+// files are what the children read.
+type files struct {
+	rules      string // rules.yaml
+	resolvConf string // mounted over /etc/resolv.conf in the client namespace
+	systemPEM  string // SSL_CERT_FILE: this machine's store and the lab's public root
+	home       string // HOME, with the toolchain's settings
+}
+
+// writeFiles writes the configuration of the children into dir.
+func writeFiles(dir string, pki *lab.PKI) (files, error) {
+	f := files{
+		rules:      filepath.Join(dir, "rules.yaml"),
+		resolvConf: filepath.Join(dir, "resolv.conf"),
+		systemPEM:  filepath.Join(dir, "system.pem"),
+		home:       filepath.Join(dir, "home"),
 	}
+	public := filepath.Join(dir, "public.pem")
+	// The public roots cost what Mozilla's cost to parse: they are
+	// Mozilla's, and the lab's stand-in public root.
+	var mozilla []byte
+	for r := range bundle.Roots() {
+		mozilla = append(mozilla, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.Certificate})...)
+	}
+	// The system store is this machine's, as x509.SystemCertPool reads it,
+	// with the lab's root added as an administrator would.
+	system, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return f, err
+	}
+	writes := map[string]string{
+		public:       string(mozilla) + string(pki.PublicRoot.PEM),
+		f.systemPEM:  string(system) + "\n" + string(pki.PublicRoot.PEM),
+		f.rules:      rulesYAML(public),
+		f.resolvConf: "nameserver " + systemDNS.String() + "\n",
+	}
+	for name, content := range homeFiles() {
+		writes[filepath.Join(f.home, name)] = content
+	}
+	for path, content := range writes {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return f, err
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// rulesYAML is the default configuration apart from the target list, the
+// public roots (the lab's origins are not Mozilla's) and the reference
+// resolvers (the lab's, behind the same latency).
+func rulesYAML(publicPEM string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "trust:\n  public_roots: %s\ndns:\n  reference_resolvers:\n", publicPEM)
+	for _, r := range references() {
+		fmt.Fprintf(&b, "    - %q\n", r)
+	}
+	b.WriteString("targets:\n")
+	for _, h := range hosts {
+		fmt.Fprintf(&b, "  - host: %s\n", h)
+	}
+	return b.String()
+}
+
+// homeFiles are the children's home directory: go, npm, pip and git
+// settings naming the benchmark's own hosts, so that discovery and the
+// audit read and run what they would on a build machine and find targets
+// already listed.
+func homeFiles() map[string]string {
+	return map[string]string{
+		".config/go/env":       "GOPROXY=https://modules.bench.example,direct\nGOSUMDB=sumdb.bench.example\n",
+		".npmrc":               "registry=https://npm.bench.example/\n",
+		".config/pip/pip.conf": "[global]\nindex-url = https://index.bench.example/simple\n",
+		".gitconfig":           "[url \"https://git.bench.example/\"]\n\tinsteadOf = git@git.bench.example:\n",
+	}
+}
+
+// childEnv is the children's environment: this one without what would
+// configure the tools, a proxy or the trust store differently, plus HOME
+// and SSL_CERT_FILE.
+func childEnv(environ []string, home, systemPEM string) []string {
+	drop := []string{"HOME=", "XDG_", "GO", "NPM_CONFIG_", "PIP_", "SSL_CERT_", "NODE_", "GIT_", "CARGO_",
+		"DOCKER_", "VIRTUAL_ENV=", "REQUESTS_CA_BUNDLE=", "CURL_CA_BUNDLE=", "MITMWATCH_", "NO_COLOR="}
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		upper := strings.ToUpper(k) + "="
+		keep := !strings.HasSuffix(upper, "_PROXY=")
+		for _, p := range drop {
+			keep = keep && !strings.HasPrefix(upper, p)
+		}
+		if keep {
+			out = append(out, kv)
+		}
+	}
+	return append(out, "HOME="+home, "SSL_CERT_FILE="+systemPEM)
+}
+
+// roundDoc is what the benchmark reads of `check -o json`.
+type roundDoc struct {
+	Targets []struct {
+		Host     string `json:"host"`
+		Verdict  string `json:"verdict"`
+		Findings []struct {
+			Reason string `json:"reason"`
+		} `json:"findings"`
+	} `json:"targets"`
+}
+
+func parseRound(out []byte) (roundDoc, error) {
+	var doc roundDoc
 	if err := json.Unmarshal(out, &doc); err != nil {
-		return fmt.Errorf("check output: %w", err)
+		return doc, fmt.Errorf("check output: %w", err)
 	}
-	if len(doc.Targets) != len(hosts) {
-		return fmt.Errorf("check reported %d targets, want %d", len(doc.Targets), len(hosts))
+	return doc, nil
+}
+
+// clean refuses a round whose figures would mean nothing: a target
+// missing or added, or not ok.
+func (d roundDoc) clean(code int) error {
+	if len(d.Targets) != len(hosts) {
+		var got []string
+		for _, t := range d.Targets {
+			got = append(got, t.Host)
+		}
+		return fmt.Errorf("check reported %d targets %v, want the %d benchmark hosts", len(d.Targets), got, len(hosts))
 	}
-	for _, t := range doc.Targets {
+	for _, t := range d.Targets {
 		if t.Verdict != "ok" {
 			return fmt.Errorf("check: %s is %s, want ok: the benchmark measures a clean round", t.Host, t.Verdict)
 		}
 	}
+	if code != 0 {
+		return fmt.Errorf("check exited %d on a clean round", code)
+	}
 	return nil
 }
 
-func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
+// withReason counts the targets carrying a finding of reason.
+func (d roundDoc) withReason(reason string) int {
+	n := 0
+	for _, t := range d.Targets {
+		for _, f := range t.Findings {
+			if f.Reason == reason {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
+
+func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

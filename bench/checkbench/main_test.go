@@ -1,62 +1,95 @@
+//go:build linux
+
 package main
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mitmwatch/mitmwatch/config"
 )
 
-func TestMedian(t *testing.T) {
-	for _, tc := range []struct {
-		in   []float64
-		want float64
-	}{
-		{[]float64{3}, 3},
-		{[]float64{5, 1, 3}, 3},
-		{[]float64{9, 1, 4, 7, 2}, 4},
-	} {
-		in := append([]float64(nil), tc.in...)
-		if got := median(tc.in); got != tc.want {
-			t.Errorf("median(%v) = %v, want %v", in, got, tc.want)
-		}
-		for i := range in {
-			if in[i] != tc.in[i] {
-				t.Errorf("median reordered its input: %v", tc.in)
-			}
-		}
+func TestSpread(t *testing.T) {
+	in := []float64{9, 1, 4, 7, 2}
+	if got, want := spreadOf(in), (spread{4, 1, 9}); got != want {
+		t.Errorf("spreadOf(%v) = %v, want %v", in, got, want)
+	}
+	if !slices.Equal(in, []float64{9, 1, 4, 7, 2}) {
+		t.Errorf("spreadOf reordered its input: %v", in)
 	}
 }
 
-// TestAllOK: the benchmark refuses to report figures of a round that was
-// not clean, or that lacks targets.
-func TestAllOK(t *testing.T) {
-	doc := func(verdicts ...string) []byte {
+// TestRulesAreDefault: the benchmark measures the default configuration;
+// its rules.yaml may only name the targets, the public roots and the lab's
+// reference resolvers, and must be valid.
+func TestRulesAreDefault(t *testing.T) {
+	y := rulesYAML("/lab/public.pem")
+	for _, off := range []string{"probe", "path", "samples", "canary", "toolchain", "timeout"} {
+		if strings.Contains(y, off) {
+			t.Errorf("rules.yaml sets %q:\n%s", off, y)
+		}
+	}
+	cfg, err := config.Parse("rules.yaml", []byte(strings.Replace(y, "/lab/public.pem", "mozilla", 1)), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Toolchain || !cfg.DNS.Canary || cfg.Path.Samples == 0 || len(cfg.DNS.Reference) != 3 || len(cfg.Targets) != len(hosts) {
+		t.Errorf("not the default configuration: toolchain %v, canary %v, path %+v, %d references, %d targets",
+			cfg.Toolchain, cfg.DNS.Canary, cfg.Path, len(cfg.DNS.Reference), len(cfg.Targets))
+	}
+}
+
+// TestChildEnv: the children see the benchmark's home and trust store,
+// and nothing of this shell's proxies or tool settings.
+func TestChildEnv(t *testing.T) {
+	got := childEnv([]string{"PATH=/bin", "HOME=/root", "https_proxy=http://p.example:3128", "GOPROXY=off",
+		"npm_config_registry=https://r.example/", "PIP_INDEX_URL=https://i.example/", "SSL_CERT_DIR=/x", "LANG=C"}, "/b/home", "/b/system.pem")
+	want := []string{"PATH=/bin", "LANG=C", "HOME=/b/home", "SSL_CERT_FILE=/b/system.pem"}
+	if !slices.Equal(got, want) {
+		t.Errorf("childEnv = %v, want %v", got, want)
+	}
+}
+
+// TestClean: figures of a round that was not clean, or lacks or adds
+// targets, are refused.
+func TestClean(t *testing.T) {
+	doc := func(verdicts ...string) roundDoc {
 		var b strings.Builder
-		b.WriteString(`{"schema_version":1,"targets":[`)
+		b.WriteString(`{"targets":[`)
 		for i, v := range verdicts {
 			if i > 0 {
 				b.WriteString(",")
 			}
-			b.WriteString(`{"host":"h` + string(rune('a'+i)) + `.lab.example","verdict":"` + v + `"}`)
+			fmt.Fprintf(&b, `{"host":"h%d.bench.example","verdict":%q,"findings":[{"reason":"dns-unverified"}]}`, i, v)
 		}
 		b.WriteString("]}")
-		return []byte(b.String())
+		d, err := parseRound([]byte(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
 	}
-	clean := make([]string, len(hosts))
-	for i := range clean {
-		clean[i] = "ok"
-	}
-	if err := allOK(doc(clean...)); err != nil {
+	clean := slices.Repeat([]string{"ok"}, len(hosts))
+	if err := doc(clean...).clean(0); err != nil {
 		t.Errorf("clean round refused: %v", err)
 	}
-	dirty := append([]string(nil), clean...)
+	if n := doc(clean...).withReason("dns-unverified"); n != len(hosts) {
+		t.Errorf("withReason counted %d, want %d", n, len(hosts))
+	}
+	dirty := slices.Clone(clean)
 	dirty[3] = "intercepted"
-	if err := allOK(doc(dirty...)); err == nil || !strings.Contains(err.Error(), "intercepted") {
-		t.Errorf("intercepted target accepted: %v", err)
+	for name, err := range map[string]error{
+		"intercepted": doc(dirty...).clean(1),
+		"one target":  doc("ok").clean(0),
+		"exit 3":      doc(clean...).clean(3),
+	} {
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
-	if err := allOK(doc("ok")); err == nil {
-		t.Error("a round with one target accepted")
-	}
-	if err := allOK([]byte("not json")); err == nil {
+	if _, err := parseRound([]byte("not json")); err == nil {
 		t.Error("garbage accepted")
 	}
 }
