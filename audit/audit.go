@@ -79,6 +79,9 @@ type Report struct {
 	Findings []Finding `json:"findings"`
 	Hosts    []Host    `json:"hosts"`
 	Warnings []string  `json:"warnings"` // files that could not be read or parsed, tools that failed
+	// Toolchain is where the package managers fetch from, for
+	// toolchain.Discover: the same settings, read once.
+	Toolchain toolchain.Settings `json:"-"`
 }
 
 // Critical reports whether any finding is critical: protection is off.
@@ -159,6 +162,12 @@ type part struct {
 	bundles  []bundleRef     // CA bundles settings point at, for the trust check
 	roots    []detector.SPKI // non-public roots reported
 	scanned  []string        // CA bundle files read
+
+	// registries are the hosts Go, npm (pnpm, yarn) and pip fetch
+	// packages from, for toolchain discovery; npmRegistry says whether a
+	// setting names npm's registry.
+	registries  []Host
+	npmRegistry bool
 }
 
 func (p *part) add(f Finding) { p.findings = append(p.findings, f) }
@@ -181,6 +190,7 @@ func merge(parts []*part) Report {
 		}
 	}
 	slices.SortStableFunc(r.Findings, func(x, y Finding) int { return cmp.Compare(y.Severity, x.Severity) })
+	r.Toolchain = toolchainSettings(parts)
 	return r
 }
 

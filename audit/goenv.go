@@ -164,7 +164,9 @@ func judgeGo(p *part, s map[string]goSetting) {
 			if f := strings.Fields(v.value); len(f) == 2 && plainHTTP(f[1]) {
 				scheme = "http"
 			}
-			p.hosts = append(p.hosts, Host{Host: h.Host, Port: h.Port, Scheme: scheme, Source: "GOSUMDB (" + v.source + ")"})
+			sum := Host{Host: h.Host, Port: h.Port, Scheme: scheme, Source: "GOSUMDB (" + v.source + ")"}
+			p.hosts = append(p.hosts, sum)
+			p.registries = append(p.registries, sum)
 		}
 	}
 
@@ -242,7 +244,9 @@ func judgeGOPROXY(p *part, v goSetting, weak bool) {
 				Why: "module downloads travel over plain http: anything on the path can read them and serve altered code for every module the checksum database does not cover (GOPRIVATE and GONOSUMDB modules, or all with GOSUMDB=off)",
 				Fix: "Serve the proxy over https with a certificate from your internal CA (installed in the system store) and write it as https:// in GOPROXY."})
 		}
-		p.hosts = append(p.hosts, Host{Host: hs[0].Host, Port: hs[0].Port, Scheme: scheme, Source: "GOPROXY (" + v.source + ")"})
+		h := Host{Host: hs[0].Host, Port: hs[0].Port, Scheme: scheme, Source: "GOPROXY (" + v.source + ")"}
+		p.hosts = append(p.hosts, h)
+		p.registries = append(p.registries, h)
 	}
 	if proxies == 0 && weak && strings.Contains(v.value, "direct") {
 		p.add(Finding{Tool: "go", Setting: "GOPROXY", Value: redactURLs(v.value), Source: v.source, Severity: detector.Warning,

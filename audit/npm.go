@@ -16,7 +16,8 @@ import (
 // npm_config_* variables and Node's own TLS variables.
 func (a *auditor) npmChecks(context.Context) *part {
 	p := &part{}
-	for _, f := range a.npmrcFiles() {
+	judged := a.npmrcFiles(a.opts.AllUsers)
+	for _, f := range judged {
 		data, ok := p.load(f.path)
 		if !ok {
 			continue
@@ -41,6 +42,13 @@ func (a *auditor) npmChecks(context.Context) *part {
 		}
 		a.judgeNpm(p, "npm", key, v.name, v.value, fromEnv)
 	}
+	// npm reads the global npmrc for every user: discovery needs its
+	// registry even where the audit does not judge the file.
+	for _, f := range a.npmrcFiles(true) {
+		if !containsPath(judged, f.path) {
+			a.npmRegistriesOnly(p, f)
+		}
+	}
 	if v := a.env.get("NODE_TLS_REJECT_UNAUTHORIZED"); v == "0" {
 		p.add(Finding{Tool: "npm", Setting: "NODE_TLS_REJECT_UNAUTHORIZED", Value: v, Source: fromEnv, Severity: detector.Critical,
 			Why: "Node.js accepts any certificate, for npm, yarn, pnpm and every script and postinstall they run: anything on the path can read and replace packages and tokens",
@@ -56,13 +64,13 @@ func (a *auditor) npmChecks(context.Context) *part {
 type npmrcFile struct{ path, tool string }
 
 // npmrcFiles lists the .npmrc files npm (and pnpm) read for this user:
-// the project's, the user's, pnpm's rc and, with AllUsers or when named
+// the project's, the user's, pnpm's rc and, with allUsers or when named
 // by npm_config_globalconfig, the global one.
-func (a *auditor) npmrcFiles() []npmrcFile {
+func (a *auditor) npmrcFiles(allUsers bool) []npmrcFile {
 	var out []npmrcFile
 	if g := a.npmEnv("globalconfig"); g != "" {
 		out = append(out, npmrcFile{g, "npm"})
-	} else if a.opts.AllUsers {
+	} else if allUsers {
 		prefixes := []string{a.sys("/etc"), a.sys("/usr/local/etc"), a.sys("/usr/etc")}
 		if p := cmp.Or(a.npmEnv("prefix"), a.env.get("PREFIX")); p != "" {
 			prefixes = append([]string{filepath.Join(p, "etc")}, prefixes...)
@@ -144,7 +152,9 @@ func (a *auditor) judgeNpm(p *part, tool, key, setting, value, source string) {
 	case key == "registry" || strings.HasSuffix(key, ":registry"):
 		if h, ok := urlHost(value, setting, source); ok {
 			p.hosts = append(p.hosts, h)
+			p.registries = append(p.registries, h)
 		}
+		p.npmRegistry = p.npmRegistry || (tool == "npm" && key == "registry" && value != "")
 		if plainHTTP(value) {
 			p.add(Finding{Tool: tool, Setting: setting, Value: redactURLs(value), Source: source, Severity: detector.Critical,
 				Why: "packages come over plain http: anything on the path can replace them and the install scripts they run, and read the auth token sent to the registry",

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/mitmwatch/mitmwatch/detector"
@@ -15,7 +16,8 @@ import (
 // CA variables of Python's requests.
 func (a *auditor) pipChecks(context.Context) *part {
 	p := &part{}
-	for _, f := range a.pipFiles() {
+	judged := a.pipFiles(a.opts.AllUsers)
+	for _, f := range judged {
 		data, ok := p.load(f)
 		if !ok {
 			continue
@@ -38,19 +40,26 @@ func (a *auditor) pipChecks(context.Context) *part {
 			a.caSetting(p, "pip", name, v, fromEnv, false)
 		}
 	}
+	// pip reads the system-wide files for every user: discovery needs
+	// their indexes even where the audit does not judge them.
+	for _, f := range a.pipFiles(true) {
+		if !slices.Contains(judged, f) {
+			a.pipRegistriesOnly(p, f)
+		}
+	}
 	return p
 }
 
 // pipFiles lists the files pip reads, lowest precedence first: the
-// system-wide ones (with AllUsers), the user's, the virtualenv's and
+// system-wide ones (with allUsers), the user's, the virtualenv's and
 // PIP_CONFIG_FILE.
-func (a *auditor) pipFiles() []string {
+func (a *auditor) pipFiles(allUsers bool) []string {
 	var out []string
 	name := "pip.conf"
 	if runtime.GOOS == "windows" {
 		name = "pip.ini"
 	}
-	if a.opts.AllUsers {
+	if allUsers {
 		dirs := a.env.get("XDG_CONFIG_DIRS")
 		if dirs == "" {
 			dirs = "/etc/xdg"
@@ -101,6 +110,7 @@ func (a *auditor) judgePip(p *part, setting, key, value, source string) {
 		for _, u := range strings.Fields(value) {
 			if h, ok := urlHost(u, setting, source); ok {
 				p.hosts = append(p.hosts, h)
+				p.registries = append(p.registries, h)
 			}
 			if plainHTTP(u) {
 				p.add(Finding{Tool: "pip", Setting: setting, Value: redactURLs(u), Source: source, Severity: detector.Critical,

@@ -90,39 +90,3 @@ func plausibleHost(h string) bool {
 	}
 	return true
 }
-
-// parseGoEnv reads the output of `go env GOPROXY GOSUMDB`: one value a line.
-func parseGoEnv(out []byte) []Host {
-	lines := strings.Split(string(out), "\n")
-	hosts := ParseGOPROXY(lines[0])
-	if len(lines) > 1 {
-		hosts = append(hosts, ParseGOSUMDB(lines[1])...)
-	}
-	return hosts
-}
-
-// parseNPM reads the output of `npm config get registry`: one URL.
-func parseNPM(out []byte) []Host {
-	return ParseRegistry(strings.TrimSpace(string(out)), "npm config get registry")
-}
-
-// parsePipConfig reads `pip config list`: lines like
-// global.index-url='https://mirror.lab.example/simple'. Any section's
-// index-url and extra-index-url count; a value may hold several URLs.
-func parsePipConfig(out []byte) []Host {
-	var hosts []Host
-	for _, line := range strings.Split(string(out), "\n") {
-		key, val, ok := strings.Cut(strings.TrimSpace(line), "=")
-		if !ok || !(strings.HasSuffix(key, ".index-url") || strings.HasSuffix(key, ".extra-index-url")) {
-			continue
-		}
-		// pip prints a Python repr: quoted, with newlines as \n.
-		if len(val) >= 2 && (val[0] == '\'' || val[0] == '"') && val[len(val)-1] == val[0] {
-			val = val[1 : len(val)-1]
-		}
-		for _, u := range strings.Fields(strings.ReplaceAll(val, `\n`, " ")) {
-			hosts = append(hosts, ParseRegistry(u, "pip config ("+key+")")...)
-		}
-	}
-	return hosts
-}

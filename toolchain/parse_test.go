@@ -94,49 +94,6 @@ func TestParseRegistry(t *testing.T) {
 	}
 }
 
-func TestParsePipConfig(t *testing.T) {
-	t.Parallel()
-	out := `:env:.cert='/etc/ssl/certs/ca-certificates.crt'
-global.index-url='https://pypi.lab.example/simple'
-global.extra-index-url='https://extra1.lab.example/simple\nhttps://extra2.lab.example:8443/simple'
-install.index-url="https://install.lab.example/simple"
-user.timeout='60'
-global.index-url-like='https://not.lab.example'
-garbage line without equals
-site.extra-index-url='not a url'
-`
-	want := []Host{
-		{"pypi.lab.example", 443, "pip config (global.index-url)"},
-		{"extra1.lab.example", 443, "pip config (global.extra-index-url)"},
-		{"extra2.lab.example", 8443, "pip config (global.extra-index-url)"},
-		{"install.lab.example", 443, "pip config (install.index-url)"},
-	}
-	if diff := cmp.Diff(want, parsePipConfig([]byte(out))); diff != "" {
-		t.Errorf("parsePipConfig (-want +got):\n%s", diff)
-	}
-}
-
-func TestParseGoEnv(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in   string
-		want []Host
-	}{
-		{"https://proxy.lab.example,direct\nsum.lab.example\n", []Host{
-			{"proxy.lab.example", 443, "go env GOPROXY"},
-			{"sum.lab.example", 443, "go env GOSUMDB"},
-		}},
-		{"off\noff\n", nil},
-		{"https://proxy.lab.example", []Host{{"proxy.lab.example", 443, "go env GOPROXY"}}},
-		{"", nil},
-	}
-	for _, tt := range tests {
-		if diff := cmp.Diff(tt.want, parseGoEnv([]byte(tt.in))); diff != "" {
-			t.Errorf("parseGoEnv(%q) (-want +got):\n%s", tt.in, diff)
-		}
-	}
-}
-
 func checkHosts(t *testing.T, in string, hosts []Host) {
 	for _, h := range hosts {
 		if h.Host == "" || h.Port < 1 || h.Port > 65535 || h.Source == "" {
@@ -156,6 +113,5 @@ func FuzzParseGo(f *testing.F) {
 		checkHosts(t, v, ParseGOPROXY(v))
 		checkHosts(t, v, ParseGOSUMDB(v))
 		checkHosts(t, v, ParseRegistry(v, "fuzz"))
-		checkHosts(t, v, parsePipConfig([]byte(v)))
 	})
 }

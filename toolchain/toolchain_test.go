@@ -2,109 +2,206 @@ package toolchain
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
-	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
 
-// fakeRunner answers commands from a table; commands not in it are not
-// installed.
-type fakeRunner map[string]struct {
-	out string
-	err error
+// fakeNPM is an npm that answers `config get registry` with registry and
+// records every command it is asked to run.
+type fakeNPM struct {
+	bin      string // what LookPath finds
+	registry string
+	err      error
+
+	mu    sync.Mutex
+	calls []string
 }
 
-func (f fakeRunner) run(ctx context.Context, name string, args ...string) ([]byte, error) {
-	r, ok := f[name+" "+strings.Join(args, " ")]
-	if !ok {
-		return nil, &exec.Error{Name: name, Err: exec.ErrNotFound}
+func newFakeNPM(t *testing.T, registry string) *fakeNPM {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "npm")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	return []byte(r.out), r.err
+	return &fakeNPM{bin: bin, registry: registry}
 }
 
-func env(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
-
-func TestDiscover(t *testing.T) {
-	t.Parallel()
-	run := fakeRunner{
-		"go env GOPROXY GOSUMDB":  {out: "https://proxy.lab.example,https://mirror.lab.example|direct\nsum.lab.example+1234abcd+AQID\n"},
-		"npm config get registry": {out: "https://mirror.lab.example/npm/\n"},
-		// pip is missing; pip3 answers.
-		"pip3 config list": {out: "global.index-url='https://pypi.lab.example/simple'\nglobal.extra-index-url='https://extra.lab.example/simple'\n"},
+func (f *fakeNPM) run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, name+" "+strings.Join(args, " "))
+	f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
 	}
-	hosts, errs := Discover(context.Background(), run.run, env(map[string]string{
-		"PIP_INDEX_URL":       "https://pypi.lab.example/simple",
-		"PIP_EXTRA_INDEX_URL": "https://env1.lab.example/ https://env2.lab.example:8443/",
-	}))
+	return []byte(f.registry + "\n"), nil
+}
+
+func (f *fakeNPM) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
+// options discovers with f as the installed npm and cache as the cache
+// directory.
+func (f *fakeNPM) options(cache string) Options {
+	return Options{Run: f.run, LookPath: func(string) (string, error) { return f.bin, nil }, CacheDir: cache}
+}
+
+func discover(t *testing.T, s Settings, o Options) []Host {
+	t.Helper()
+	hosts, errs := Discover(context.Background(), s, o)
 	if len(errs) > 0 {
 		t.Fatalf("errors: %v", errs)
 	}
-	want := []Host{
-		{"proxy.lab.example", 443, "go env GOPROXY"},
-		{"mirror.lab.example", 443, "go env GOPROXY"}, // npm's use of the same host is folded in
-		{"sum.lab.example", 443, "go env GOSUMDB"},
-		{"pypi.lab.example", 443, "PIP_INDEX_URL"}, // the environment wins over pip config
-		{"env1.lab.example", 443, "PIP_EXTRA_INDEX_URL"},
-		{"env2.lab.example", 8443, "PIP_EXTRA_INDEX_URL"},
-		{"extra.lab.example", 443, "pip config (global.extra-index-url)"},
-	}
-	if diff := cmp.Diff(want, hosts); diff != "" {
+	return hosts
+}
+
+// TestDiscoverFromSettings: when the settings name npm's registry, the
+// hosts are theirs, deduplicated, and no tool is started.
+func TestDiscoverFromSettings(t *testing.T) {
+	t.Parallel()
+	npm := newFakeNPM(t, "https://default.lab.example/")
+	s := Settings{NPMRegistry: true, Hosts: []Host{
+		{"proxy.lab.example", 443, "GOPROXY (go env)"},
+		{"npm.lab.example", 443, "registry (/home/u/.npmrc:1)"},
+		{"proxy.lab.example", 443, "global.index-url (/etc/pip.conf:2)"},
+	}}
+	got := discover(t, s, npm.options(t.TempDir()))
+	if diff := cmp.Diff(s.Hosts[:2], got); diff != "" {
 		t.Errorf("hosts (-want +got):\n%s", diff)
 	}
+	if npm.count() != 0 {
+		t.Errorf("ran %v; the settings answer", npm.calls)
+	}
 }
 
-func TestDiscoverFailures(t *testing.T) {
+// TestDiscoverNPMDefaultCached: with no registry configured npm is asked
+// once; later discoveries read the cache until the npm binary changes.
+func TestDiscoverNPMDefaultCached(t *testing.T) {
 	t.Parallel()
-	run := fakeRunner{
-		"go env GOPROXY GOSUMDB":  {err: errors.New("exit status 1: go: GOPROXY list is not the empty string")},
-		"npm config get registry": {out: "https://npm.lab.example/\n"},
-		"pip config list":         {err: errors.New("exit status 1: No module named pip")},
+	npm := newFakeNPM(t, "https://default.lab.example:4873/")
+	cache := t.TempDir()
+	s := Settings{Hosts: []Host{{"proxy.lab.example", 443, "GOPROXY (go env)"}}}
+	want := []Host{s.Hosts[0], {"default.lab.example", 4873, "npm config get registry"}}
+	for i := range 2 {
+		if diff := cmp.Diff(want, discover(t, s, npm.options(cache))); diff != "" {
+			t.Errorf("discovery %d: hosts (-want +got):\n%s", i, diff)
+		}
 	}
-	hosts, errs := Discover(context.Background(), run.run, env(nil))
-	if diff := cmp.Diff([]Host{{"npm.lab.example", 443, "npm config get registry"}}, hosts); diff != "" {
-		t.Errorf("hosts (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]string{npm.bin + " config get registry"}, npm.calls); diff != "" {
+		t.Fatalf("commands (-want +got):\n%s", diff)
 	}
-	var got []string
-	for _, err := range errs {
-		got = append(got, err.Error())
+
+	// Another npm answers the same path: an upgrade changes the size or
+	// the modification time.
+	npm.registry = "https://upgraded.lab.example/"
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(npm.bin, later, later); err != nil {
+		t.Fatal(err)
 	}
-	want := []string{
-		"toolchain: go env GOPROXY GOSUMDB: exit status 1: go: GOPROXY list is not the empty string",
-		"toolchain: pip config list: exit status 1: No module named pip",
+	if got := discover(t, s, npm.options(cache)); len(got) != 2 || got[1].Host != "upgraded.lab.example" || npm.count() != 2 {
+		t.Errorf("after the binary changed: %v after %d runs; want npm asked again", got, npm.count())
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("errors (-want +got):\n%s", diff)
+	discover(t, s, npm.options(cache))
+	if npm.count() != 2 {
+		t.Errorf("the new answer was not cached: %d runs", npm.count())
 	}
 }
 
-func TestDiscoverNothingInstalled(t *testing.T) {
+// TestDiscoverNPMKeyedByResolvedPath: npm is found through a symbolic link
+// (as /usr/bin/npm is); pointing it at another installation asks again.
+func TestDiscoverNPMKeyedByResolvedPath(t *testing.T) {
 	t.Parallel()
-	hosts, errs := Discover(context.Background(), fakeRunner{}.run, env(nil))
-	if len(hosts) != 0 || len(errs) != 0 {
-		t.Errorf("got %v, %v; want nothing", hosts, errs)
+	a, b := newFakeNPM(t, "https://a.lab.example/"), newFakeNPM(t, "https://b.lab.example/")
+	link := filepath.Join(t.TempDir(), "npm")
+	cache := t.TempDir()
+	for _, npm := range []*fakeNPM{a, b, a} {
+		os.Remove(link)
+		if err := os.Symlink(npm.bin, link); err != nil {
+			t.Fatal(err)
+		}
+		o := npm.options(cache)
+		o.LookPath = func(string) (string, error) { return link, nil }
+		got := discover(t, Settings{}, o)
+		if len(got) != 1 || !strings.HasPrefix(npm.registry, "https://"+got[0].Host) {
+			t.Errorf("through the link to %s: %v", npm.bin, got)
+		}
+	}
+	if a.count() != 1 || b.count() != 1 {
+		t.Errorf("runs: a %d, b %d; want one each, the second use of a from the cache", a.count(), b.count())
 	}
 }
 
-// TestDiscoverBounded checks that a wedged tool is cut off by the per-command
-// deadline, and that the caller's context bounds everything.
+// TestDiscoverCorruptCache: a cache that does not parse is ignored and
+// rewritten.
+func TestDiscoverCorruptCache(t *testing.T) {
+	t.Parallel()
+	npm := newFakeNPM(t, "https://default.lab.example/")
+	cache := t.TempDir()
+	file := filepath.Join(cache, cacheName)
+	if err := os.WriteFile(file, []byte(`{"npm": [{"path": `), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	discover(t, Settings{}, npm.options(cache))
+	discover(t, Settings{}, npm.options(cache))
+	if npm.count() != 1 {
+		t.Errorf("npm ran %d times; want once, then the rewritten cache", npm.count())
+	}
+	if c := readCache(file); len(c.NPM) != 1 || c.NPM[0].Registry != "https://default.lab.example/" {
+		t.Errorf("cache after rewrite: %+v", c)
+	}
+}
+
+// TestDiscoverNPMAbsentOrFailing: no npm is no host and no error; a
+// failing npm is an error, the settings' hosts still count, and its
+// failure is not cached.
+func TestDiscoverNPMAbsentOrFailing(t *testing.T) {
+	t.Parallel()
+	s := Settings{Hosts: []Host{{"proxy.lab.example", 443, "GOPROXY (go env)"}}}
+	absent := Options{
+		LookPath: func(f string) (string, error) { return "", &exec.Error{Name: f, Err: exec.ErrNotFound} },
+		Run:      func(context.Context, string, ...string) ([]byte, error) { panic("ran a tool that is not installed") },
+	}
+	if diff := cmp.Diff(s.Hosts, discover(t, s, absent)); diff != "" {
+		t.Errorf("without npm (-want +got):\n%s", diff)
+	}
+
+	npm := newFakeNPM(t, "")
+	npm.err = errors.New("exit status 1: npm ERR! cb() never called")
+	cache := t.TempDir()
+	for range 2 {
+		hosts, errs := Discover(context.Background(), s, npm.options(cache))
+		if diff := cmp.Diff(s.Hosts, hosts); diff != "" {
+			t.Errorf("with a failing npm (-want +got):\n%s", diff)
+		}
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "toolchain: npm config get registry: exit status 1") {
+			t.Errorf("errors: %v", errs)
+		}
+	}
+	if npm.count() != 2 {
+		t.Errorf("npm ran %d times; a failure must not be cached", npm.count())
+	}
+}
+
+// TestDiscoverBounded: a wedged npm is cut off by the per-command
+// deadline, and the caller's context bounds everything.
 func TestDiscoverBounded(t *testing.T) {
 	t.Parallel()
-	var deadlines []time.Duration
-	hang := func(ctx context.Context, name string, args ...string) ([]byte, error) {
-		if d, ok := ctx.Deadline(); ok && name == "go" {
-			deadlines = append(deadlines, time.Until(d))
+	npm := newFakeNPM(t, "")
+	var deadline time.Duration
+	o := npm.options(t.TempDir())
+	o.Run = func(ctx context.Context, name string, args ...string) ([]byte, error) {
+		if d, ok := ctx.Deadline(); ok {
+			deadline = time.Until(d)
 		}
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -112,20 +209,15 @@ func TestDiscoverBounded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	hosts, errs := Discover(ctx, hang, env(nil))
+	hosts, errs := Discover(ctx, Settings{}, o)
 	if elapsed := time.Since(start); elapsed > 5*time.Second {
 		t.Errorf("Discover took %v", elapsed)
 	}
-	if len(hosts) != 0 || len(errs) != 3 {
-		t.Fatalf("got %v, %v; want no hosts and three errors", hosts, errs)
+	if len(hosts) != 0 || len(errs) != 1 || !errors.Is(errs[0], context.DeadlineExceeded) {
+		t.Errorf("got %v, %v; want no host and a deadline error", hosts, errs)
 	}
-	for _, err := range errs {
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("%v is not a deadline error", err)
-		}
-	}
-	if len(deadlines) != 1 || deadlines[0] > commandTimeout {
-		t.Errorf("go ran with deadlines %v, want one of at most %v", deadlines, commandTimeout)
+	if deadline <= 0 || deadline > commandTimeout {
+		t.Errorf("npm ran with a deadline %v away, want at most %v", deadline, commandTimeout)
 	}
 }
 
@@ -141,67 +233,21 @@ func TestExec(t *testing.T) {
 	}
 }
 
-// sumdbKey returns a syntactically valid checksum database verifier key, as
-// the go command's note package builds them: name+hash+base64(alg||pubkey).
-func sumdbKey(t *testing.T, name string) string {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := append([]byte{1}, pub...) // 1: Ed25519
-	sum := sha256.Sum256(append([]byte(name+"\n"), key...))
-	return fmt.Sprintf("%s+%08x+%s", name, binary.BigEndian.Uint32(sum[:]), base64.StdEncoding.EncodeToString(key))
-}
-
-// TestDiscoverRealGo runs the real go command with a lab configuration.
-func TestDiscoverRealGo(t *testing.T) {
-	t.Parallel()
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Fatalf("the go command is needed: %v", err)
-	}
-	run := ExecEnv(
-		"GOPROXY=https://proxy.lab.example,direct",
-		"GOSUMDB="+sumdbKey(t, "sum.lab.example")+" https://sumdb.lab.example",
-	)
-	onlyGo := func(ctx context.Context, name string, args ...string) ([]byte, error) {
-		if name != "go" {
-			return nil, exec.ErrNotFound
-		}
-		return run(ctx, name, args...)
-	}
-	hosts, errs := Discover(context.Background(), onlyGo, env(nil))
-	if len(errs) > 0 {
-		t.Fatalf("errors: %v", errs)
-	}
-	want := []Host{
-		{"proxy.lab.example", 443, "go env GOPROXY"},
-		{"sumdb.lab.example", 443, "go env GOSUMDB"},
-	}
-	if diff := cmp.Diff(want, hosts); diff != "" {
-		t.Errorf("hosts (-want +got):\n%s", diff)
-	}
-}
-
-// TestDiscoverRealNPM runs the real npm with a lab registry.
+// TestDiscoverRealNPM asks the real npm, in a home of its own, for its
+// default registry: its output is what the parser expects.
 func TestDiscoverRealNPM(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("npm"); err != nil {
 		t.Skipf("npm is not installed: %v", err)
 	}
-	run := ExecEnv("npm_config_registry=https://npm.lab.example:4873/", "npm_config_update_notifier=false")
-	onlyNPM := func(ctx context.Context, name string, args ...string) ([]byte, error) {
-		if name != "npm" {
-			return nil, exec.ErrNotFound
-		}
-		return run(ctx, name, args...)
-	}
-	hosts, errs := Discover(context.Background(), onlyNPM, env(nil))
-	if len(errs) > 0 {
-		t.Fatalf("errors: %v", errs)
-	}
-	want := []Host{{"npm.lab.example", 4873, "npm config get registry"}}
-	if diff := cmp.Diff(want, hosts); diff != "" {
-		t.Errorf("hosts (-want +got):\n%s", diff)
+	home := t.TempDir()
+	o := Options{CacheDir: t.TempDir(), Run: func(ctx context.Context, name string, args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "npm_config_update_notifier=false"}
+		return cmd.Output()
+	}}
+	hosts := discover(t, Settings{}, o)
+	if len(hosts) != 1 || hosts[0].Port != 443 || hosts[0].Source != "npm config get registry" {
+		t.Errorf("npm's default registry: %+v; want one https host", hosts)
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -53,10 +55,14 @@ type round struct {
 	runner  *check.Runner
 }
 
-// load locates and parses the config, adds toolchain targets, applies
-// --target, and builds the runner. Errors are usage errors (exit 2).
-func (f *roundFlags) load(ctx context.Context, e env) (*round, error) {
-	cfg, targets, err := loadConfig(ctx, e, f.config, f.toolchain)
+// load locates and parses the config, adds toolchain targets (from tools,
+// nil meaning a reading of its own), applies --target, and builds the
+// runner. Errors are usage errors (exit 2).
+func (f *roundFlags) load(ctx context.Context, e env, tools func(context.Context) toolchain.Settings) (*round, error) {
+	if tools == nil || !f.toolchain {
+		tools = toolchainSettings(e, f.toolchain)
+	}
+	cfg, targets, err := loadConfig(ctx, e, f.config, tools)
 	if err != nil {
 		return nil, &exitError{check.ExitUsage, err}
 	}
@@ -74,9 +80,10 @@ func (f *roundFlags) load(ctx context.Context, e env) (*round, error) {
 	return &round{cfg: cfg, targets: targets, runner: newRunner(cfg, e)}, nil
 }
 
-// loadConfig locates and parses the config and adds the toolchain's hosts
-// when the config and the flag allow it.
-func loadConfig(ctx context.Context, e env, path string, withToolchain bool) (*config.Config, []config.Target, error) {
+// loadConfig locates and parses the config and, when it says toolchain:
+// auto and tools is not nil, adds the hosts the toolchain's settings name
+// (npm's default registry included).
+func loadConfig(ctx context.Context, e env, path string, tools func(context.Context) toolchain.Settings) (*config.Config, []config.Target, error) {
 	name, data, err := config.Locate(path, config.LocateOptions{Getenv: e.getenv})
 	if err != nil {
 		return nil, nil, err
@@ -86,8 +93,8 @@ func loadConfig(ctx context.Context, e env, path string, withToolchain bool) (*c
 		return nil, nil, err
 	}
 	targets := cfg.Targets
-	if cfg.Toolchain && withToolchain {
-		found, errs := toolchain.Discover(ctx, nil, e.getenv)
+	if cfg.Toolchain && tools != nil {
+		found, errs := toolchain.Discover(ctx, tools(ctx), toolchain.Options{})
 		var bad []error
 		targets, bad = config.WithToolchain(targets, found)
 		for _, err := range append(errs, bad...) {
@@ -95,6 +102,18 @@ func loadConfig(ctx context.Context, e env, path string, withToolchain bool) (*c
 		}
 	}
 	return cfg, targets, nil
+}
+
+// toolchainSettings reads the toolchain's settings as the audit does, for
+// commands that do not audit; nil when on is false (--no-toolchain). Run
+// as root, it reads the system-wide files too, as the audit does.
+func toolchainSettings(e env, on bool) func(context.Context) toolchain.Settings {
+	if !on {
+		return nil
+	}
+	return func(ctx context.Context) toolchain.Settings {
+		return audit.ToolchainSettings(ctx, auditOptions(e, os.Geteuid() == 0))
+	}
 }
 
 // newRunner builds what probes and judges under cfg: the prober (through
@@ -231,18 +250,22 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 	cmd.Flag("audit", "Also audit the toolchain's settings (as 'mitmwatch audit' does) and probe the hosts they name; --no-audit skips it.").Default("true").BoolVar(&auditOn)
 	cmd.Action(func(*kingpin.ParseContext) error {
 		// The audit reads files and runs go and git once: it runs while the
-		// config loads and the toolchain is asked.
-		audited := make(chan audit.Report, 1)
+		// config loads, and toolchain discovery reads its settings.
+		var tools func(context.Context) toolchain.Settings
+		var audited func() audit.Report
 		if auditOn {
-			go func() { audited <- auditSection(ctx, e) }()
+			done := make(chan audit.Report, 1)
+			go func() { done <- auditSection(ctx, e) }()
+			audited = sync.OnceValue(func() audit.Report { return <-done })
+			tools = func(context.Context) toolchain.Settings { return audited().Toolchain }
 		}
-		r, err := rf.load(ctx, e)
+		r, err := rf.load(ctx, e, tools)
 		if err != nil {
 			return err
 		}
 		var auditRep *audit.Report
 		if auditOn {
-			a := <-audited
+			a := audited()
 			auditRep = &a
 			if len(rf.targets) == 0 && r.cfg.Toolchain && rf.toolchain {
 				var bad []error
@@ -337,7 +360,7 @@ func registerBaseline(app *kingpin.Application, ctx context.Context, e env, set 
 	rf.register(learn)
 	learn.Flag("out", "Where to write the baseline (written atomically).").Required().PlaceHolder("FILE").StringVar(&out)
 	learn.Action(func(*kingpin.ParseContext) error {
-		r, err := rf.load(ctx, e)
+		r, err := rf.load(ctx, e, nil)
 		if err != nil {
 			return err
 		}

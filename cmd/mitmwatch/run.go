@@ -84,7 +84,7 @@ func runService(ctx context.Context, e env, f runFlags) error {
 	}
 
 	load := func(ctx context.Context) (*config.Config, []config.Target, error) {
-		cfg, targets, err := loadConfig(ctx, e, f.config, f.toolchain)
+		cfg, targets, err := loadConfig(ctx, e, f.config, toolchainSettings(e, f.toolchain))
 		if err != nil {
 			return nil, nil, err
 		}

@@ -33,7 +33,7 @@ func registerSniff(app *kingpin.Application, ctx context.Context, e env, set fun
 	cmd.Flag("toolchain", "Add the expectations of the hosts the local toolchain uses, when the config says toolchain: auto.").Default("true").BoolVar(&toolchain)
 	cmd.Flag("color", "Colour the verdicts when stdout is a terminal and NO_COLOR is unset; --no-color never does.").Default("true").BoolVar(&color)
 	cmd.Action(func(*kingpin.ParseContext) error {
-		cfg, targets, err := loadConfig(ctx, e, cfgPath, toolchain)
+		cfg, targets, err := loadConfig(ctx, e, cfgPath, toolchainSettings(e, toolchain))
 		if err != nil {
 			return &exitError{check.ExitUsage, err}
 		}
