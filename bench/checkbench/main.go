@@ -35,9 +35,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/x509roots/fallback/bundle"
@@ -67,7 +69,11 @@ func main() {
 		}
 		return
 	}
-	if err := parent(*bin, *rtt, *runs); err != nil {
+	// An interrupt ends the rounds; the namespaces are still removed.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := parent(ctx, *bin, *rtt, *runs); err != nil {
+		stop()
 		fmt.Fprintln(os.Stderr, "checkbench:", err)
 		os.Exit(1)
 	}
@@ -112,7 +118,7 @@ type variant struct {
 	blackhole bool // reference resolvers dropped while it runs
 }
 
-func parent(bin string, rtt time.Duration, runs int) error {
+func parent(ctx context.Context, bin string, rtt time.Duration, runs int) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it builds network namespaces")
 	}
@@ -159,6 +165,9 @@ func parent(bin string, rtt time.Duration, runs int) error {
 	var blackholed []roundDoc
 	for i := 0; i <= runs; i++ { // round 0 warms caches and is dropped
 		for j := range variants {
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted in round %d", i)
+			}
 			v := variants[(i+j)%len(variants)]
 			s, doc, err := runVariant(l, b, env, dir, self, bin, v)
 			if err != nil {
