@@ -131,22 +131,34 @@ type Options struct {
 	// and OpenSSL use on Linux, under Root; the first file that exists is
 	// read, and every directory.
 	SystemCertFiles, SystemCertDirs []string
+	// Hosts, when set, is called once by Run, with the report's hosts and
+	// toolchain settings, as soon as the checks that find hosts are done:
+	// the trust stores, which name none and take the longest, are still
+	// being read, and a caller can start probing meanwhile.
+	Hosts func(hosts []Host, tc toolchain.Settings)
 }
 
 // Run audits the configuration opts describes. It never fails: what it
 // cannot read is reported in Report.Warnings.
 func Run(ctx context.Context, opts Options) Report {
 	a := newAuditor(opts)
+	// Every check but the system store's may name hosts.
 	checks := []func(context.Context) *part{
 		a.goChecks, a.gitChecks, a.npmChecks, a.yarnChecks, a.pipChecks,
-		a.cargoChecks, a.dockerChecks, a.proxyChecks, a.systemStoreChecks,
+		a.cargoChecks, a.dockerChecks, a.proxyChecks,
 	}
-	parts := make([]*part, len(checks))
-	var wg sync.WaitGroup
+	parts := make([]*part, len(checks)+1)
+	var store, named sync.WaitGroup
+	store.Go(func() { parts[len(checks)] = a.systemStoreChecks(ctx) })
 	for i, check := range checks {
-		wg.Go(func() { parts[i] = check(ctx) })
+		named.Go(func() { parts[i] = check(ctx) })
 	}
-	wg.Wait()
+	named.Wait()
+	if opts.Hosts != nil {
+		r := merge(parts[:len(checks)])
+		opts.Hosts(r.Hosts, r.Toolchain)
+	}
+	store.Wait()
 
 	// CA bundles that settings point tools at are trust stores too; roots
 	// the system store check reported are not repeated.

@@ -161,3 +161,29 @@ func TestToolchainNPMDefault(t *testing.T) {
 		t.Errorf("no cache written: %v", err)
 	}
 }
+
+// TestRunHostsEarly: Run hands its hosts and toolchain settings to the
+// Hosts hook once, and they are the report's.
+func TestRunHostsEarly(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t).without()
+	tr.write(filepath.Join(tr.home, ".npmrc"), "registry=https://npm.lab.example/\n")
+	tr.write(filepath.Join(tr.home, ".gitconfig"), "[url \"https://git.lab.example/\"]\n\tinsteadOf = git@git.lab.example:\n")
+	opts := tr.options(false)
+	var calls int
+	var hosts []Host
+	var tc toolchain.Settings
+	opts.Hosts = func(h []Host, s toolchain.Settings) { calls, hosts, tc = calls+1, h, s }
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r := Run(ctx, opts)
+	if calls != 1 || len(hosts) != 2 {
+		t.Fatalf("hook called %d times with %v; want once with the two hosts", calls, tr.hosts(hosts))
+	}
+	if diff := cmp.Diff(r.Hosts, hosts); diff != "" {
+		t.Errorf("early hosts differ from the report's (-report +early):\n%s", diff)
+	}
+	if diff := cmp.Diff(r.Toolchain, tc); diff != "" {
+		t.Errorf("early settings differ from the report's (-report +early):\n%s", diff)
+	}
+}

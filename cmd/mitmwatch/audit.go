@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"unicode/utf8"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/report"
 	"github.com/mitmwatch/mitmwatch/termsafe"
+	"github.com/mitmwatch/mitmwatch/toolchain"
 )
 
 // registerAudit adds `mitmwatch audit`: the settings that turned the
@@ -55,11 +57,24 @@ func registerAudit(app *kingpin.Application, ctx context.Context, e env, set fun
 	})
 }
 
-// auditSection runs the audit `check` reports in its audit section (and
-// whose hosts, through Report.ToolchainHosts, become probe targets). Run
-// as root, it reads the system-wide files too, as `audit` does.
-func auditSection(ctx context.Context, e env) audit.Report {
-	return audit.Run(ctx, auditOptions(e, os.Geteuid() == 0))
+// auditSection starts the audit `check` reports in its audit section, and
+// returns what it finds in two steps: the hosts and toolchain settings
+// (whose hosts become probe targets) as soon as the audit has them, and
+// the report once the trust stores are read too. Run as root, it reads the
+// system-wide files too, as `audit` does.
+func auditSection(ctx context.Context, e env) (hosts func() auditHosts, report func() audit.Report) {
+	found := make(chan auditHosts, 1)
+	done := make(chan audit.Report, 1)
+	opts := auditOptions(e, os.Geteuid() == 0)
+	opts.Hosts = func(h []audit.Host, s toolchain.Settings) { found <- auditHosts{h, s} }
+	go func() { done <- audit.Run(ctx, opts) }()
+	return sync.OnceValue(func() auditHosts { return <-found }), sync.OnceValue(func() audit.Report { return <-done })
+}
+
+// auditHosts is what the audit hands the probes before it is done.
+type auditHosts struct {
+	hosts    []audit.Host
+	settings toolchain.Settings
 }
 
 // auditOptions audits the environment e describes, as the user running

@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -250,29 +249,27 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 	cmd.Flag("audit", "Also audit the toolchain's settings (as 'mitmwatch audit' does) and probe the hosts they name; --no-audit skips it.").Default("true").BoolVar(&auditOn)
 	cmd.Action(func(*kingpin.ParseContext) error {
 		// The audit reads files and runs go and git once: it runs while the
-		// config loads, and toolchain discovery reads its settings.
-		var tools func(context.Context) toolchain.Settings
-		var audited func() audit.Report
+		// config loads, toolchain discovery reads its settings, and the
+		// probes start once it has its hosts, while it reads the trust
+		// stores.
+		var (
+			tools   func(context.Context) toolchain.Settings
+			found   func() auditHosts
+			audited func() audit.Report
+		)
 		if auditOn {
-			done := make(chan audit.Report, 1)
-			go func() { done <- auditSection(ctx, e) }()
-			audited = sync.OnceValue(func() audit.Report { return <-done })
-			tools = func(context.Context) toolchain.Settings { return audited().Toolchain }
+			found, audited = auditSection(ctx, e)
+			tools = func(context.Context) toolchain.Settings { return found().settings }
 		}
 		r, err := rf.load(ctx, e, tools)
 		if err != nil {
 			return err
 		}
-		var auditRep *audit.Report
-		if auditOn {
-			a := audited()
-			auditRep = &a
-			if len(rf.targets) == 0 && r.cfg.Toolchain && rf.toolchain {
-				var bad []error
-				r.targets, bad = config.WithToolchain(r.targets, a.ToolchainHosts())
-				for _, err := range bad {
-					fmt.Fprintf(e.stderr, "mitmwatch: audit: %s\n", termsafe.String(err.Error()))
-				}
+		if auditOn && len(rf.targets) == 0 && r.cfg.Toolchain && rf.toolchain {
+			var bad []error
+			r.targets, bad = config.WithToolchain(r.targets, audit.Report{Hosts: found().hosts}.ToolchainHosts())
+			for _, err := range bad {
+				fmt.Fprintf(e.stderr, "mitmwatch: audit: %s\n", termsafe.String(err.Error()))
 			}
 		}
 		if baseFile != "" {
@@ -294,6 +291,11 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		}
 		results := r.runner.Run(ctx, r.targets)
 		r.close()
+		var auditRep *audit.Report
+		if auditOn {
+			a := audited()
+			auditRep = &a
+		}
 		colour := color && e.stdoutTTY && e.getenv("NO_COLOR") == ""
 		code := check.ExitCode(results)
 		if auditRep != nil && auditRep.Critical() {
