@@ -56,10 +56,11 @@ var hosts = []string{
 
 func main() {
 	var (
-		bin  = flag.String("mitmwatch", "bench/out/mitmwatch", "mitmwatch binary to measure")
-		rtt  = flag.Duration("rtt", 20*time.Millisecond, "round-trip latency between the client and the origins and resolvers")
-		runs = flag.Int("runs", 7, "measured runs of each program (medians are reported)")
-		bare = flag.Bool("bare", false, "child mode: one verified handshake with each host named in the arguments, all at once")
+		bin     = flag.String("mitmwatch", "bench/out/mitmwatch", "mitmwatch binary to measure")
+		rtt     = flag.Duration("rtt", 20*time.Millisecond, "round-trip latency between the client and the origins and resolvers")
+		runs    = flag.Int("runs", 7, "measured runs of each program (medians are reported)")
+		bare    = flag.Bool("bare", false, "child mode: one verified handshake with each host named in the arguments, all at once")
+		against = flag.String("against", "", "another mitmwatch binary (an earlier build) whose check runs in the same rounds, for a comparison under the same load")
 	)
 	flag.Parse()
 	if *bare {
@@ -72,7 +73,7 @@ func main() {
 	// An interrupt ends the rounds; the namespaces are still removed.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := parent(ctx, *bin, *rtt, *runs); err != nil {
+	if err := parent(ctx, *bin, *against, *rtt, *runs); err != nil {
 		stop()
 		fmt.Fprintln(os.Stderr, "checkbench:", err)
 		os.Exit(1)
@@ -113,12 +114,13 @@ func bareChild(names []string) error {
 // variant is one program the rounds run.
 type variant struct {
 	name      string
+	bin       string   // the binary, when not the one measured
 	args      []string // after the binary
 	bare      bool
 	blackhole bool // reference resolvers dropped while it runs
 }
 
-func parent(ctx context.Context, bin string, rtt time.Duration, runs int) error {
+func parent(ctx context.Context, bin, against string, rtt time.Duration, runs int) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it builds network namespaces")
 	}
@@ -128,6 +130,11 @@ func parent(ctx context.Context, bin string, rtt time.Duration, runs int) error 
 	bin, err := filepath.Abs(bin)
 	if err != nil {
 		return err
+	}
+	if against != "" {
+		if against, err = filepath.Abs(against); err != nil {
+			return err
+		}
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -161,6 +168,9 @@ func parent(ctx context.Context, bin string, rtt time.Duration, runs int) error 
 		{name: "blackholed", args: []string{"check", "--config", f.rules, "-o", "json"}, blackhole: true},
 		{name: "no-discovery", args: []string{"check", "--config", f.rules, "-o", "json", "--no-toolchain", "--no-audit"}},
 	}
+	if against != "" {
+		variants = append(variants, variant{name: "against", bin: against, args: []string{"check", "--config", f.rules, "-o", "json"}})
+	}
 	got := map[string][]sample{}
 	var blackholed []roundDoc
 	for i := 0; i <= runs; i++ { // round 0 warms caches and is dropped
@@ -184,7 +194,7 @@ func parent(ctx context.Context, bin string, rtt time.Duration, runs int) error 
 	}
 	fmt.Printf("lab: %d hosts, their system resolver and %d reference resolvers behind %v of round-trip latency (netlab's wan relay); %d runs of each, interleaved; median [min-max]\n\n",
 		len(hosts), len(references()), rtt, runs)
-	writeReport(os.Stdout, got, blackholed)
+	writeReport(os.Stdout, got, blackholed, against)
 	return nil
 }
 
@@ -203,6 +213,9 @@ func runVariant(l *launcher, b *benchLab, env []string, dir, self, bin string, v
 		if err := b.blackhole(true); err != nil {
 			return sample{}, roundDoc{}, err
 		}
+	}
+	if v.bin != "" {
+		bin = v.bin
 	}
 	s, err := l.run(env, dir, bin, v.args...)
 	if v.blackhole {
