@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mitmwatch/mitmwatch/config"
 )
@@ -91,5 +92,21 @@ func TestClean(t *testing.T) {
 	}
 	if _, err := parseRound([]byte("not json")); err == nil {
 		t.Error("garbage accepted")
+	}
+}
+
+// TestRatio: ratios are taken within each round, then the median.
+func TestRatio(t *testing.T) {
+	ms := func(xs ...float64) []sample {
+		var out []sample
+		for _, x := range xs {
+			out = append(out, sample{wall: time.Duration(x * float64(time.Millisecond))})
+		}
+		return out
+	}
+	// The second round disturbed a alone: the ratio of the medians
+	// (330/250) would show it, the median of the rounds' ratios does not.
+	if got := ratio(ms(110, 500, 330), ms(100, 250, 300), wallMS); got != 1.1 {
+		t.Errorf("ratio = %v, want 1.1", got)
 	}
 }
