@@ -13,10 +13,9 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/crypto/x509roots/fallback/bundle"
-
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/fingerprints"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // maxBundleSize bounds a CA bundle read; the largest OS bundles are under
@@ -42,10 +41,11 @@ var (
 // not make itself look public). Built once; never modified.
 var publicSPKIs = sync.OnceValue(func() map[detector.SPKI]bool {
 	out := map[detector.SPKI]bool{}
-	for root := range bundle.Roots() {
-		if c, err := x509.ParseCertificate(root.Certificate); err == nil {
-			out[detector.SPKIOf(c)] = true
-		}
+	// Parsed once for the public pool too; a root Go cannot parse fails
+	// trust's tests and every config load.
+	roots, _ := trust.MozillaCertificates()
+	for _, c := range roots {
+		out[detector.SPKIOf(c)] = true
 	}
 	return out
 })

@@ -31,32 +31,66 @@ const (
 // fast instead of exhausting memory. The largest OS bundles are under 1 MiB.
 const maxPEMSize = 16 << 20
 
-// mozillaPool builds the Mozilla pool once: parsing ~150 roots costs
-// milliseconds. The cached pool is never modified; callers get clones.
-var mozillaPool = sync.OnceValues(buildMozilla)
+// mozillaRoots parses the Mozilla bundle once a process: parsing its ~120
+// roots costs a millisecond or two, and a check needs them twice (the
+// public pool, and the audit's list of public keys).
+var mozillaRoots = sync.OnceValues(parseMozilla)
 
-func buildMozilla() (*x509.CertPool, error) {
-	pool := x509.NewCertPool()
-	n := 0
+// mozillaRoot is a parsed root with the constraint the bundle gives it.
+type mozillaRoot struct {
+	cert       *x509.Certificate
+	constraint func([]*x509.Certificate) error
+}
+
+func parseMozilla() ([]mozillaRoot, error) {
+	var out []mozillaRoot
 	for root := range bundle.Roots() {
 		cert, err := x509.ParseCertificate(root.Certificate)
 		if err != nil {
-			return nil, fmt.Errorf("trust: parsing Mozilla root %d: %w", n, err)
+			return nil, fmt.Errorf("trust: parsing Mozilla root %d: %w", len(out), err)
 		}
-		if root.Constraint != nil {
-			// Distrust-after dates and the like cannot be expressed in
-			// X.509; the pool applies them when it anchors a chain.
-			pool.AddCertWithConstraint(cert, root.Constraint)
-		} else {
-			pool.AddCert(cert)
-		}
-		n++
+		out = append(out, mozillaRoot{cert, root.Constraint})
 	}
-	if n == 0 {
+	if len(out) == 0 {
 		return nil, errors.New("trust: the Mozilla bundle is empty")
 	}
-	return pool, nil
+	return out, nil
 }
+
+// MozillaCertificates returns the roots of the Mozilla bundle compiled into
+// the binary, parsed once a process. They are shared: callers must not
+// modify them.
+func MozillaCertificates() ([]*x509.Certificate, error) {
+	roots, err := mozillaRoots()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*x509.Certificate, len(roots))
+	for i, r := range roots {
+		out[i] = r.cert
+	}
+	return out, nil
+}
+
+// mozillaPool builds the Mozilla pool once. The cached pool is never
+// modified; callers get clones.
+var mozillaPool = sync.OnceValues(func() (*x509.CertPool, error) {
+	roots, err := mozillaRoots()
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	for _, r := range roots {
+		if r.constraint != nil {
+			// Distrust-after dates and the like cannot be expressed in
+			// X.509; the pool applies them when it anchors a chain.
+			pool.AddCertWithConstraint(r.cert, r.constraint)
+		} else {
+			pool.AddCert(r.cert)
+		}
+	}
+	return pool, nil
+})
 
 // PublicRoots returns the pool that stands for the public web PKI: the
 // Mozilla bundle for "mozilla", else the certificates of the PEM bundle at
