@@ -34,6 +34,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -44,7 +45,9 @@ import (
 
 	"golang.org/x/crypto/x509roots/fallback/bundle"
 
+	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/lab"
+	"github.com/mitmwatch/mitmwatch/netlab"
 )
 
 // hosts are the targets: five names under .example, each played by one of
@@ -61,6 +64,7 @@ func main() {
 		runs    = flag.Int("runs", 7, "measured runs of each program (medians are reported)")
 		bare    = flag.Bool("bare", false, "child mode: one verified handshake with each host named in the arguments, all at once")
 		against = flag.String("against", "", "another mitmwatch binary (an earlier build) whose check runs in the same rounds, for a comparison under the same load")
+		keep    = flag.String("keep", "", "directory to keep every run's output in (ROUND-PROGRAM.json), to see what a slow run waited for")
 	)
 	flag.Parse()
 	if *bare {
@@ -73,7 +77,7 @@ func main() {
 	// An interrupt ends the rounds; the namespaces are still removed.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := parent(ctx, *bin, *against, *rtt, *runs); err != nil {
+	if err := parent(ctx, *bin, *against, *keep, *rtt, *runs); err != nil {
 		stop()
 		fmt.Fprintln(os.Stderr, "checkbench:", err)
 		os.Exit(1)
@@ -120,7 +124,7 @@ type variant struct {
 	blackhole bool // reference resolvers dropped while it runs
 }
 
-func parent(ctx context.Context, bin, against string, rtt time.Duration, runs int) error {
+func parent(ctx context.Context, bin, against, keep string, rtt time.Duration, runs int) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it builds network namespaces")
 	}
@@ -180,6 +184,11 @@ func parent(ctx context.Context, bin, against string, rtt time.Duration, runs in
 			}
 			v := variants[(i+j)%len(variants)]
 			s, doc, err := runVariant(l, b, env, dir, self, bin, v)
+			if keep != "" {
+				if werr := os.WriteFile(filepath.Join(keep, fmt.Sprintf("%d-%s.json", i, v.name)), s.out, 0o644); werr != nil {
+					return werr
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", i, v.name, err)
 			}
@@ -284,19 +293,38 @@ func writeFiles(dir string, pki *lab.PKI) (files, error) {
 }
 
 // rulesYAML is the default configuration apart from the target list, the
-// public roots (the lab's origins are not Mozilla's) and the reference
-// resolvers (the lab's, behind the same latency).
+// public roots (the lab's origins are not Mozilla's), the reference
+// resolvers (the lab's, behind the same latency) and the bogons: the
+// default list less the benchmarking range the lab's addresses come from,
+// which would make every answer a bogon that only the references can
+// clear, unlike a registry's public address.
 func rulesYAML(publicPEM string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "trust:\n  public_roots: %s\ndns:\n  reference_resolvers:\n", publicPEM)
 	for _, r := range references() {
 		fmt.Fprintf(&b, "    - %q\n", r)
 	}
+	b.WriteString("  bogons:\n")
+	for _, p := range labBogons() {
+		fmt.Fprintf(&b, "    - %s\n", p)
+	}
 	b.WriteString("targets:\n")
 	for _, h := range hosts {
 		fmt.Fprintf(&b, "  - host: %s\n", h)
 	}
 	return b.String()
+}
+
+// labBogons is detector.DefaultBogons without the prefixes holding the
+// lab's addresses.
+func labBogons() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range detector.DefaultBogons {
+		if !p.Contains(systemDNS) && !p.Contains(netlab.ClientAddr) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // homeFiles are the children's home directory: go, npm, pip and git

@@ -4,12 +4,14 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/config"
+	"github.com/mitmwatch/mitmwatch/detector"
 )
 
 func TestSpread(t *testing.T) {
@@ -39,6 +41,10 @@ func TestRulesAreDefault(t *testing.T) {
 	if !cfg.Toolchain || !cfg.DNS.Canary || cfg.Path.Samples == 0 || len(cfg.DNS.Reference) != 3 || len(cfg.Targets) != len(hosts) {
 		t.Errorf("not the default configuration: toolchain %v, canary %v, path %+v, %d references, %d targets",
 			cfg.Toolchain, cfg.DNS.Canary, cfg.Path, len(cfg.DNS.Reference), len(cfg.Targets))
+	}
+	// Every default bogon but the benchmarking range the lab lives in.
+	if len(cfg.Policy.Bogons) != len(detector.DefaultBogons)-1 || slices.Contains(cfg.Policy.Bogons, netip.MustParsePrefix("198.18.0.0/15")) {
+		t.Errorf("bogons %v, want the defaults less 198.18.0.0/15", cfg.Policy.Bogons)
 	}
 }
 
