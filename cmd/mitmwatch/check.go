@@ -61,6 +61,12 @@ func (f *roundFlags) load(ctx context.Context, e env, tools func(context.Context
 	if tools == nil || !f.toolchain {
 		tools = toolchainSettings(e, f.toolchain)
 	}
+	return f.loadWith(ctx, e, tools)
+}
+
+// loadWith is load with the toolchain's settings read by tools; nil adds
+// no toolchain hosts (they are added to the round as they are found).
+func (f *roundFlags) loadWith(ctx context.Context, e env, tools func(context.Context) toolchain.Settings) (*round, error) {
 	cfg, targets, err := loadConfig(ctx, e, f.config, tools)
 	if err != nil {
 		return nil, &exitError{check.ExitUsage, err}
@@ -101,6 +107,21 @@ func loadConfig(ctx context.Context, e env, path string, tools func(context.Cont
 		}
 	}
 	return cfg, targets, nil
+}
+
+// discoverTargets lists the hosts toolchain discovery found (with its
+// errors) and then the audit's extra hosts, less those targets has: what
+// joins a round already under way.
+func discoverTargets(e env, targets []config.Target, found []toolchain.Host, errs []error, extra []toolchain.Host) []config.Target {
+	all, bad := config.WithToolchain(targets, found)
+	for _, err := range append(errs, bad...) {
+		fmt.Fprintf(e.stderr, "mitmwatch: toolchain: %s\n", termsafe.String(err.Error()))
+	}
+	all, bad = config.WithToolchain(all, extra)
+	for _, err := range bad {
+		fmt.Fprintf(e.stderr, "mitmwatch: audit: %s\n", termsafe.String(err.Error()))
+	}
+	return all[len(targets):]
 }
 
 // toolchainSettings reads the toolchain's settings as the audit does, for
@@ -261,25 +282,35 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 			found, audited = auditSection(ctx, e)
 			tools = func(context.Context) toolchain.Settings { return found().settings }
 		}
-		r, err := rf.load(ctx, e, tools)
+		// Without --target, the toolchain's and the audit's hosts join the
+		// round as they are found, while the config's are already probed.
+		streaming := len(rf.targets) == 0 && rf.toolchain
+		var r *round
+		var err error
+		if streaming {
+			r, err = rf.loadWith(ctx, e, nil)
+		} else {
+			r, err = rf.load(ctx, e, tools)
+		}
 		if err != nil {
 			return err
 		}
-		if auditOn && len(rf.targets) == 0 && r.cfg.Toolchain && rf.toolchain {
-			var bad []error
-			r.targets, bad = config.WithToolchain(r.targets, audit.Report{Hosts: found().hosts}.ToolchainHosts())
-			for _, err := range bad {
-				fmt.Fprintf(e.stderr, "mitmwatch: audit: %s\n", termsafe.String(err.Error()))
-			}
-		}
+		var b *baseline.Baseline
 		if baseFile != "" {
-			b, err := baseline.Load(baseFile)
+			bl, err := baseline.Load(baseFile)
 			if err != nil {
 				return &exitError{check.ExitUsage, err}
 			}
-			if r.targets, err = b.Apply(r.targets); err != nil {
-				return &exitError{check.ExitUsage, err}
+			b = &bl
+		}
+		withBaseline := func(ts []config.Target) ([]config.Target, error) {
+			if b == nil {
+				return ts, nil
 			}
+			return b.Apply(ts)
+		}
+		if r.targets, err = withBaseline(r.targets); err != nil {
+			return &exitError{check.ExitUsage, err}
 		}
 		if e.stderrTTY {
 			r.runner.Progress = func(done, total int, host string) {
@@ -289,7 +320,25 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 				}
 			}
 		}
-		results := r.runner.Run(ctx, r.targets)
+		rd := r.runner.Start(ctx)
+		rd.Add(r.targets...)
+		if streaming && r.cfg.Toolchain {
+			settings, extra := toolchain.Settings{}, []toolchain.Host(nil)
+			if auditOn {
+				h := found()
+				settings, extra = h.settings, audit.Report{Hosts: h.hosts}.ToolchainHosts()
+			} else {
+				settings = toolchainSettings(e, true)(ctx)
+			}
+			hosts, errs := toolchain.Discover(ctx, settings, toolchain.Options{})
+			more, err := withBaseline(discoverTargets(e, r.targets, hosts, errs, extra))
+			if err != nil {
+				return &exitError{check.ExitUsage, err}
+			}
+			rd.Add(more...)
+		}
+		targets, obs := rd.Wait()
+		results := r.runner.Judge(targets, obs)
 		r.close()
 		var auditRep *audit.Report
 		if auditOn {
