@@ -302,6 +302,13 @@ func rulesYAML(publicPEM string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "trust:\n  public_roots: %s\ndns:\n  reference_resolvers:\n", publicPEM)
 	for _, r := range references() {
+		if strings.HasPrefix(r, "https://") {
+			// As the default DoH reference does, it carries its bootstrap
+			// addresses: asking other resolvers for its name first would
+			// cost it round trips the default never pays.
+			fmt.Fprintf(&b, "    - {url: %q, bootstrap: [%s]}\n", r, dohRef)
+			continue
+		}
 		fmt.Fprintf(&b, "    - %q\n", r)
 	}
 	b.WriteString("  bogons:\n")
