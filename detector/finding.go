@@ -164,6 +164,7 @@ var Reasons = []Reason{
 	ReasonDNSDenied, ReasonDNSServfail, ReasonDNSBogon, ReasonDNSMismatch, ReasonDNSDiffers,
 	ReasonDNSWildcard, ReasonDNSTTLZero, ReasonTCPTerminatedNearby, ReasonTLSAnsweredEarly,
 	ReasonServerTTLChanged, ReasonCANameCloned, ReasonCAChangedTogether, ReasonRTTSplit,
+	ReasonInterceptorAcceptsInvalidUpstream,
 }
 
 // Finding is one signal that fired, with the evidence behind it.

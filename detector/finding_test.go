@@ -157,6 +157,9 @@ func TestVerdictOfEachReason(t *testing.T) {
 		detector.ReasonCANameCloned:        detector.Intercepted,
 		detector.ReasonCAChangedTogether:   detector.OK,
 		detector.ReasonRTTSplit:            detector.OK,
+		// An approved interceptor stays inspected; check exits 1 for the
+		// finding itself.
+		detector.ReasonInterceptorAcceptsInvalidUpstream: detector.OK,
 	}
 	for _, r := range detector.Reasons {
 		w, ok := want[r]
