@@ -48,6 +48,9 @@ type InterceptorOptions struct {
 	Routes Routes
 	// Log receives goproxy's messages at debug level; nil discards them.
 	Log *slog.Logger
+	// InsecureUpstream accepts any upstream certificate: the interceptor
+	// then re-signs expired, self-signed and wrong-host certificates.
+	InsecureUpstream bool
 }
 
 // Interceptor is a real third-party TLS-intercepting proxy — goproxy with
@@ -80,7 +83,7 @@ func NewInterceptor(p *PKI, opts InterceptorOptions) (*Interceptor, error) {
 	proxy.ConnectDial = nil // not from HTTPS_PROXY: upstream is the lab
 	proxy.Tr = &http.Transport{
 		DialContext:         routes.DialContext,
-		TLSClientConfig:     &tls.Config{RootCAs: p.PublicPool()},
+		TLSClientConfig:     &tls.Config{RootCAs: p.PublicPool(), InsecureSkipVerify: opts.InsecureUpstream},
 		TLSHandshakeTimeout: 10 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}
