@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/check"
 	"github.com/mitmwatch/mitmwatch/config"
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/grade"
 	"github.com/mitmwatch/mitmwatch/probe"
 	"github.com/mitmwatch/mitmwatch/report"
 	"github.com/mitmwatch/mitmwatch/resolver"
@@ -248,28 +250,41 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 			}
 		}
 		results := r.runner.Run(ctx, r.targets)
+		// An interceptor found is graded with one more round through
+		// the same path; nothing intercepted, nothing is sent.
+		ics := r.runner.Grade(ctx, r.targets, results, r.cfg.Grade)
+		results = grade.Annotate(results, ics)
 		r.close()
 		colour := color && e.stdoutTTY && e.getenv("NO_COLOR") == ""
 		code := check.ExitCode(results)
 		if auditRep != nil && auditRep.Critical() {
 			code = check.ExitDetected
 		}
+		if slices.ContainsFunc(ics, grade.Interceptor.ReSigns) {
+			// Even when every target is inspected by an approved CA.
+			code = check.ExitDetected
+		}
 		set(code)
-		return printReport(e, output, results, auditRep, colour)
+		return printReport(e, output, results, auditRep, ics, colour)
 	})
 }
 
-// printReport writes the round's results and, when it ran, the audit.
-func printReport(e env, output string, results []detector.Result, a *audit.Report, colour bool) error {
+// printReport writes the round's results, the graded interceptors and,
+// when it ran, the audit.
+func printReport(e env, output string, results []detector.Result, a *audit.Report, ics []grade.Interceptor, colour bool) error {
 	if output == "json" {
 		doc := report.Build(results)
 		doc.Audit = a
+		doc.Interceptors = report.Interceptors(ics)
 		if err := doc.Write(e.stdout); err != nil {
 			return &exitError{check.ExitUsage, fmt.Errorf("writing JSON: %w", err)}
 		}
 		return nil
 	}
 	if err := report.Table(e.stdout, results, colour); err != nil {
+		return &exitError{check.ExitUsage, err}
+	}
+	if err := report.InterceptorTable(e.stdout, ics, colour); err != nil {
 		return &exitError{check.ExitUsage, err}
 	}
 	fmt.Fprintf(e.stdout, "\n%s\n", report.Summary(results))
