@@ -168,7 +168,11 @@ func (f Found) reuseCheck(leaves []Leaf) Check {
 		if worst == f.SPKI {
 			whose = "the CA's own key"
 		}
-		return Check{CheckKeyReuse, Weak, fmt.Sprintf("%s (SPKI %s) behind the forged leaves of %d hosts: %s", whose, worst, n, strings.Join(hosts[worst], ", "))}
+		names := hosts[worst]
+		if len(names) > 5 {
+			names = append(slices.Clone(names[:5]), fmt.Sprintf("and %d more", len(names)-5))
+		}
+		return Check{CheckKeyReuse, Weak, fmt.Sprintf("%s (SPKI %s) behind the forged leaves of %d hosts: %s", whose, worst, n, strings.Join(names, ", "))}
 	}
 	return Check{CheckKeyReuse, Sound, fmt.Sprintf("a key of its own for each of %d hosts", len(all))}
 }
