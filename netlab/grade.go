@@ -228,3 +228,26 @@ const (
 	squidAllow    = "sslproxy_cert_error allow all"
 	squidNoVerify = "tls_outgoing_options flags=DONT_VERIFY_PEER"
 )
+
+// GradeProblems lists how the report's grading differs from want.Grade:
+// with none, nothing may be graded and no test host may have seen a
+// handshake; with one, every check's result, and the critical finding on
+// every target exactly when the grade is F.
+func (w Want) GradeProblems(l *Lab, r *Report) []string {
+	if w.Grade == nil {
+		if len(r.Interceptors) > 0 || l.GradeHandshakes() > 0 {
+			return []string{fmt.Sprintf("nothing intercepts, yet %d interceptors graded and %d handshakes with the test hosts", len(r.Interceptors), l.GradeHandshakes())}
+		}
+		return nil
+	}
+	if len(r.Interceptors) != 1 {
+		return []string{fmt.Sprintf("%d interceptors graded, want 1: %+v", len(r.Interceptors), r.Interceptors)}
+	}
+	out := w.Grade.Problems(r.Interceptors[0], w.Path, w.Verdict == "inspected", SPKI(l.Interceptor.CA))
+	for _, tg := range r.Targets {
+		if got := slices.Contains(tg.Reasons(), "interceptor-accepts-invalid-upstream"); got != (w.Grade.Grade == "F") {
+			out = append(out, fmt.Sprintf("%s: finding interceptor-accepts-invalid-upstream %v with grade %s", tg.Host, got, w.Grade.Grade))
+		}
+	}
+	return out
+}

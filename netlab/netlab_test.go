@@ -287,33 +287,16 @@ func assertGone(t *testing.T, l *Lab) {
 	}
 }
 
-// checkGrade compares the graded interceptor with want.Grade: with none,
-// nothing may be graded and no test host may have seen a handshake; with
-// one, every check's result, and the critical finding on every target
-// exactly when the grade is F.
+// checkGrade compares the grading with want (Want.GradeProblems), and
+// logs every check with -v: the record of what the program did.
 func checkGrade(t *testing.T, l *Lab, want Want, r *Report) {
 	t.Helper()
-	if want.Grade == nil {
-		if len(r.Interceptors) > 0 || l.GradeHandshakes() > 0 {
-			t.Errorf("nothing intercepts, yet %d interceptors graded and %d handshakes with the test hosts", len(r.Interceptors), l.GradeHandshakes())
-		}
-		return
-	}
-	if len(r.Interceptors) != 1 {
-		t.Errorf("%d interceptors graded, want 1: %+v", len(r.Interceptors), r.Interceptors)
-		return
-	}
-	if testing.Verbose() {
+	if testing.Verbose() && len(r.Interceptors) > 0 {
 		for _, c := range r.Interceptors[0].Checks {
 			t.Logf("grade %s: %s %s: %s", r.Interceptors[0].Grade, c.Check, c.Result, c.Detail)
 		}
 	}
-	for _, p := range want.Grade.Problems(r.Interceptors[0], want.Path, want.Verdict == "inspected", SPKI(l.Interceptor.CA)) {
+	for _, p := range want.GradeProblems(l, r) {
 		t.Errorf("grade: %s", p)
-	}
-	for _, tg := range r.Targets {
-		if got := slices.Contains(tg.Reasons(), "interceptor-accepts-invalid-upstream"); got != (want.Grade.Grade == "F") {
-			t.Errorf("%s: finding interceptor-accepts-invalid-upstream %v with grade %s", tg.Host, got, want.Grade.Grade)
-		}
 	}
 }
