@@ -25,11 +25,12 @@ func (r *Runner) Grade(ctx context.Context, targets []config.Target, results []d
 // targets, and an interceptor on another path learns nothing from them),
 // and each ClientChecks offer to the first target behind each interceptor
 // (targets gives its address, when it has one). Nothing is sent when
-// grading is off, or when nothing was found and grading is not "always";
+// grading is off (never, or the zero Mode of a Config not made by
+// config.Parse), or when nothing was found and grading is not "always";
 // with "always" and nothing found, the control is judged like a target, and
 // an interceptor it reveals is graded with offers sent to it.
 func (r *Runner) GradeFound(ctx context.Context, found []grade.Found, targets []config.Target, s config.Grade) []grade.Interceptor {
-	if s.Mode == config.GradeNever || len(found) == 0 && s.Mode != config.GradeAlways {
+	if s.Mode != config.GradeAuto && s.Mode != config.GradeAlways || len(found) == 0 && s.Mode != config.GradeAlways {
 		return nil
 	}
 	var (

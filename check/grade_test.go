@@ -191,6 +191,10 @@ func TestGradeOnlyWhenIntercepted(t *testing.T) {
 	if ics := through.Grade(ctx, nil, res2, never); ics != nil || g.dials.Load() != before {
 		t.Errorf("never: %d interceptors, %d connections", len(ics), g.dials.Load()-before)
 	}
+	// A Config not made by config.Parse has the zero section: off.
+	if ics := through.Grade(ctx, nil, res2, config.Grade{}); ics != nil || g.dials.Load() != before {
+		t.Errorf("zero: %d interceptors, %d connections", len(ics), g.dials.Load()-before)
+	}
 
 	always := g.settings
 	always.Mode = config.GradeAlways

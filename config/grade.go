@@ -13,7 +13,8 @@ import (
 
 // Grade is the grade: section of rules.yaml: whether and how often an
 // interceptor found on a path is graded, and the test hosts it is graded
-// with.
+// with. Parse applies the defaults (auto, the public test hosts); the zero
+// value grades nothing.
 type Grade struct {
 	Mode GradeMode
 	// Interval is how often `run` grades an interceptor again.
