@@ -7,7 +7,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -365,6 +367,25 @@ func TestRubricCoversEveryCheck(t *testing.T) {
 	for n := range names {
 		if !rows[n] {
 			t.Errorf("check %q has no rubric row", n)
+		}
+	}
+}
+
+// TestREADMERubric keeps the rubric README.md prints in step with the code.
+func TestREADMERubric(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range Rows() {
+		c := r.Check
+		if strings.HasSuffix(c, "-") {
+			c += "*"
+		}
+		row := fmt.Sprintf("| `%s` | `%s` | %s | %s |", c, r.Result, r.Cap, r.Why)
+		if !strings.Contains(string(b), row) {
+			t.Errorf("README.md lacks the rubric row\n%s", row)
 		}
 	}
 }
