@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,6 +144,12 @@ func TestGradeInRun(t *testing.T) {
 	})
 	if n := len(logs.find("interceptor grade changed", nil)); n != 1 {
 		t.Errorf("%d grade changes logged for one unchanged grade", n)
+	}
+	_, page, _ := get(t, d.Handler(nil), "GET", "/")
+	for _, want := range []string{`<h2 id="interceptors">`, ic.SPKI, `<td class="verdict detected">F</td>`, "<b>upstream-expired</b> re-signed"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("status page lacks %q", want)
+		}
 	}
 	metrics := gatherGrade(t, d)
 	if metrics["F"] != 1 || metrics["B"] != 0 || len(metrics) != len(grade.Grades) {
