@@ -29,10 +29,10 @@ func TestFindJudgeAnnotate(t *testing.T) {
 	e := newEnv(t)
 	approve := detector.Policy{ApprovedInspection: []detector.SPKI{detector.SPKIOf(e.ca.Cert)}}
 	gh := e.done("github.com", direct, e.issue(e.ca, lab.LeafOptions{}, "github.com"), nil)
-	pypi := e.done("pypi.org", direct, e.issue(e.ca, lab.LeafOptions{}, "pypi.org"), nil)
-	crates := e.done("index.crates.io", proxy, e.issue(e.ca, lab.LeafOptions{}, "index.crates.io"), nil)
+	static := e.done("static.crates.io", direct, e.issue(e.ca, lab.LeafOptions{}, "static.crates.io"), nil)
+	index := e.done("index.crates.io", proxy, e.issue(e.ca, lab.LeafOptions{}, "index.crates.io"), nil)
 	clean := e.done("ghcr.io", direct, e.issue(e.pki.PublicIntermediate, lab.LeafOptions{}, "ghcr.io"), nil)
-	results := judged(approve, gh, pypi, crates, clean)
+	results := judged(approve, gh, static, index, clean)
 	for i, r := range results[:3] {
 		if r.Verdict != detector.Inspected {
 			t.Fatalf("target %d: verdict %s, want inspected (%v)", i, r.Verdict, r.Findings)
@@ -58,7 +58,7 @@ func TestFindJudgeAnnotate(t *testing.T) {
 		got = append(got, s)
 	}
 	want := []summary{
-		{Path: direct, Approved: true, Targets: []string{"github.com:443", "pypi.org:443"}, Leaves: []string{"github.com", "pypi.org"}},
+		{Path: direct, Approved: true, Targets: []string{"github.com:443", "static.crates.io:443"}, Leaves: []string{"github.com", "static.crates.io"}},
 		{Path: proxy, Approved: true, Targets: []string{"index.crates.io:443"}, Leaves: []string{"index.crates.io"}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -18,7 +18,7 @@ import (
 // approved, with the critical finding on the target and the table saying so.
 func TestCheckGradesTheInterceptor(t *testing.T) {
 	e := newEnv(t)
-	routes := lab.Routes{"pypi.org": e.Origin.Addr(), "control.grade.example": e.Origin.Addr()}
+	routes := lab.Routes{"index.crates.io": e.Origin.Addr(), "control.grade.example": e.Origin.Addr()}
 	var hosts strings.Builder
 	for _, d := range lab.Defects {
 		o, err := lab.NewOrigin(e.PKI, lab.OriginOptions{Leaf: func(name string) (*tls.Certificate, error) { return e.PKI.Broken(d, name) }})
@@ -29,7 +29,7 @@ func TestCheckGradesTheInterceptor(t *testing.T) {
 	}
 	grading := "grade:\n  test_hosts:\n" + hosts.String() + "  control: control.grade.example:443\n" +
 		"allow:\n  inspection_ca_spki_sha256: [" + detector.SPKIOf(e.PKI.EnterpriseRoot.Cert).String() + "]\n"
-	rules := writeRules(t, e, grading, labTarget{"pypi.org", ""})
+	rules := writeRules(t, e, grading, labTarget{"index.crates.io", ""})
 
 	for _, c := range []struct {
 		insecure bool
@@ -72,7 +72,7 @@ func TestCheckGradesTheInterceptor(t *testing.T) {
 		}
 		got := doc.Interceptors[0]
 		if got.CASPKI != detector.SPKIOf(e.PKI.EnterpriseRoot.Cert).String() || got.Path != "proxy" || got.Product != "goproxy" ||
-			!got.Approved || fmt.Sprint(got.Targets) != "[pypi.org:443]" || got.Grade != c.grade {
+			!got.Approved || fmt.Sprint(got.Targets) != "[index.crates.io:443]" || got.Grade != c.grade {
 			t.Errorf("insecure %v: interceptor %+v", c.insecure, got)
 		}
 		for _, ch := range got.Checks {
