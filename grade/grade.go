@@ -14,8 +14,6 @@ package grade
 
 import (
 	"crypto/x509"
-	"net"
-	"strconv"
 
 	"github.com/mitmwatch/mitmwatch/detector"
 )
@@ -78,9 +76,6 @@ type TestHost struct {
 	Host string
 	Port int
 }
-
-// Addr is the test host as "host:port".
-func (t TestHost) Addr() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
 
 // Key identifies an interceptor: the key of the CA that signs what it
 // forges, and the path it sits on. One CA behind an explicit proxy and a
