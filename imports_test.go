@@ -29,6 +29,8 @@ var layering = []struct {
 }{
 	{"detector", append(own("check", "probe", "resolver", "config", "report", "exporter", "passive"), serving...)},
 	{"fingerprints", serving},
+	// Grading judges what handshakes showed; package check makes them.
+	{"grade", append(own("check", "probe", "resolver", "config", "report", "exporter", "passive"), serving...)},
 	{"report", own("check", "probe", "resolver", "config")},
 	{"exporter", own("check", "probe", "resolver", "config")},
 	{"passive", own("check", "report", "probe", "config")},

@@ -51,6 +51,10 @@ type Config struct {
 	// means no capture.
 	Passive Passive
 
+	// Grade says when and how an interceptor found on a path is graded
+	// (grade: in rules.yaml).
+	Grade Grade
+
 	// RangesSource is the provider ranges snapshot "provider:NAME" was
 	// resolved against: a path, or "built in".
 	RangesSource string

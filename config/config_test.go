@@ -18,6 +18,7 @@ import (
 
 	"github.com/mitmwatch/mitmwatch"
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/grade"
 	"github.com/mitmwatch/mitmwatch/probe"
 	"github.com/mitmwatch/mitmwatch/resolver"
 	"github.com/mitmwatch/mitmwatch/toolchain"
@@ -33,42 +34,46 @@ func TestBad(t *testing.T) {
 		portWant = "(want an integer from 1 to 65535)"
 	)
 	want := map[string]string{
-		"address.yaml":              `3: targets[0].address: invalid address "proxy.lab.example:443" (want "ip:port", e.g. "192.0.2.10:443")`,
-		"alias_expansion.yaml":      `5: too many values once aliases are expanded (more than 1048576)`,
-		"alpn.yaml":                 `4: targets[0].expect.alpn[1]: invalid ALPN protocol "" (want 1 to 255 bytes)`,
-		"cidr.yaml":                 `4: targets[0].expect.ip_ranges[1]: invalid range "192.0.2.0/33" (want a CIDR such as "192.0.2.0/24", or "provider:NAME")`,
-		"passive_interface.yaml":    `2: passive.interface: empty (want an interface name such as "eth0")`,
-		"passive_port.yaml":         `3: passive.ports[1]: invalid port "0" (want an integer from 1 to 65535)`,
-		"passive_window.yaml":       `4: passive.window: invalid window "10ms" (want a duration from 1s to 24h0m0s, e.g. "1m")`,
-		"path_samples.yaml":         `3: probe.path.samples: invalid samples "-1" (want an integer from 0, off, to 10)`,
-		"path_ttl.yaml":             `4: probe.path.ttl: unknown mode "sometimes" (want "suspicious" or "always")`,
-		"path_hops.yaml":            `3: probe.path.max_hops: invalid max_hops "64" (want an integer from 0, off, to 32)`,
-		"interval.yaml":             `3: targets[0].interval: invalid interval "100ms" (want a duration from 1s to 24h0m0s, e.g. "5m")`,
-		"dns_resolver.yaml":         `4: dns.reference_resolvers[1]: invalid resolver "dns.lab.example:53": missing scheme (want udp://, tcp://, tls:// or https://)`,
-		"dns_bogon.yaml":            `3: dns.bogons[0]: invalid CIDR "10.0.0.0/40" (want e.g. "192.0.2.0/24" or "2001:db8::/32")`,
-		"provider_empty.yaml":       "4: targets[0].expect.ip_ranges[0]: ranges: \"provider:github\": provider github has no ranges in the snapshot; run `mitmwatch ranges update` (snapshot built in)",
-		"ranges_file_missing.yaml":  `1: ranges_file: ranges: open testdata/bad/no-such-ranges.json: no such file or directory`,
-		"concurrency.yaml":          `2: probe.concurrency: invalid concurrency "1000" (want an integer from 1 to 256)`,
-		"duplicate_field.yaml":      `4: probe.timeout: duplicate field (first at line 2)`,
-		"duplicate_target.yaml":     `4: targets[2]: duplicate target proxy.lab.example:443 (first at testdata/bad/duplicate_target.yaml:2)`,
-		"invalid_host.yaml":         `2: targets[0].host: invalid host "https://proxy.lab.example/" (want a DNS name or an IP address)`,
-		"merge_key.yaml":            `7: targets[1].expect.<<: merge keys are not supported; use an alias for the whole value`,
-		"missing_host.yaml":         `3: targets[1].host: required`,
-		"multiple_documents.yaml":   `2: only one YAML document is allowed`,
-		"pin_base64.yaml":           `3: allow.inspection_ca_spki_sha256[0]: pin "not base64!" is not base64: illegal base64 data at input byte 3`,
-		"pin_length.yaml":           `6: targets[0].expect.ca_spki_sha256[1]: pin "q83vEjRWeJA=" is 8 bytes (want the 32 bytes of a SHA-256)`,
-		"port_range.yaml":           `3: targets[0].port: invalid port "65536" ` + portWant,
-		"sct.yaml":                  `4: targets[0].expect.sct: invalid boolean "maybe" (want true or false)`,
-		"syntax.yaml":               `3: found character that cannot start any token`,
-		"timeout.yaml":              `2: probe.timeout: invalid timeout "0s" (want a duration above 0 and at most 5m, e.g. "10s")`,
-		"tls_min_version.yaml":      `4: targets[0].expect.tls_min_version: unknown TLS version "1.5" ` + tlsWant,
-		"toolchain_mode.yaml":       `1: toolchain: unknown mode "maybe" (want "auto" or "none")`,
-		"trust_empty.yaml":          `2: trust.public_roots: empty (want "mozilla" or a path to a PEM bundle)`,
-		"trust_missing.yaml":        `3: trust.system_roots: PEM bundle testdata/bad/missing.pem: no such file or directory`,
-		"trust_no_certs.yaml":       `2: trust.public_roots: PEM bundle testdata/bad/no-certs.pem: no certificates found`,
-		"unknown_field.yaml":        `3: trust.publc_roots: unknown field`,
-		"unknown_nested_field.yaml": `4: targets[0].expect.ca_pins: unknown field`,
-		"wrong_kind.yaml":           `2: targets: want a list, got a mapping`,
+		"address.yaml":               `3: targets[0].address: invalid address "proxy.lab.example:443" (want "ip:port", e.g. "192.0.2.10:443")`,
+		"alias_expansion.yaml":       `5: too many values once aliases are expanded (more than 1048576)`,
+		"alpn.yaml":                  `4: targets[0].expect.alpn[1]: invalid ALPN protocol "" (want 1 to 255 bytes)`,
+		"cidr.yaml":                  `4: targets[0].expect.ip_ranges[1]: invalid range "192.0.2.0/33" (want a CIDR such as "192.0.2.0/24", or "provider:NAME")`,
+		"passive_interface.yaml":     `2: passive.interface: empty (want an interface name such as "eth0")`,
+		"grade_mode.yaml":            `2: grade.enabled: unknown mode "true" (want "auto", "always" or "never")`,
+		"grade_test_key.yaml":        `4: grade.test_hosts.Wrong_Host: invalid test host key "Wrong_Host" (want 1 to 32 lower-case letters, digits and dashes, such as "expired")`,
+		"grade_test_host.yaml":       `3: grade.test_hosts.expired: invalid test host "https://expired.lab.example/" (want "host:port" with a port from 1 to 65535, e.g. "expired.badssl.com:443")`,
+		"grade_test_hosts_kind.yaml": `2: grade.test_hosts: want a mapping of keys to test hosts, got a list`,
+		"passive_port.yaml":          `3: passive.ports[1]: invalid port "0" (want an integer from 1 to 65535)`,
+		"passive_window.yaml":        `4: passive.window: invalid window "10ms" (want a duration from 1s to 24h0m0s, e.g. "1m")`,
+		"path_samples.yaml":          `3: probe.path.samples: invalid samples "-1" (want an integer from 0, off, to 10)`,
+		"path_ttl.yaml":              `4: probe.path.ttl: unknown mode "sometimes" (want "suspicious" or "always")`,
+		"path_hops.yaml":             `3: probe.path.max_hops: invalid max_hops "64" (want an integer from 0, off, to 32)`,
+		"interval.yaml":              `3: targets[0].interval: invalid interval "100ms" (want a duration from 1s to 24h0m0s, e.g. "5m")`,
+		"dns_resolver.yaml":          `4: dns.reference_resolvers[1]: invalid resolver "dns.lab.example:53": missing scheme (want udp://, tcp://, tls:// or https://)`,
+		"dns_bogon.yaml":             `3: dns.bogons[0]: invalid CIDR "10.0.0.0/40" (want e.g. "192.0.2.0/24" or "2001:db8::/32")`,
+		"provider_empty.yaml":        "4: targets[0].expect.ip_ranges[0]: ranges: \"provider:github\": provider github has no ranges in the snapshot; run `mitmwatch ranges update` (snapshot built in)",
+		"ranges_file_missing.yaml":   `1: ranges_file: ranges: open testdata/bad/no-such-ranges.json: no such file or directory`,
+		"concurrency.yaml":           `2: probe.concurrency: invalid concurrency "1000" (want an integer from 1 to 256)`,
+		"duplicate_field.yaml":       `4: probe.timeout: duplicate field (first at line 2)`,
+		"duplicate_target.yaml":      `4: targets[2]: duplicate target proxy.lab.example:443 (first at testdata/bad/duplicate_target.yaml:2)`,
+		"invalid_host.yaml":          `2: targets[0].host: invalid host "https://proxy.lab.example/" (want a DNS name or an IP address)`,
+		"merge_key.yaml":             `7: targets[1].expect.<<: merge keys are not supported; use an alias for the whole value`,
+		"missing_host.yaml":          `3: targets[1].host: required`,
+		"multiple_documents.yaml":    `2: only one YAML document is allowed`,
+		"pin_base64.yaml":            `3: allow.inspection_ca_spki_sha256[0]: pin "not base64!" is not base64: illegal base64 data at input byte 3`,
+		"pin_length.yaml":            `6: targets[0].expect.ca_spki_sha256[1]: pin "q83vEjRWeJA=" is 8 bytes (want the 32 bytes of a SHA-256)`,
+		"port_range.yaml":            `3: targets[0].port: invalid port "65536" ` + portWant,
+		"sct.yaml":                   `4: targets[0].expect.sct: invalid boolean "maybe" (want true or false)`,
+		"syntax.yaml":                `3: found character that cannot start any token`,
+		"timeout.yaml":               `2: probe.timeout: invalid timeout "0s" (want a duration above 0 and at most 5m, e.g. "10s")`,
+		"tls_min_version.yaml":       `4: targets[0].expect.tls_min_version: unknown TLS version "1.5" ` + tlsWant,
+		"toolchain_mode.yaml":        `1: toolchain: unknown mode "maybe" (want "auto" or "none")`,
+		"trust_empty.yaml":           `2: trust.public_roots: empty (want "mozilla" or a path to a PEM bundle)`,
+		"trust_missing.yaml":         `3: trust.system_roots: PEM bundle testdata/bad/missing.pem: no such file or directory`,
+		"trust_no_certs.yaml":        `2: trust.public_roots: PEM bundle testdata/bad/no-certs.pem: no certificates found`,
+		"unknown_field.yaml":         `3: trust.publc_roots: unknown field`,
+		"unknown_nested_field.yaml":  `4: targets[0].expect.ca_pins: unknown field`,
+		"wrong_kind.yaml":            `2: targets: want a list, got a mapping`,
 		"many_errors.yaml": strings.Join([]string{
 			`3: probe.concurrency: invalid concurrency "0" (want an integer from 1 to 256)`,
 			`4: toolchain: unknown mode "sometimes" (want "auto" or "none")`,
@@ -194,6 +199,7 @@ func TestGood(t *testing.T) {
 			Path:         probe.PathOptions{Samples: DefaultPathSamples, MaxHops: DefaultMaxHops},
 			DNS:          DNS{ResolvConf: DefaultResolvConf, Reference: defaultResolvers(t), Canary: true},
 			Passive:      Passive{Window: DefaultPassiveWindow},
+			Grade:        defaultGrade(),
 			RangesSource: "built in",
 			Targets:      targets,
 		}
@@ -216,6 +222,12 @@ func TestGood(t *testing.T) {
 				{Spec: "udp://192.0.2.53", Proto: "udp", Addr: "192.0.2.53:53"},
 				{Spec: "tls://192.0.2.53:853#dns.lab.example", Proto: "tls", Addr: "192.0.2.53:853", ServerName: "dns.lab.example"},
 			}},
+			Grade: Grade{Mode: GradeAlways, Interval: 30 * time.Minute,
+				TestHosts: []grade.TestHost{
+					{Key: "expired", Host: "expired.lab.example", Port: 8443},
+					{Key: "self-signed", Host: "self-signed.lab.example", Port: 443},
+				},
+				Control: &grade.TestHost{Key: "control", Host: "control.lab.example", Port: 8443}},
 			RangesSource: "testdata/good/ranges.json",
 			Targets: []Target{
 				{
@@ -339,6 +351,9 @@ func TestDefaultRules(t *testing.T) {
 		cfg.Timeout != DefaultTimeout || cfg.Concurrency != DefaultConcurrency || len(cfg.Policy.ApprovedInspection) != 0 {
 		t.Errorf("defaults not as documented: %+v", cfg)
 	}
+	if diff := cmp.Diff(defaultGrade(), cfg.Grade); diff != "" {
+		t.Errorf("rules.yaml's grade section differs from the built-in defaults (-built in +rules.yaml):\n%s", diff)
+	}
 	wantHosts := []string{
 		"github.com", "codeload.github.com", "objects.githubusercontent.com",
 		"pypi.org", "files.pythonhosted.org", "index.crates.io", "static.crates.io",
@@ -450,5 +465,35 @@ func TestBadDefaultResolver(t *testing.T) {
 	want := `rules.yaml: dns.reference_resolvers: built-in default: invalid resolver "dns.lab.example:53": missing scheme (want udp://, tcp://, tls:// or https://)`
 	if err := d.err(); err == nil || err.Error() != want {
 		t.Errorf("error %v, want %s", err, want)
+	}
+}
+
+// TestGradeSection: what grade: keys set beside the defaults.
+func TestGradeSection(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, rules string
+		want        func(*Grade)
+	}{
+		{"absent: the defaults", "", func(*Grade) {}},
+		{"no test hosts", "grade:\n  test_hosts: {}\n", func(g *Grade) { g.TestHosts = []grade.TestHost{} }},
+		{"no control", "grade:\n  control: none\n", func(g *Grade) { g.Control = nil }},
+		{"a port of 443 by default", "grade:\n  test_hosts:\n    revoked: revoked.lab.example\n  control: lab.example\n", func(g *Grade) {
+			g.TestHosts = []grade.TestHost{{Key: "revoked", Host: "revoked.lab.example", Port: 443}}
+			g.Control = &grade.TestHost{Key: "control", Host: "lab.example", Port: 443}
+		}},
+		{"never", "grade:\n  enabled: never\n  interval: 2h\n", func(g *Grade) { g.Mode, g.Interval = GradeNever, 2*time.Hour }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse("rules.yaml", []byte(c.rules), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := defaultGrade()
+			c.want(&want)
+			if diff := cmp.Diff(want, cfg.Grade); diff != "" {
+				t.Errorf("grade (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -69,6 +69,7 @@ func (d *decoder) decode(data []byte) *Config {
 		Path:        probe.PathOptions{Samples: DefaultPathSamples, MaxHops: DefaultMaxHops},
 		DNS:         DNS{ResolvConf: DefaultResolvConf, Reference: d.defaultResolvers(DefaultReferenceResolvers), Canary: true},
 		Passive:     Passive{Window: DefaultPassiveWindow},
+		Grade:       defaultGrade(),
 	}
 	d.public = spec{value: trust.Mozilla, path: "trust.public_roots"}
 	d.system = spec{value: trust.System, path: "trust.system_roots"}

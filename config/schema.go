@@ -29,6 +29,7 @@ func (d *decoder) document(root *yaml.Node) {
 		"ranges_file": func(*yaml.Node, string) {}, // read first, by loadRanges
 		"targets":     func(v *yaml.Node, p string) { d.cfg.Targets = d.targets(v, p) },
 		"passive":     d.passive,
+		"grade":       d.grade,
 	})
 }
 
@@ -86,6 +87,17 @@ func (d *decoder) passive(n *yaml.Node, path string) {
 		"interface": value(d, parseInterface, &d.cfg.Passive.Interface),
 		"ports":     values(d, parsePassivePort, &d.cfg.Passive.Ports),
 		"window":    value(d, parseWindow, &d.cfg.Passive.Window),
+	})
+}
+
+// grade decodes grade: when interceptors are graded, how often, and with
+// which test hosts (config/grade.go).
+func (d *decoder) grade(n *yaml.Node, path string) {
+	d.fields(n, path, map[string]field{
+		"enabled":    value(d, parseGradeMode, &d.cfg.Grade.Mode),
+		"interval":   value(d, parseInterval, &d.cfg.Grade.Interval),
+		"test_hosts": func(v *yaml.Node, p string) { d.cfg.Grade.TestHosts = d.testHosts(v, p) },
+		"control":    d.control,
 	})
 }
 

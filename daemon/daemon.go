@@ -97,6 +97,7 @@ type Daemon struct {
 	saveErr  string        // last state write error, to log each new one once
 	updated  chan struct{} // closed and replaced on every change
 	passive  *passiveState // nil until passive capture is configured
+	grades   gradeState    // the interceptors graded on these paths (grade.go)
 }
 
 // target is one configured target and what the daemon knows of it.
@@ -175,6 +176,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.watchdog()
 		}
 		wait := d.launchDue(ctx, &wg)
+		d.gradeDue(ctx, &wg)
 		if time.Since(lastSave) >= saveEvery {
 			d.save()
 			lastSave = time.Now()
@@ -325,6 +327,7 @@ func (d *Daemon) Snapshot() exporter.Snapshot {
 		s.Targets[i].Findings = slices.Clone(s.Targets[i].Findings)
 	}
 	s.Passive = d.passiveSnapshot()
+	s.Interceptors = d.interceptorSnapshot()
 	return s
 }
 

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/exporter"
+	"github.com/mitmwatch/mitmwatch/grade"
 )
 
 // Handler serves the status page and the lifecycle endpoints the Prometheus
@@ -63,6 +65,15 @@ type statusPage struct {
 	Ready      bool
 	Rows       []statusRow
 	Passive    *passivePage // nil without passive capture
+	// Interceptors are the graded interceptors (grade.go); check details
+	// quote certificates and error pages.
+	Interceptors []interceptorRow
+}
+
+type interceptorRow struct {
+	SPKI, Path, Product, Grade, Class, Targets string
+	Approved                                   bool
+	Checks                                     []grade.Check // those that lower the grade or leave it incomplete
 }
 
 // passivePage is the build traffic section: hosts come from the network
@@ -102,6 +113,23 @@ func (d *Daemon) serveStatus(w http.ResponseWriter, _ *http.Request) {
 		for _, t := range p.Targets {
 			page.Passive.Rows = append(page.Passive.Rows, statusRowOf(t, now))
 		}
+	}
+	for _, ic := range snap.Interceptors {
+		row := interceptorRow{SPKI: ic.SPKI, Path: string(ic.Path), Product: ic.Product, Grade: string(ic.Grade),
+			Class: "inspected", Targets: strings.Join(ic.Targets, ", "), Approved: ic.Approved}
+		switch ic.Grade {
+		case grade.F:
+			row.Class = "detected"
+		case grade.Incomplete:
+			row.Class = "unreachable"
+		}
+		for _, c := range ic.Checks {
+			switch c.Result {
+			case grade.ReSigned, grade.Accepted, grade.Weak, grade.NotIntercepted:
+				row.Checks = append(row.Checks, c)
+			}
+		}
+		page.Interceptors = append(page.Interceptors, row)
 	}
 	var b bytes.Buffer
 	if err := statusTemplate.Execute(&b, page); err != nil {
@@ -204,7 +232,22 @@ small { color: #666; }
 {{else}}<tr><td colspan="7">No targets.</td></tr>
 {{end}}</tbody>
 </table>
-{{with .Passive}}<h2 id="passive">Build traffic on {{.Interface}}</h2>
+{{with .Interceptors}}<h2 id="interceptors">Interceptors on these paths</h2>
+<p>Graded with handshakes through each: A validates upstream and speaks modern TLS only; F re-signs invalid upstream certificates.</p>
+<table>
+<thead><tr><th>CA key (SPKI)</th><th>Path</th><th>Product</th><th>Grade</th><th>Behind it</th><th>What lowers the grade</th></tr></thead>
+<tbody>
+{{range .}}<tr>
+<td><code>{{.SPKI}}</code>{{if .Approved}}<br><small>approved</small>{{end}}</td>
+<td>{{.Path}}</td>
+<td>{{.Product}}</td>
+<td class="verdict {{.Class}}">{{.Grade}}</td>
+<td>{{.Targets}}</td>
+<td>{{range .Checks}}<b>{{.Name}}</b> {{.Result}}: {{.Detail}}<br>{{end}}</td>
+</tr>
+{{end}}</tbody>
+</table>
+{{end}}{{with .Passive}}<h2 id="passive">Build traffic on {{.Interface}}</h2>
 {{if .Capturing}}<p>Capturing: {{.Connections}} connections judged{{if .Dropped}}, <span class="warn">{{.Dropped}} packets dropped by the kernel</span>{{end}}.</p>
 {{else}}<p class="warn">Not capturing; the probes go on: <code>{{.Error}}</code></p>
 {{end}}<table>

@@ -103,6 +103,7 @@ func (d *Daemon) store(t *target, key string, obs detector.Observation, took tim
 		return "", detector.Result{}, false
 	}
 	rec := exporter.Record(key, res)
+	d.noteInterceptor(key, res, &rec)
 	rec.Interval = t.interval
 	rec.Probes, rec.Failures = t.rec.Probes+1, t.rec.Failures
 	if obs.TLS == nil {

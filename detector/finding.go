@@ -174,6 +174,7 @@ var Reasons = []Reason{
 	ReasonTCPTerminatedNearby, ReasonTLSAnsweredEarly, ReasonServerTTLChanged,
 	ReasonCANameCloned, ReasonCAChangedTogether, ReasonRTTSplit,
 	ReasonSNIReset, ReasonSNIDropped,
+	ReasonInterceptorAcceptsInvalidUpstream,
 }
 
 // Finding is one signal that fired, with the evidence behind it.

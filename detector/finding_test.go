@@ -162,6 +162,9 @@ func TestVerdictOfEachReason(t *testing.T) {
 		detector.ReasonRTTSplit:            detector.OK,
 		detector.ReasonSNIReset:            detector.Blocked,
 		detector.ReasonSNIDropped:          detector.Blocked,
+		// An approved interceptor stays inspected; check exits 1 for the
+		// finding itself.
+		detector.ReasonInterceptorAcceptsInvalidUpstream: detector.OK,
 	}
 	for _, r := range detector.Reasons {
 		w, ok := want[r]

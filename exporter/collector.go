@@ -83,6 +83,7 @@ var allDescs = []*prometheus.Desc{
 	reloadOKDesc, reloadTimeDesc,
 	passiveCapturingDesc, passiveVerdictDesc, passiveInterceptionDesc, passiveLastSeenDesc,
 	passiveConnsDesc, passiveDropsDesc,
+	interceptorGradeDesc, interceptorCheckDesc, interceptorGradedDesc,
 }
 
 // collector emits the metrics of one Snapshot per scrape.
@@ -123,6 +124,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if p := s.Passive; p != nil {
 		collectPassive(ch, p)
 	}
+	collectInterceptors(ch, s.Interceptors)
 }
 
 // collectPassive emits what capture found.

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/grade"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/ from the current output")
@@ -123,6 +124,34 @@ func fleet() Snapshot {
 				// A second entry with a key already seen is dropped.
 				Key: "pypi.org:443", Host: "pypi.org", Port: 443, Verdict: detector.Blocked,
 				LastProbe: probedAt, Probes: 99,
+			},
+		},
+		Interceptors: []Interceptor{
+			{
+				// An approved interceptor that re-signs.
+				SPKI: "WnNjYWxlclJvb3RDQVNQS0lTSEEyNTZiYXNlNjQxMjM=", Path: detector.PathDirect, Product: "Zscaler", Approved: true,
+				Targets: []string{"github.com:443"}, Grade: grade.F, LastGraded: probedAt,
+				Checks: []grade.Check{
+					{Name: "upstream-expired", Result: grade.ReSigned, Detail: "forged a leaf this machine trusts"},
+					{Name: "upstream-wrong-host", Result: grade.Blocked},
+					{Name: grade.CheckTLS10, Result: grade.Refused},
+					{Name: grade.CheckKeyReuse, Result: grade.Weak},
+				},
+			},
+			{
+				// One that mimics, on a proxy, unnamed; a check reported
+				// twice is one series.
+				SPKI: "SG9zdGlsZVJvb3RTUEtJU0hBMjU2YmFzZTY0MTIzNDU=", Path: detector.PathProxy,
+				Targets: []string{"registry.example:443"}, Grade: grade.B, LastGraded: probedAt,
+				Checks: []grade.Check{
+					{Name: "upstream-expired", Result: grade.Mimicked},
+					{Name: "upstream-expired", Result: grade.Mimicked},
+					{Name: grade.CheckNoForwardSecrecy, Result: grade.Accepted},
+				},
+			},
+			{
+				// The same CA and path again: dropped.
+				SPKI: "SG9zdGlsZVJvb3RTUEtJU0hBMjU2YmFzZTY0MTIzNDU=", Path: detector.PathProxy, Grade: grade.F,
 			},
 		},
 		Passive: &Passive{

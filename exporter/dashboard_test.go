@@ -112,7 +112,8 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 	for _, n := range []string{"mitmwatch_target_verdict", "mitmwatch_interception_detected", "mitmwatch_finding",
-		"mitmwatch_probe_duration_seconds", "mitmwatch_last_probe_timestamp_seconds"} {
+		"mitmwatch_probe_duration_seconds", "mitmwatch_last_probe_timestamp_seconds",
+		"mitmwatch_interceptor_grade", "mitmwatch_interceptor_check"} {
 		if !used[n] {
 			t.Errorf("no panel shows %s", n)
 		}

@@ -20,6 +20,9 @@ type Snapshot struct {
 	// Passive is what capturing real build traffic found; nil when
 	// rules.yaml asks for no capture.
 	Passive *Passive
+	// Interceptors are the interceptors graded on this agent's paths
+	// (interceptors.go).
+	Interceptors []Interceptor
 }
 
 // Passive is the state of passive capture: whether it runs, and each host

@@ -51,6 +51,9 @@ type InterceptorOptions struct {
 	// Tunnel passes every CONNECT through untouched, as a plain forward
 	// proxy does, instead of intercepting it.
 	Tunnel bool
+	// InsecureUpstream accepts any upstream certificate: the interceptor
+	// then re-signs expired, self-signed and wrong-host certificates.
+	InsecureUpstream bool
 }
 
 // Interceptor is a real third-party TLS-intercepting proxy — goproxy with
@@ -83,7 +86,7 @@ func NewInterceptor(p *PKI, opts InterceptorOptions) (*Interceptor, error) {
 	proxy.ConnectDial = nil // not from HTTPS_PROXY: upstream is the lab
 	proxy.Tr = &http.Transport{
 		DialContext:         routes.DialContext,
-		TLSClientConfig:     &tls.Config{RootCAs: p.PublicPool()},
+		TLSClientConfig:     &tls.Config{RootCAs: p.PublicPool(), InsecureSkipVerify: opts.InsecureUpstream},
 		TLSHandshakeTimeout: 10 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}

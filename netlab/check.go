@@ -29,6 +29,9 @@ type RulesOptions struct {
 	SystemExtra [][]byte
 	// Approve lists CAs whose SPKI is allow-listed as approved inspection.
 	Approve []*x509.Certificate
+	// GradeMode is grade.enabled; empty means auto. The test hosts are
+	// always the lab's (GradeHosts, ControlHost).
+	GradeMode string
 }
 
 // WriteRules writes the client's rules.yaml: the stand-in public root as
@@ -53,7 +56,9 @@ func (l *Lab) WriteRules(opts RulesOptions) (string, error) {
 			fmt.Fprintf(&b, "    - %s\n", SPKI(c))
 		}
 	}
-	b.WriteString("probe:\n  timeout: 10s\ndns:\n  reference_resolvers: []\n  canary: false\ntargets:\n")
+	b.WriteString("probe:\n  timeout: 10s\ndns:\n  reference_resolvers: []\n  canary: false\n")
+	writeGrade(&b, opts.GradeMode)
+	b.WriteString("targets:\n")
 	for _, h := range Hosts {
 		fmt.Fprintf(&b, "  - host: %s\n", h)
 	}
@@ -77,6 +82,9 @@ type Report struct {
 	Stderr   string
 	Elapsed  time.Duration  // how long the check ran
 	Targets  []TargetReport `json:"targets"`
+	// Interceptors are the graded interceptors; none when nothing was
+	// intercepted.
+	Interceptors []InterceptorReport `json:"interceptors"`
 }
 
 // TargetReport is the part of a target's JSON the scenarios judge.
@@ -95,6 +103,22 @@ type TargetReport struct {
 	// PathTrace and Control are kept as sent, for failure messages.
 	PathTrace json.RawMessage `json:"path_trace"`
 	Control   json.RawMessage `json:"control"`
+}
+
+// InterceptorReport is the part of a graded interceptor's JSON the
+// scenarios judge.
+type InterceptorReport struct {
+	CASPKI   string   `json:"ca_spki_sha256"`
+	Path     string   `json:"path"`
+	Product  string   `json:"product"`
+	Approved bool     `json:"approved"`
+	Targets  []string `json:"targets"`
+	Grade    string   `json:"grade"`
+	Checks   []struct {
+		Check  string `json:"check"`
+		Result string `json:"result"`
+		Detail string `json:"detail"`
+	} `json:"checks"`
 }
 
 // Reasons lists the target's finding reasons.

@@ -69,7 +69,8 @@ type Lab struct {
 	Delay                    time.Duration
 	Dir                      string // configs, CA files and logs; removed by Close
 	PKI                      *lab.PKI
-	// Addrs maps each of Hosts to its origin address.
+	// Addrs maps each of Hosts, and each test host of grading
+	// (GradeHosts, ControlHost), to its origin address.
 	Addrs map[string]netip.Addr
 	// Scenario names the scenario set up, if any.
 	Scenario string
@@ -123,6 +124,9 @@ func New(opts Options) (l *Lab, err error) {
 	for i, h := range Hosts {
 		l.Addrs[h] = hostAddr(i)
 	}
+	for h, a := range gradeAddrs() {
+		l.Addrs[h] = a
+	}
 	if err = l.wire(); err != nil {
 		return l, fmt.Errorf("netlab: topology: %w", err)
 	}
@@ -165,8 +169,8 @@ func (l *Lab) wire() error {
 		{"-n", i, "route", "add", "default", "via", routerUpAddr.String()},
 		{"-n", i, "addr", "add", DNSAddr.String() + "/32", "dev", "lo"},
 	}
-	for _, h := range Hosts {
-		steps = append(steps, []string{"-n", i, "addr", "add", l.Addrs[h].String() + "/32", "dev", "lo"})
+	for _, a := range l.Addrs {
+		steps = append(steps, []string{"-n", i, "addr", "add", a.String() + "/32", "dev", "lo"})
 	}
 	for _, s := range steps {
 		if err := run("ip", s...); err != nil {
@@ -247,7 +251,11 @@ func (l *Lab) startInternet() error {
 		return err
 	}
 	l.closers = append(l.closers, dns.Close)
-	if l.origins, err = startOrigins(l.Internet, l.PKI); err != nil {
+	fixed, err := gradeCerts(l.PKI)
+	if err != nil {
+		return err
+	}
+	if l.origins, err = startOrigins(l.Internet, l.PKI, fixed); err != nil {
 		return err
 	}
 	l.closers = append(l.closers, l.origins.Close)

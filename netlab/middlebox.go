@@ -93,8 +93,9 @@ func (l *Lab) redirect443(port int) error {
 }
 
 // StartMitmproxy runs mitmdump, transparent or as an explicit proxy, with
-// the CA it generates itself at first start (CN and O "mitmproxy").
-func (l *Lab) StartMitmproxy(transparent bool) (*Interceptor, error) {
+// the CA it generates itself at first start (CN and O "mitmproxy"). sets
+// are more options, "name=value" each, as `--set` takes them.
+func (l *Lab) StartMitmproxy(transparent bool, sets ...string) (*Interceptor, error) {
 	confdir := filepath.Join(l.Dir, "mitmproxy")
 	if err := os.Mkdir(confdir, 0o755); err != nil {
 		return nil, err
@@ -111,12 +112,15 @@ func (l *Lab) StartMitmproxy(transparent bool) (*Interceptor, error) {
 		}
 	}
 	listen := netip.AddrPortFrom(RouterAddr, mitmproxyPort)
-	p, err := l.Start(l.Router, "mitmdump", []string{"HOME=" + l.Dir}, "mitmdump",
-		"--mode", mode,
+	args := []string{"--mode", mode,
 		"--listen-host", RouterAddr.String(), "--listen-port", strconv.Itoa(mitmproxyPort),
-		"--set", "confdir="+confdir,
-		"--set", "ssl_verify_upstream_trusted_ca="+public,
-		"--set", "flow_detail=0")
+		"--set", "confdir=" + confdir,
+		"--set", "ssl_verify_upstream_trusted_ca=" + public,
+		"--set", "flow_detail=0"}
+	for _, s := range sets {
+		args = append(args, "--set", s)
+	}
+	p, err := l.Start(l.Router, "mitmdump", []string{"HOME=" + l.Dir}, "mitmdump", args...)
 	if err != nil {
 		return nil, err
 	}
@@ -169,8 +173,8 @@ func (l *Lab) StartSSLsplit() (*Interceptor, error) {
 // StartSquid runs squid (squid-openssl) with ssl-bump and dynamic
 // certificate generation, listening both as an explicit proxy and for
 // redirected port-443 traffic; transparent chooses which one the client
-// meets.
-func (l *Lab) StartSquid(transparent bool) (*Interceptor, error) {
+// meets. extra are more lines of squid.conf, after the others.
+func (l *Lab) StartSquid(transparent bool, extra ...string) (*Interceptor, error) {
 	ca, caPEM, keyPEM, err := adminCA("Example Corp Web Proxy CA")
 	if err != nil {
 		return nil, err
@@ -205,7 +209,7 @@ func (l *Lab) StartSquid(transparent bool) (*Interceptor, error) {
 		return nil, err
 	}
 	bump := fmt.Sprintf("ssl-bump tls-cert=%s tls-key=%s generate-host-certificates=on dynamic_cert_mem_cache_size=4MB", crt, key)
-	conf := strings.Join([]string{
+	conf := strings.Join(append([]string{
 		fmt.Sprintf("http_port %s:%d %s", RouterAddr, squidPort, bump),
 		fmt.Sprintf("https_port %s:%d intercept %s", RouterAddr, squidTLSPort, bump),
 		fmt.Sprintf("sslcrtd_program /usr/lib/squid/security_file_certgen -s %s -M 4MB", db),
@@ -227,8 +231,7 @@ func (l *Lab) StartSquid(transparent bool) (*Interceptor, error) {
 		"coredump_dir " + dir,
 		"logfile_rotate 0",
 		"shutdown_lifetime 0 seconds",
-		"",
-	}, "\n")
+	}, append(extra, "")...), "\n")
 	confPath, err := l.WriteFile("squid/squid.conf", []byte(conf))
 	if err != nil {
 		return nil, err

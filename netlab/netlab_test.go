@@ -190,6 +190,7 @@ func checkReport(t *testing.T, l *Lab, want Want, r *Report) {
 			t.Errorf("%s: not in the report", h)
 		}
 	}
+	checkGrade(t, l, want, r)
 	if t.Failed() {
 		t.Logf("mitmwatch stderr:\n%s", r.Stderr)
 		for _, p := range l.procs {
@@ -293,5 +294,19 @@ func assertGone(t *testing.T, l *Lab) {
 		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s is left behind (%v)", path, err)
 		}
+	}
+}
+
+// checkGrade compares the grading with want (Want.GradeProblems), and
+// logs every check with -v: the record of what the program did.
+func checkGrade(t *testing.T, l *Lab, want Want, r *Report) {
+	t.Helper()
+	if testing.Verbose() && len(r.Interceptors) > 0 {
+		for _, c := range r.Interceptors[0].Checks {
+			t.Logf("grade %s: %s %s: %s", r.Interceptors[0].Grade, c.Check, c.Result, c.Detail)
+		}
+	}
+	for _, p := range want.GradeProblems(l, r) {
+		t.Errorf("grade: %s", p)
 	}
 }

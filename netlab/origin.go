@@ -10,7 +10,9 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/lab"
@@ -19,8 +21,13 @@ import (
 // origins is every genuine host at once: one TLS listener on port 443 of
 // all the internet namespace's addresses, issuing from the stand-in public
 // intermediate a leaf for whatever name the client sends in SNI, as
-// lab.Origin does on loopback.
+// lab.Origin does on loopback. An address with a fixed certificate (the
+// test hosts of grading) presents that one whatever the SNI, and counts
+// its handshakes.
 type origins struct {
+	fixed map[netip.Addr]*tls.Certificate
+	hits  map[netip.Addr]*atomic.Int64
+
 	srv  *http.Server
 	ln   net.Listener
 	done chan struct{}
@@ -31,8 +38,11 @@ type origins struct {
 	leafs map[string]*tls.Certificate
 }
 
-func startOrigins(ns string, pki *lab.PKI) (*origins, error) {
-	o := &origins{done: make(chan struct{}), leafs: map[string]*tls.Certificate{}}
+func startOrigins(ns string, pki *lab.PKI, fixed map[netip.Addr]*tls.Certificate) (*origins, error) {
+	o := &origins{done: make(chan struct{}), leafs: map[string]*tls.Certificate{}, fixed: fixed, hits: map[netip.Addr]*atomic.Int64{}}
+	for a := range fixed {
+		o.hits[a] = new(atomic.Int64)
+	}
 	err := Do(ns, func() (err error) {
 		o.ln, err = net.Listen("tcp", ":443")
 		return err
@@ -43,6 +53,12 @@ func startOrigins(ns string, pki *lab.PKI) (*origins, error) {
 	cfg := &tls.Config{
 		NextProtos: []string{"h2", "http/1.1"},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if ap, err := netip.ParseAddrPort(hello.Conn.LocalAddr().String()); err == nil {
+				if c, ok := o.fixed[ap.Addr().Unmap()]; ok {
+					o.hits[ap.Addr().Unmap()].Add(1)
+					return c, nil
+				}
+			}
 			name := hello.ServerName
 			if name == "" { // an IP literal: the address dialled
 				name, _, _ = net.SplitHostPort(hello.Conn.LocalAddr().String())

@@ -44,6 +44,10 @@ type Want struct {
 	Hosts map[string]HostWant
 	// Within bounds how long the whole check may take; zero is no bound.
 	Within time.Duration
+	// Grade is what grading must report of the scenario's interceptor;
+	// nil when nothing intercepts, and then nothing may be graded and no
+	// test host may see a handshake.
+	Grade *WantGrade
 }
 
 // HostWant is what one host must show where it differs from the rest.
@@ -78,16 +82,17 @@ var Scenarios = slices.Concat(
 	mitmproxyTransparent,
 	intercepting("mitmproxy-explicit", "mitmdump --mode regular as the client's HTTPS_PROXY",
 		func(l *Lab) (*Interceptor, error) { return l.StartMitmproxy(false) },
-		Want{Product: "mitmproxy", Path: "proxy", Behaviour: "mitmproxy"}),
+		Want{Product: "mitmproxy", Path: "proxy", Behaviour: "mitmproxy", Grade: &mitmproxyGrade}),
 	intercepting("sslsplit-transparent", "sslsplit behind an nftables redirect, CA named by the administrator",
 		func(l *Lab) (*Interceptor, error) { return l.StartSSLsplit() },
-		Want{Product: "sslsplit", Path: "direct", Behaviour: "sslsplit"}),
+		Want{Product: "sslsplit", Path: "direct", Behaviour: "sslsplit", Grade: &sslsplitGrade}),
 	intercepting("squid-transparent", "squid ssl-bump (intercept port, dynamic certificates) behind an nftables redirect",
 		func(l *Lab) (*Interceptor, error) { return l.StartSquid(true) },
-		Want{Product: "squid", Path: "direct", Behaviour: "squid"}),
+		Want{Product: "squid", Path: "direct", Behaviour: "squid", Grade: &squidGrade}),
 	intercepting("squid-explicit", "squid ssl-bump (dynamic certificates) as the client's HTTPS_PROXY",
 		func(l *Lab) (*Interceptor, error) { return l.StartSquid(false) },
-		Want{Product: "squid", Path: "proxy", Behaviour: "squid"}),
+		Want{Product: "squid", Path: "proxy", Behaviour: "squid", Grade: &squidGrade}),
+	gradeScenarios,
 	[]Scenario{
 		delayed(clean, 50*time.Millisecond, false),
 		delayed(mitmproxyTransparent[0], 50*time.Millisecond, true),
@@ -117,7 +122,7 @@ var (
 	}
 	mitmproxyTransparent = intercepting("mitmproxy-transparent", "mitmdump --mode transparent behind an nftables redirect",
 		func(l *Lab) (*Interceptor, error) { return l.StartMitmproxy(true) },
-		Want{Product: "mitmproxy", Path: "direct", Behaviour: "mitmproxy"})
+		Want{Product: "mitmproxy", Path: "direct", Behaviour: "mitmproxy", Grade: &mitmproxyGrade})
 	// haproxyTransparent decrypts nothing: the chain is the origin's, so
 	// no certificate check sees it and no product is named. Only the path
 	// gives it away: TCP is answered on the router and the TLS handshake
@@ -156,7 +161,8 @@ func delayed(s Scenario, d time.Duration, localConnect bool) Scenario {
 // NAME, where mitmwatch must report it intercepted (exit 1), and
 // NAME-approved, with its CA allow-listed in
 // allow.inspection_ca_spki_sha256, where it must report it inspected
-// (exit 0). want gives the rest.
+// (exit 0, or 1 when its grade is F: it re-signs invalid certificates).
+// want gives the rest.
 func intercepting(name, doc string, start func(*Lab) (*Interceptor, error), want Want) []Scenario {
 	setup := func(approve bool) func(*Lab) error {
 		return func(l *Lab) error {
@@ -179,6 +185,9 @@ func intercepting(name, doc string, start func(*Lab) (*Interceptor, error), want
 	intercepted, inspected := want, want
 	intercepted.ExitCode, intercepted.Verdict = 1, "intercepted"
 	inspected.ExitCode, inspected.Verdict = 0, "inspected"
+	if want.Grade != nil && want.Grade.Grade == "F" {
+		inspected.ExitCode = 1
+	}
 	return []Scenario{
 		{Name: name, Doc: doc, Setup: setup(false), Want: intercepted},
 		{Name: name + "-approved", Doc: doc + "; its CA allow-listed as approved inspection",

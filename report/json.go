@@ -29,6 +29,9 @@ type Document struct {
 	// Audit lists the settings that weaken the toolchain's TLS, when the
 	// audit ran.
 	Audit *audit.Report `json:"audit,omitempty"`
+	// Interceptors are the interceptors graded on these paths
+	// (interceptors.go); absent when nothing was graded.
+	Interceptors []Interceptor `json:"interceptors,omitempty"`
 }
 
 // Target is one host's entry in the JSON report.

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/check"
 	"github.com/mitmwatch/mitmwatch/config"
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/grade"
 	"github.com/mitmwatch/mitmwatch/probe"
 	"github.com/mitmwatch/mitmwatch/report"
 	"github.com/mitmwatch/mitmwatch/resolver"
@@ -339,6 +341,10 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		}
 		targets, obs := rd.Wait()
 		results := r.runner.Judge(targets, obs)
+		// An interceptor found is graded with one more round through
+		// the same path; nothing intercepted, nothing is sent.
+		ics := r.runner.Grade(ctx, targets, results, r.cfg.Grade)
+		results = grade.Annotate(results, ics)
 		r.close()
 		var auditRep *audit.Report
 		if auditOn {
@@ -350,22 +356,31 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		if auditRep != nil && auditRep.Critical() {
 			code = check.ExitDetected
 		}
+		if slices.ContainsFunc(ics, grade.Interceptor.ReSigns) {
+			// Even when every target is inspected by an approved CA.
+			code = check.ExitDetected
+		}
 		set(code)
-		return printReport(e, output, results, auditRep, colour)
+		return printReport(e, output, results, auditRep, ics, colour)
 	})
 }
 
-// printReport writes the round's results and, when it ran, the audit.
-func printReport(e env, output string, results []detector.Result, a *audit.Report, colour bool) error {
+// printReport writes the round's results, the graded interceptors and,
+// when it ran, the audit.
+func printReport(e env, output string, results []detector.Result, a *audit.Report, ics []grade.Interceptor, colour bool) error {
 	if output == "json" {
 		doc := report.Build(results)
 		doc.Audit = a
+		doc.Interceptors = report.Interceptors(ics)
 		if err := doc.Write(e.stdout); err != nil {
 			return &exitError{check.ExitUsage, fmt.Errorf("writing JSON: %w", err)}
 		}
 		return nil
 	}
 	if err := report.Table(e.stdout, results, colour); err != nil {
+		return &exitError{check.ExitUsage, err}
+	}
+	if err := report.InterceptorTable(e.stdout, ics, colour); err != nil {
 		return &exitError{check.ExitUsage, err}
 	}
 	fmt.Fprintf(e.stdout, "\n%s\n", report.Summary(results))

@@ -97,7 +97,7 @@ For \fBcheck\fR, \fBpcap\fR and \fBsniff\fR:
 every target is ok or inspected;
 .TP
 .B 1
-something was detected (or the toolchain audit found a critical setting);
+something was detected (or the toolchain audit found a critical setting, or an interceptor, approved or not, re-signs invalid certificates);
 .TP
 .B 2
 usage or configuration error;

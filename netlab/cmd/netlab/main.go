@@ -242,6 +242,16 @@ func runScenario(args []string) (int, error) {
 		fmt.Printf("%s %-30s %-12s product=%q path=%s connect=%.1fms handshake=%.1fms findings=%v %s%s\n",
 			mark, t.Host, t.Verdict, t.Product, t.Path, t.ConnectMS, t.HandshakeMS, t.Reasons(), lack, timing)
 	}
+	for _, ic := range r.Interceptors {
+		fmt.Printf("interceptor %s (%s) grade %s\n", ic.CASPKI, ic.Path, ic.Grade)
+		for _, c := range ic.Checks {
+			fmt.Printf("  %-26s %-15s %s\n", c.Check, c.Result, c.Detail)
+		}
+	}
+	for _, p := range s.Want.GradeProblems(l, r) {
+		fmt.Printf("FAIL grade: %s\n", p)
+		bad++
+	}
 	if s.Want.Within > 0 {
 		fmt.Printf("the check took %v, want under %v\n", r.Elapsed.Round(time.Millisecond), s.Want.Within)
 		if r.Elapsed > s.Want.Within {
