@@ -123,6 +123,7 @@ const (
 	ReasonCANameCloned        Reason = "ca-name-cloned"
 	ReasonCAChangedTogether   Reason = "ca-changed-together"
 	ReasonRTTSplit            Reason = "rtt-split"
+	ReasonClockSkew           Reason = "clock-skew"
 )
 
 // reasonVerdict is the verdict each reason implies; reasons absent here are
@@ -151,6 +152,9 @@ var reasonVerdict = map[Reason]Verdict{
 	ReasonTCPTerminatedNearby: TransparentProxy,
 	ReasonTLSAnsweredEarly:    TransparentProxy,
 	ReasonCANameCloned:        Intercepted,
+	// A wrong clock makes every sound chain look invalid: what breaks is
+	// the machine's own verification, not the path.
+	ReasonClockSkew: InvalidCert,
 }
 
 // Reasons lists every reason, for documentation and exhaustive tests.
@@ -164,6 +168,7 @@ var Reasons = []Reason{
 	ReasonDNSDenied, ReasonDNSServfail, ReasonDNSBogon, ReasonDNSMismatch, ReasonDNSDiffers,
 	ReasonDNSWildcard, ReasonDNSTTLZero, ReasonTCPTerminatedNearby, ReasonTLSAnsweredEarly,
 	ReasonServerTTLChanged, ReasonCANameCloned, ReasonCAChangedTogether, ReasonRTTSplit,
+	ReasonClockSkew,
 }
 
 // Finding is one signal that fired, with the evidence behind it.

@@ -157,6 +157,7 @@ func TestVerdictOfEachReason(t *testing.T) {
 		detector.ReasonCANameCloned:        detector.Intercepted,
 		detector.ReasonCAChangedTogether:   detector.OK,
 		detector.ReasonRTTSplit:            detector.OK,
+		detector.ReasonClockSkew:           detector.InvalidCert,
 	}
 	for _, r := range detector.Reasons {
 		w, ok := want[r]
