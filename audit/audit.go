@@ -79,6 +79,9 @@ type Report struct {
 	Findings []Finding `json:"findings"`
 	Hosts    []Host    `json:"hosts"`
 	Warnings []string  `json:"warnings"` // files that could not be read or parsed, tools that failed
+	// Settings are the values read that bear on each tool's TLS, for
+	// predicting what the tool will do; the findings are the report.
+	Settings []Setting `json:"-"`
 }
 
 // Critical reports whether any finding is critical: protection is off.
@@ -159,6 +162,7 @@ type part struct {
 	bundles  []bundleRef     // CA bundles settings point at, for the trust check
 	roots    []detector.SPKI // non-public roots reported
 	scanned  []string        // CA bundle files read
+	settings []Setting       // values that bear on each tool's TLS
 }
 
 func (p *part) add(f Finding) { p.findings = append(p.findings, f) }
@@ -173,6 +177,7 @@ func merge(parts []*part) Report {
 	for _, p := range parts {
 		r.Findings = append(r.Findings, p.findings...)
 		r.Warnings = append(r.Warnings, p.warnings...)
+		r.Settings = append(r.Settings, p.settings...)
 		for _, h := range p.hosts {
 			if !seen[h.key()] {
 				seen[h.key()] = true

@@ -210,6 +210,7 @@ func gitName(section, sub, name string) string {
 }
 
 func (a *auditor) judgeGit(p *part, s gitSetting) {
+	p.set("git", s.key, s.value, s.source)
 	section, sub, name := splitGitKey(s.key)
 	value := redactURLs(s.value)
 	switch {
