@@ -31,3 +31,7 @@ func (p *part) set(tool, key, value, source string) {
 	}
 	p.settings = append(p.settings, Setting{Tool: tool, Key: key, Value: value, Source: source})
 }
+
+// Redact hides the credentials (user:password@) of a URL or a proxy
+// setting, as in every value the audit reports.
+func Redact(s string) string { return redactProxy(s) }
