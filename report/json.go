@@ -28,6 +28,9 @@ type Document struct {
 	// Audit lists the settings that weaken the toolchain's TLS, when the
 	// audit ran.
 	Audit *audit.Report `json:"audit,omitempty"`
+	// Tools says what each build tool will do with the targets it uses,
+	// when the toolchain was read.
+	Tools []Tool `json:"tools,omitempty"`
 }
 
 // Target is one host's entry in the JSON report.
