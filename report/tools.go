@@ -130,8 +130,8 @@ func ToolsTable(w io.Writer, fs []tools.Forecast, colour bool) error {
 	}
 	for _, f := range fs {
 		for _, p := range f.Predictions {
-			if p.Outcome == tools.Verifies || (p.Fix == "" && p.Note == "") {
-				continue
+			if p.Outcome == tools.Verifies || p.Outcome == tools.Unreachable {
+				continue // the target's verdict says why it was not reached
 			}
 			fmt.Fprintf(w, "\n%s %s %s (%s)\n", paint(bold+outcomeColour(p.Outcome), string(p.Outcome)), p.Tool, p.Host.Key(), printable(p.Host.Source))
 			fmt.Fprintf(w, "  store: %s\n", printable(p.Store))

@@ -23,6 +23,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/report"
 	"github.com/mitmwatch/mitmwatch/resolver"
 	"github.com/mitmwatch/mitmwatch/toolchain"
+	"github.com/mitmwatch/mitmwatch/tools"
 )
 
 // roundFlags are shared by the commands that probe.
@@ -199,25 +200,38 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		baseFile string
 		color    bool
 		auditOn  bool
+		tf       toolFlags
 	)
 	cmd := app.Command("check", "Probe every target once and print a verdict per host. Exit 0: all ok or inspected; 1: something detected; 2: usage or config error; 3: inconclusive (some targets unreachable, nothing detected).")
 	rf.register(cmd)
 	cmd.Flag("output", "Output format.").Short('o').Default("table").EnumVar(&output, "table", "json")
 	cmd.Flag("baseline", "Compare against a baseline learned with 'mitmwatch baseline learn'.").PlaceHolder("FILE").StringVar(&baseFile)
 	cmd.Flag("color", "Colour the verdicts when stdout is a terminal and NO_COLOR is unset; --no-color never does.").Default("true").BoolVar(&color)
-	cmd.Flag("audit", "Also audit the toolchain's settings (as 'mitmwatch audit' does) and probe the hosts they name; --no-audit skips it.").Default("true").BoolVar(&auditOn)
+	cmd.Flag("audit", "Also audit the toolchain's settings (as 'mitmwatch audit' does), say what each build tool will do on this path, and probe the hosts they name; --no-audit skips it.").Default("true").BoolVar(&auditOn)
+	tf.register(cmd)
 	cmd.Action(func(*kingpin.ParseContext) error {
-		// The audit reads files and runs go and git once: it runs while the
-		// config loads and the toolchain is asked.
+		if err := tf.parse(); err != nil {
+			return err
+		}
+		auditOn = auditOn || len(tf.only) > 0
+		// The audit reads files and runs go and git once, then the tools
+		// are asked what they verify with: both while the config loads and
+		// the toolchain is asked.
 		audited := make(chan audit.Report, 1)
+		inventory := make(chan tools.Inventory, 1)
 		if auditOn {
-			go func() { audited <- auditSection(ctx, e) }()
+			go func() {
+				a := auditSection(ctx, e)
+				audited <- a
+				inventory <- discoverTools(ctx, e, a, tf.only)
+			}()
 		}
 		r, err := rf.load(ctx, e)
 		if err != nil {
 			return err
 		}
 		var auditRep *audit.Report
+		var inv *tools.Inventory
 		if auditOn {
 			a := <-audited
 			auditRep = &a
@@ -226,6 +240,15 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 				r.targets, bad = config.WithToolchain(r.targets, a.ToolchainHosts())
 				for _, err := range bad {
 					fmt.Fprintf(e.stderr, "mitmwatch: audit: %v\n", err)
+				}
+			}
+			i := <-inventory
+			inv = &i
+			if len(rf.targets) == 0 && (len(tf.only) > 0 || r.cfg.Toolchain && rf.toolchain) {
+				var bad []error
+				r.targets, bad = withToolHosts(r.targets, i, tf.only)
+				for _, err := range bad {
+					fmt.Fprintf(e.stderr, "mitmwatch: tools: %v\n", err)
 				}
 			}
 		}
@@ -248,21 +271,29 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		}
 		results := r.runner.Run(ctx, r.targets)
 		r.close()
+		var forecasts []tools.Forecast
+		if inv != nil {
+			forecasts = forecastTools(e, tf, *inv, results, r.cfg.Policy)
+		}
 		colour := color && e.stdoutTTY && e.getenv("NO_COLOR") == ""
 		code := check.ExitCode(results)
 		if auditRep != nil && auditRep.Critical() {
 			code = check.ExitDetected
 		}
 		set(code)
-		return printReport(e, output, results, auditRep, colour)
+		return printReport(e, output, results, auditRep, forecasts, colour)
 	})
 }
 
-// printReport writes the round's results and, when it ran, the audit.
-func printReport(e env, output string, results []detector.Result, a *audit.Report, colour bool) error {
+// printReport writes the round's results and, when they were read, the
+// audit and the build tools' outcomes.
+func printReport(e env, output string, results []detector.Result, a *audit.Report, fs []tools.Forecast, colour bool) error {
 	if output == "json" {
 		doc := report.Build(results)
 		doc.Audit = a
+		if a != nil {
+			doc.Tools = report.BuildTools(fs)
+		}
 		if err := doc.Write(e.stdout); err != nil {
 			return &exitError{check.ExitUsage, fmt.Errorf("writing JSON: %w", err)}
 		}
@@ -272,6 +303,12 @@ func printReport(e env, output string, results []detector.Result, a *audit.Repor
 		return &exitError{check.ExitUsage, err}
 	}
 	fmt.Fprintf(e.stdout, "\n%s\n", report.Summary(results))
+	if a != nil {
+		fmt.Fprintln(e.stdout, "\nWhat each build tool will do on this path (--tool NAME for one):")
+		if err := report.ToolsTable(e.stdout, fs, colour); err != nil {
+			return &exitError{check.ExitUsage, err}
+		}
+	}
 	if a != nil && len(a.Findings) > 0 {
 		fmt.Fprintln(e.stdout, "\nToolchain settings that weaken TLS (mitmwatch audit):")
 		if err := writeAuditTable(e.stdout, *a, colour); err != nil {
