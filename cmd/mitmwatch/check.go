@@ -213,7 +213,7 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		if err := tf.parse(); err != nil {
 			return err
 		}
-		auditOn = auditOn || len(tf.only) > 0
+		auditOn = auditOn || len(tf.only) > 0 || tf.writeCA != "" // both need the toolchain read
 		// The audit reads files and runs go and git once, then the tools
 		// are asked what they verify with: both while the config loads and
 		// the toolchain is asked.
