@@ -36,6 +36,9 @@ var layering = []struct {
 	{"passive", own("check", "report", "probe", "config")},
 	{"resolver", own("probe", "check")},
 	{"trust", own("probe", "check", "config")},
+	// Predicting a tool's outcome reads its configuration and judges the
+	// chain the probe kept; it never dials or serves.
+	{"tools", append(own("check", "probe", "resolver", "config", "report", "exporter", "lab"), "net/http", "github.com/prometheus/client_golang/prometheus")},
 	// The binary on every build agent carries no lab: no forger, no lying
 	// resolver, no intercepting proxy library.
 	{"cmd/mitmwatch", append(own("lab", "scenario", "netlab"), "github.com/elazarl/goproxy")},

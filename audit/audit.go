@@ -82,6 +82,9 @@ type Report struct {
 	// Toolchain is where the package managers fetch from, for
 	// toolchain.Discover: the same settings, read once.
 	Toolchain toolchain.Settings `json:"-"`
+	// Settings are the values read that bear on each tool's TLS, for
+	// predicting what the tool will do; the findings are the report.
+	Settings []Setting `json:"-"`
 }
 
 // Critical reports whether any finding is critical: protection is off.
@@ -180,6 +183,7 @@ type part struct {
 	// setting names npm's registry.
 	registries  []Host
 	npmRegistry bool
+	settings    []Setting // values that bear on each tool's TLS
 }
 
 func (p *part) add(f Finding) { p.findings = append(p.findings, f) }
@@ -194,6 +198,7 @@ func merge(parts []*part) Report {
 	for _, p := range parts {
 		r.Findings = append(r.Findings, p.findings...)
 		r.Warnings = append(r.Warnings, p.warnings...)
+		r.Settings = append(r.Settings, p.settings...)
 		for _, h := range p.hosts {
 			if !seen[h.key()] {
 				seen[h.key()] = true

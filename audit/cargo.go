@@ -185,6 +185,7 @@ func tomlName(path []string) string {
 // judgeCargo judges one Cargo setting: path is its key, name how the user
 // wrote it (the TOML key or a CARGO_ variable).
 func (a *auditor) judgeCargo(p *part, path []string, name, value string, isStr bool, source string) {
+	p.set("cargo", strings.Join(path, "."), value, source)
 	switch {
 	case len(path) == 2 && path[0] == "http" && path[1] == "check-revoke" && falsy(value):
 		p.add(Finding{Tool: "cargo", Setting: name, Value: value, Source: source, Severity: detector.Warning,

@@ -88,6 +88,7 @@ func (a *auditor) dockerChecks(context.Context) *part {
 func judgeDaemon(p *part, f string, cfg daemonConfig, lines map[string]int) {
 	for i, r := range cfg.InsecureRegistries {
 		src := at(f, lineOr(lines, fmt.Sprintf("insecure-registries[%d]", i), "insecure-registries"))
+		p.set("docker", "insecure-registries", r, src)
 		what := r
 		if strings.Contains(r, "/") && !strings.Contains(r, "://") {
 			what = "every registry in " + r
@@ -100,6 +101,7 @@ func judgeDaemon(p *part, f string, cfg daemonConfig, lines map[string]int) {
 	}
 	for i, m := range cfg.RegistryMirrors {
 		src := at(f, lineOr(lines, fmt.Sprintf("registry-mirrors[%d]", i), "registry-mirrors"))
+		p.set("docker", "registry-mirrors", m, src)
 		if h, ok := urlHost(m, "registry-mirrors", src); ok {
 			p.hosts = append(p.hosts, h)
 		}
@@ -110,6 +112,11 @@ func judgeDaemon(p *part, f string, cfg daemonConfig, lines map[string]int) {
 		}
 	}
 	why := "dockerd pulls through this proxy; if it inspects TLS, install its CA in the system store (dockerd uses it) or /etc/docker/certs.d, never insecure-registries"
+	for _, kv := range [][2]string{{"proxies.http-proxy", cfg.Proxies.HTTP}, {"proxies.https-proxy", cfg.Proxies.HTTPS}} {
+		if kv[1] != "" {
+			p.set("docker", kv[0], kv[1], at(f, lineOr(lines, kv[0])))
+		}
+	}
 	if v := cfg.Proxies.HTTP; v != "" {
 		p.add(proxyFinding("docker", "proxies.http-proxy", v, at(f, lineOr(lines, "proxies.http-proxy")), why))
 	}

@@ -210,6 +210,11 @@ func gitName(section, sub, name string) string {
 }
 
 func (a *auditor) judgeGit(p *part, s gitSetting) {
+	if s.hasValue {
+		p.set("git", s.key, s.value, s.source)
+	} else {
+		p.set("git", s.key, "true", s.source) // a bare name is true
+	}
 	section, sub, name := splitGitKey(s.key)
 	value := redactURLs(s.value)
 	switch {

@@ -97,6 +97,11 @@ func (a *auditor) goChecks(ctx context.Context) *part {
 			}
 		}
 	}
+	for _, k := range goVars {
+		if s := settings[k]; s.value != "" {
+			p.set("go", k, s.value, s.source)
+		}
+	}
 	judgeGo(p, settings)
 	return p
 }

@@ -144,6 +144,7 @@ func npmFalse(v string) bool {
 // judgeNpm judges one npm setting: key is its npm name, setting how the
 // user wrote it (a variable's name, Yarn's npmRegistryServer).
 func (a *auditor) judgeNpm(p *part, tool, key, setting, value, source string) {
+	p.set(tool, key, value, source)
 	switch {
 	case key == "strict-ssl" && npmFalse(value):
 		p.add(Finding{Tool: tool, Setting: setting, Value: value, Source: source, Severity: detector.Critical,

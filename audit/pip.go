@@ -92,6 +92,7 @@ func (a *auditor) pipFiles(allUsers bool) []string {
 // judgePip judges one pip setting; setting is how the user wrote it
 // (global.trusted-host or PIP_TRUSTED_HOST), key its normalised name.
 func (a *auditor) judgePip(p *part, setting, key, value, source string) {
+	p.set("pip", setting, value, source)
 	switch key {
 	case "trusted-host":
 		hosts := strings.Fields(value)

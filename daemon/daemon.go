@@ -48,6 +48,10 @@ type Options struct {
 	// Watchdog is called on every tick of the scheduler loop, e.g. to send
 	// systemd WATCHDOG=1, so a wedged loop gets the service restarted.
 	Watchdog func()
+	// Tools, when set, says what each build tool that fetches from a
+	// target would do with the chain its last probe saw (package tools),
+	// for mitmwatch_tool_verifies. It is called unlocked after each probe.
+	Tools func(detector.Result) []exporter.ToolOutcome
 }
 
 // Scheduling constants.
@@ -74,6 +78,7 @@ type Daemon struct {
 	now       func() time.Time
 	random    func(d time.Duration) time.Duration
 	watchdog  func()
+	tools     func(detector.Result) []exporter.ToolOutcome
 	statePath string // "" keeps no state
 
 	reloadMu sync.Mutex    // loads are applied in the order they ran
@@ -125,6 +130,7 @@ func New(opts Options) (*Daemon, error) {
 		now:       opts.Now,
 		random:    opts.Jitter,
 		watchdog:  opts.Watchdog,
+		tools:     opts.Tools,
 		wake:      make(chan struct{}, 1),
 		targets:   map[string]*target{},
 		busy:      map[string]bool{},

@@ -96,6 +96,10 @@ func (d *Daemon) store(t *target, key string, obs detector.Observation, took tim
 
 	// Judged unlocked: scrapes must not wait for classification.
 	res := r.JudgeAmong(c, others)
+	var tools []exporter.ToolOutcome
+	if d.tools != nil {
+		tools = d.tools(res)
+	}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -104,6 +108,7 @@ func (d *Daemon) store(t *target, key string, obs detector.Observation, took tim
 	}
 	rec := exporter.Record(key, res)
 	d.noteInterceptor(key, res, &rec)
+	rec.Tools = tools
 	rec.Interval = t.interval
 	rec.Probes, rec.Failures = t.rec.Probes+1, t.rec.Failures
 	if obs.TLS == nil {

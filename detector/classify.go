@@ -75,8 +75,19 @@ func JudgeAmong(c Case, others []*Case, pol Policy, now time.Time) Result {
 // across targets, then the combinations (corroborate) that turn a
 // contradicted public chain into an interception.
 func judge(c Case, others []*Case, pol Policy, now time.Time) Result {
+	seen := c.Obs
+	skew := clockSkew(c, others, now)
+	if skew != nil {
+		// The clock is the finding; the chain is judged as a right clock
+		// would see it, so a forgery still shows as one.
+		c.Obs = atValidTime(c.Obs)
+	}
 	findings, product := Classify(c.Obs, c.Expect, pol, now)
 	findings = corroborate(append(findings, acrossTargets(c, others, pol)...))
+	if skew != nil {
+		findings = append([]Finding{*skew}, findings...)
+	}
+	c.Obs = seen
 	v := VerdictOf(findings)
 	return Result{Obs: c.Obs, Source: c.Source, Verdict: v, Product: product, Findings: findings,
 		Remediation: Remediation(v, c.Obs, product, findings)}

@@ -659,7 +659,7 @@ func TestEveryReasonAndVerdictIsExercised(t *testing.T) {
 		}
 		verdicts[detector.VerdictOf(fs)] = true
 	}
-	for _, c := range slices.Concat(judgeTable(p), evidenceTable(p)) {
+	for _, c := range slices.Concat(judgeTable(p), evidenceTable(p), clockTable(p)) {
 		for _, r := range detector.Judge(c.cases, c.pol, labNow) {
 			for _, f := range r.Findings {
 				reasons[f.Reason] = true

@@ -128,6 +128,7 @@ const (
 	ReasonRTTSplit            Reason = "rtt-split"
 	ReasonSNIReset            Reason = "sni-reset"   // the hello naming the host reset or closed, a control answered
 	ReasonSNIDropped          Reason = "sni-dropped" // the hello naming the host unanswered, a control answered
+	ReasonClockSkew           Reason = "clock-skew"
 )
 
 // reasonVerdict is the verdict each reason implies; reasons absent here are
@@ -159,6 +160,9 @@ var reasonVerdict = map[Reason]Verdict{
 	ReasonCANameCloned:        Intercepted,
 	ReasonSNIReset:            Blocked,
 	ReasonSNIDropped:          Blocked,
+	// A wrong clock makes every sound chain look invalid: what breaks is
+	// the machine's own verification, not the path.
+	ReasonClockSkew: InvalidCert,
 }
 
 // Reasons lists every reason, for documentation and exhaustive tests.
@@ -175,6 +179,7 @@ var Reasons = []Reason{
 	ReasonCANameCloned, ReasonCAChangedTogether, ReasonRTTSplit,
 	ReasonSNIReset, ReasonSNIDropped,
 	ReasonInterceptorAcceptsInvalidUpstream,
+	ReasonClockSkew,
 }
 
 // Finding is one signal that fired, with the evidence behind it.

@@ -165,6 +165,7 @@ func TestVerdictOfEachReason(t *testing.T) {
 		// An approved interceptor stays inspected; check exits 1 for the
 		// finding itself.
 		detector.ReasonInterceptorAcceptsInvalidUpstream: detector.OK,
+		detector.ReasonClockSkew:                         detector.InvalidCert,
 	}
 	for _, r := range detector.Reasons {
 		w, ok := want[r]

@@ -175,6 +175,11 @@ type Verification struct {
 	Failure Failure
 	Detail  string
 	Chains  [][]*x509.Certificate
+	// AtValidTime is the outcome of verifying the same chain at a moment
+	// inside every presented certificate's validity; set only when Failure
+	// is FailureExpired, so that a wrong clock can be told from a bad
+	// chain (see ReasonClockSkew).
+	AtValidTime *Verification
 }
 
 // OK reports whether the chain verified.

@@ -49,6 +49,9 @@ func Remediation(v Verdict, obs Observation, product string, findings []Finding)
 		}
 		return fmt.Sprintf("Network policy blocks %s: ask for an allow-list entry; do not route around it with insecure settings.", obs.Host)
 	case InvalidCert:
+		if HasClockSkew(findings) {
+			return "This machine's clock is wrong (see clock-skew): every certificate looks expired or not yet valid to every tool. Set the clock (timedatectl set-ntp true, or your time service) and check again; do not install CAs or turn verification off for it."
+		}
 		return fmt.Sprintf("The certificate of %s does not verify. If it is a private mirror, install its CA for the tools (SSL_CERT_FILE, GIT_SSL_CAINFO, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE); if it is a public host, something on the path presents a forged certificate.", obs.Host)
 	case Unreachable:
 		return fmt.Sprintf("%s could not be reached (%s): check connectivity, DNS and HTTPS_PROXY. This is not evidence of interception.", obs.Host, obs.Failure)

@@ -47,6 +47,11 @@ var (
 	failuresDesc = prometheus.NewDesc("mitmwatch_probe_failures_total",
 		"Probes of a target that completed no TLS handshake (unreachable, refused, plain text, ...), out of mitmwatch_probes_total.",
 		[]string{"target"}, nil)
+	toolDesc = prometheus.NewDesc("mitmwatch_tool_verifies",
+		"1 when the build tool would verify the chain the last probe of the target saw, with its own trust store and settings; "+
+			"else 0, and outcome says what it would do instead (fails, verification-off, plain-http, unreachable). "+
+			"One series per tool that fetches from the target, so a fleet sees whose npm or pip will break before a build does.",
+		[]string{"target", "tool", "outcome"}, nil)
 	reloadOKDesc = prometheus.NewDesc("mitmwatch_config_last_reload_successful",
 		"1 when the last load of rules.yaml succeeded; 0 when it failed and the last good configuration keeps running.",
 		nil, nil)
@@ -79,7 +84,7 @@ var (
 
 var allDescs = []*prometheus.Desc{
 	verdictDesc, interceptionDesc, findingDesc, tlsVersionDesc, chainDesc,
-	durationDesc, lastProbeDesc, intervalDesc, probesDesc, failuresDesc,
+	durationDesc, lastProbeDesc, intervalDesc, probesDesc, failuresDesc, toolDesc,
 	reloadOKDesc, reloadTimeDesc,
 	passiveCapturingDesc, passiveVerdictDesc, passiveInterceptionDesc, passiveLastSeenDesc,
 	passiveConnsDesc, passiveDropsDesc,
@@ -185,6 +190,15 @@ func collectTarget(ch chan<- prometheus.Metric, key string, t Target) {
 	}
 	if t.IssuerCN != "" || t.RootSPKI != "" {
 		emit(ch, chainDesc, prometheus.GaugeValue, 1, key, issuerLabel(t.IssuerCN), labelValue(t.RootSPKI))
+	}
+	tools := make(map[string]bool, len(t.Tools))
+	for _, to := range t.Tools {
+		tool := labelValue(to.Tool)
+		if tool == "" || tools[tool] {
+			continue // one series per tool and target
+		}
+		tools[tool] = true
+		emit(ch, toolDesc, prometheus.GaugeValue, boolValue(to.Outcome == "verifies"), key, tool, labelValue(to.Outcome))
 	}
 	emit(ch, durationDesc, prometheus.GaugeValue, t.Duration.Seconds(), key)
 	if !t.LastProbe.IsZero() {

@@ -59,6 +59,7 @@ func fleet() Snapshot {
 				RootSPKI:  "WnNjYWxlclJvb3RDQVNQS0lTSEEyNTZiYXNlNjQxMjM=",
 				LastProbe: probedAt, Duration: 1500 * time.Millisecond, Interval: 5 * time.Minute,
 				Probes: 12, Failures: 1,
+				Tools: []ToolOutcome{{Tool: "git", Outcome: "fails"}, {Tool: "go", Outcome: "verifies"}, {Tool: "git", Outcome: "fails"}},
 			},
 			{
 				// No product named, a hostile issuer, and the same finding

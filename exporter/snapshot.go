@@ -64,6 +64,18 @@ type Target struct {
 	// no TLS handshake.
 	Probes   uint64
 	Failures uint64
+
+	// Tools is what each build tool that fetches from the target would do
+	// with the chain the last probe saw; empty when no tool uses it.
+	Tools []ToolOutcome
+}
+
+// ToolOutcome is one build tool's predicted outcome for a target (package
+// tools' vocabulary: tool go, git, npm, pip, cargo or docker; outcome
+// verifies, fails, verification-off, plain-http or unreachable).
+type ToolOutcome struct {
+	Tool    string
+	Outcome string
 }
 
 // Record flattens a judged result into a Target, leaving the counters and

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,9 @@ type OriginOptions struct {
 	// Leaf issues the certificate for an SNI name; nil issues from
 	// PublicIntermediate with default LeafOptions.
 	Leaf func(name string) (*tls.Certificate, error)
+	// Handler answers the requests; nil answers 200 "ok". A registry or
+	// Git host played for real build tools answers what they ask.
+	Handler http.Handler
 }
 
 // Origin is the genuine host, or rather every genuine host at once: it issues
@@ -61,7 +65,11 @@ func NewOrigin(p *PKI, opts OriginOptions) (*Origin, error) {
 		}
 		return tlsWrap(cfg)(l)
 	}
-	s, err := serveHTTP(ok, wrap)
+	h := opts.Handler
+	if h == nil {
+		h = ok
+	}
+	s, err := serveHTTP(h, wrap)
 	if err != nil {
 		return nil, fmt.Errorf("lab: origin: %w", err)
 	}

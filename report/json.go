@@ -32,6 +32,9 @@ type Document struct {
 	// Interceptors are the interceptors graded on these paths
 	// (interceptors.go); absent when nothing was graded.
 	Interceptors []Interceptor `json:"interceptors,omitempty"`
+	// Tools says what each build tool will do with the targets it uses,
+	// when the toolchain was read.
+	Tools []Tool `json:"tools,omitempty"`
 }
 
 // Target is one host's entry in the JSON report.

@@ -28,6 +28,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/resolver"
 	"github.com/mitmwatch/mitmwatch/termsafe"
 	"github.com/mitmwatch/mitmwatch/toolchain"
+	"github.com/mitmwatch/mitmwatch/tools"
 )
 
 // roundFlags are shared by the commands that probe.
@@ -263,39 +264,57 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		baseFile string
 		color    bool
 		auditOn  bool
+		tf       toolFlags
 	)
 	cmd := app.Command("check", "Probe every target once and print a verdict per host. Exit 0: all ok or inspected; 1: something detected; 2: usage or config error; 3: inconclusive (some targets unreachable, nothing detected).")
 	rf.register(cmd)
 	cmd.Flag("output", "Output format.").Short('o').Default("table").EnumVar(&output, "table", "json")
 	cmd.Flag("baseline", "Compare against a baseline learned with 'mitmwatch baseline learn'.").PlaceHolder("FILE").StringVar(&baseFile)
 	cmd.Flag("color", "Colour the verdicts when stdout is a terminal and NO_COLOR is unset; --no-color never does.").Default("true").BoolVar(&color)
-	cmd.Flag("audit", "Also audit the toolchain's settings (as 'mitmwatch audit' does) and probe the hosts they name; --no-audit skips it.").Default("true").BoolVar(&auditOn)
+	cmd.Flag("audit", "Also audit the toolchain's settings (as 'mitmwatch audit' does), say what each build tool will do on this path, and probe the hosts they name; --no-audit skips it.").Default("true").BoolVar(&auditOn)
+	tf.register(cmd)
 	cmd.Action(func(*kingpin.ParseContext) error {
+		if err := tf.parse(); err != nil {
+			return err
+		}
+		auditOn = auditOn || len(tf.only) > 0 || tf.writeCA != "" // both need the toolchain read
 		// The audit reads files and runs go and git once: it runs while the
 		// config loads, toolchain discovery reads its settings, and the
 		// probes start once it has its hosts, while it reads the trust
-		// stores.
+		// stores. The build tools are asked what they verify with once it
+		// is done, beside the probes.
 		var (
-			tools   func(context.Context) toolchain.Settings
-			found   func() auditHosts
-			audited func() audit.Report
+			settings  func(context.Context) toolchain.Settings
+			found     func() auditHosts
+			audited   func() audit.Report
+			inventory func() tools.Inventory
 		)
 		if auditOn {
 			found, audited = auditSection(ctx, e)
-			tools = func(context.Context) toolchain.Settings { return found().settings }
+			settings = func(context.Context) toolchain.Settings { return found().settings }
+			inventory = inventoryOf(ctx, e, audited, tf.only)
 		}
-		// Without --target, the toolchain's and the audit's hosts join the
-		// round as they are found, while the config's are already probed.
-		streaming := len(rf.targets) == 0 && rf.toolchain
+		// Without --target or --tool, the toolchain's, the audit's and
+		// the build tools' hosts join the round as they are found, while
+		// the config's are already probed.
+		streaming := len(rf.targets) == 0 && rf.toolchain && len(tf.only) == 0
 		var r *round
 		var err error
 		if streaming {
 			r, err = rf.loadWith(ctx, e, nil)
 		} else {
-			r, err = rf.load(ctx, e, tools)
+			r, err = rf.load(ctx, e, settings)
 		}
 		if err != nil {
 			return err
+		}
+		if !streaming && auditOn && len(rf.targets) == 0 {
+			// --tool: the tool's hosts, known only once it was asked.
+			var bad []error
+			r.targets, bad = withToolHosts(r.targets, inventory(), tf.only)
+			for _, err := range bad {
+				fmt.Fprintf(e.stderr, "mitmwatch: tools: %s\n", termsafe.String(err.Error()))
+			}
 		}
 		var b *baseline.Baseline
 		if baseFile != "" {
@@ -338,6 +357,18 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 				return &exitError{check.ExitUsage, err}
 			}
 			rd.Add(more...)
+			if auditOn {
+				// The hosts only the build tools' own configuration names.
+				withTools, bad := withToolHosts(r.targets, inventory(), nil)
+				for _, err := range bad {
+					fmt.Fprintf(e.stderr, "mitmwatch: tools: %s\n", termsafe.String(err.Error()))
+				}
+				more, err := withBaseline(withTools[len(r.targets):])
+				if err != nil {
+					return &exitError{check.ExitUsage, err}
+				}
+				rd.Add(more...)
+			}
 		}
 		targets, obs := rd.Wait()
 		results := r.runner.Judge(targets, obs)
@@ -351,6 +382,10 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 			a := audited()
 			auditRep = &a
 		}
+		var forecasts []tools.Forecast
+		if auditOn {
+			forecasts = forecastTools(e, tf, inventory(), results, r.cfg.Policy)
+		}
 		colour := color && e.stdoutTTY && e.getenv("NO_COLOR") == ""
 		code := check.ExitCode(results)
 		if auditRep != nil && auditRep.Critical() {
@@ -361,17 +396,20 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 			code = check.ExitDetected
 		}
 		set(code)
-		return printReport(e, output, results, auditRep, ics, colour)
+		return printReport(e, output, results, auditRep, ics, forecasts, colour)
 	})
 }
 
-// printReport writes the round's results, the graded interceptors and,
-// when it ran, the audit.
-func printReport(e env, output string, results []detector.Result, a *audit.Report, ics []grade.Interceptor, colour bool) error {
+// printReport writes the round's results, the interceptors graded and,
+// when they were read, the audit and the build tools' outcomes.
+func printReport(e env, output string, results []detector.Result, a *audit.Report, ics []grade.Interceptor, fs []tools.Forecast, colour bool) error {
 	if output == "json" {
 		doc := report.Build(results)
 		doc.Audit = a
 		doc.Interceptors = report.Interceptors(ics)
+		if a != nil {
+			doc.Tools = report.BuildTools(fs)
+		}
 		if err := doc.Write(e.stdout); err != nil {
 			return &exitError{check.ExitUsage, fmt.Errorf("writing JSON: %w", err)}
 		}
@@ -384,6 +422,12 @@ func printReport(e env, output string, results []detector.Result, a *audit.Repor
 		return &exitError{check.ExitUsage, err}
 	}
 	fmt.Fprintf(e.stdout, "\n%s\n", report.Summary(results))
+	if a != nil {
+		fmt.Fprintln(e.stdout, "\nWhat each build tool will do on this path (--tool NAME for one):")
+		if err := report.ToolsTable(e.stdout, fs, colour); err != nil {
+			return &exitError{check.ExitUsage, err}
+		}
+	}
 	if a != nil && len(a.Findings) > 0 {
 		fmt.Fprintln(e.stdout, "\nToolchain settings that weaken TLS (mitmwatch audit):")
 		if err := writeAuditTable(e.stdout, *a, colour); err != nil {

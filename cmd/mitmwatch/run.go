@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/check"
 	"github.com/mitmwatch/mitmwatch/config"
 	"github.com/mitmwatch/mitmwatch/daemon"
+	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/exporter"
 	"github.com/mitmwatch/mitmwatch/termsafe"
 )
@@ -83,10 +85,18 @@ func runService(ctx context.Context, e env, f runFlags) error {
 		debug.SetGCPercent(daemonGCPercent)
 	}
 
+	// What each build tool would do with each target, from the reading of
+	// the toolchain the last load made.
+	var predict atomic.Pointer[func(detector.Result) []exporter.ToolOutcome]
 	load := func(ctx context.Context) (*config.Config, []config.Target, error) {
 		cfg, targets, err := loadConfig(ctx, e, f.config, toolchainSettings(e, f.toolchain))
 		if err != nil {
 			return nil, nil, err
+		}
+		if cfg.Toolchain && f.toolchain {
+			_, audited := auditSection(ctx, e)
+			p := toolOutcomes(discoverTools(ctx, e, audited(), nil), cfg.Policy)
+			predict.Store(&p)
 		}
 		b, err := baseline.Load(filepath.Join(f.stateDir, baselineFile))
 		switch {
@@ -104,6 +114,12 @@ func runService(ctx context.Context, e env, f runFlags) error {
 		Load:      load,
 		NewRunner: func(cfg *config.Config) *check.Runner { return newRunner(cfg, e) },
 		Watchdog:  watchdog(),
+		Tools: func(r detector.Result) []exporter.ToolOutcome {
+			if p := predict.Load(); p != nil {
+				return (*p)(r)
+			}
+			return nil
+		},
 	})
 	if err != nil {
 		return &exitError{check.ExitUsage, err}

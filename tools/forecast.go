@@ -1,0 +1,47 @@
+package tools
+
+import "github.com/mitmwatch/mitmwatch/detector"
+
+// Forecast is one tool and its predicted outcome for each judged target it
+// fetches from.
+type Forecast struct {
+	Tool        Tool
+	Predictions []Prediction
+}
+
+// Relevant reports whether a tool belongs in a report: it is installed, or
+// its configuration names hosts or switches verification off.
+func (t Tool) Relevant() bool {
+	return t.Installed() || len(t.Hosts) > 0 || t.Verify != nil || len(t.Overrides) > 0
+}
+
+// PredictAll predicts, for each relevant tool, every judged target it
+// fetches from, in the order of the results.
+func PredictAll(ts []Tool, results []detector.Result, c Context) []Forecast {
+	var out []Forecast
+	for _, t := range ts {
+		if !t.Relevant() {
+			continue
+		}
+		f := Forecast{Tool: t}
+		for _, r := range results {
+			if h, ok := t.Uses(r.Obs.Host, r.Obs.Port); ok {
+				if h.Source == "" {
+					h.Source = r.Source
+				}
+				f.Predictions = append(f.Predictions, Predict(t, h, r, c))
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// Predictions flattens forecasts, for CAs.
+func Predictions(fs []Forecast) []Prediction {
+	var out []Prediction
+	for _, f := range fs {
+		out = append(out, f.Predictions...)
+	}
+	return out
+}

@@ -1,0 +1,103 @@
+package tools
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/trust"
+)
+
+// Where Linux distributions keep the system store, as Go and OpenSSL look
+// for it: the first bundle file that exists, and every directory.
+var (
+	systemBundles = []string{
+		"/etc/ssl/certs/ca-certificates.crt",
+		"/etc/pki/tls/certs/ca-bundle.crt",
+		"/etc/ssl/ca-bundle.pem",
+		"/etc/pki/tls/cacert.pem",
+		"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+		"/etc/ssl/cert.pem",
+	}
+	systemDirs = []string{"/etc/ssl/certs", "/etc/pki/tls/certs"}
+)
+
+// readBundle reads the certificates of a PEM bundle file.
+func readBundle(path string) ([]*x509.Certificate, error) {
+	_, certs, err := trust.LoadPEM(path)
+	return certs, err
+}
+
+// readDir reads every certificate in the files of a directory, as Go and
+// OpenSSL's hashed directories are read; files that hold none are skipped.
+func readDir(dir string) []*x509.Certificate {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []*x509.Certificate
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		if certs, err := readBundle(filepath.Join(dir, e.Name())); err == nil {
+			out = append(out, certs...)
+		}
+	}
+	return out
+}
+
+// parseInline reads certificates written inline in a setting (npm's ca),
+// where newlines may be written as \n.
+func parseInline(v string) []*x509.Certificate {
+	data := []byte(strings.ReplaceAll(v, `\n`, "\n"))
+	var out []*x509.Certificate
+	for {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			return out
+		}
+		if c, err := x509.ParseCertificate(b.Bytes); err == nil && b.Type == "CERTIFICATE" {
+			out = append(out, c)
+		}
+	}
+}
+
+// fileStore is the store a setting names: a bundle file that replaces the
+// tool's roots. A file the tool cannot read is kept as the store's Err:
+// the tool then fails every connection.
+func fileStore(what string, by Setting, path string) Store {
+	s := Store{Description: fmt.Sprintf("%s %s (%s)", what, path, by.Source), Files: []string{path}, By: &by}
+	certs, err := readBundle(path)
+	if err != nil {
+		s.Err = err.Error()
+	}
+	s.Certs = certs
+	return s
+}
+
+// withExtra adds a bundle's certificates to a store, as NODE_EXTRA_CA_CERTS
+// and a CA directory do.
+func withExtra(s Store, what string, by Setting, certs []*x509.Certificate) Store {
+	out := s
+	out.Certs = append(append([]*x509.Certificate(nil), s.Certs...), certs...)
+	out.Description = fmt.Sprintf("%s + %s %s (%d)", s.Description, what, by.Value, len(certs))
+	out.Files = append(append([]string(nil), s.Files...), by.Value)
+	out.By = &by
+	return out
+}
+
+// holds reports whether a store has the certificate (by key).
+func (s Store) holds(c *x509.Certificate) bool {
+	k := detector.SPKIOf(c)
+	for _, h := range s.Certs {
+		if detector.SPKIOf(h) == k {
+			return true
+		}
+	}
+	return false
+}
