@@ -85,6 +85,11 @@ type Options struct {
 	CacheDir string
 }
 
+// NPMDefault returns the registry npm uses when no setting names one, from
+// the cache while that npm installation is unchanged (npm itself takes a
+// quarter of a second to say it); none when npm is not installed.
+func NPMDefault(ctx context.Context, o Options) ([]Host, error) { return o.npmDefault(ctx) }
+
 // Discover returns the hosts of s, then npm's built-in default registry
 // when no setting names npm's registry and npm is installed. Hosts are
 // deduplicated by host:port, keeping the first source. A failing npm is

@@ -11,7 +11,7 @@ import (
 // off.
 func (d *discoverer) cargoTool(ctx context.Context) Tool {
 	t := Tool{Name: Cargo, Flavour: FlavourOpenSSL, OpenSSL3: true, Store: d.envStore()}
-	out, installed, err := d.ask(ctx, "cargo", "--version")
+	out, installed, err := d.askInstalled(ctx, "cargo", "--version")
 	switch {
 	case err != nil:
 		t.Notes = append(t.Notes, err.Error())

@@ -80,11 +80,14 @@ const commandTimeout = 10 * time.Second
 
 // discoverer holds what every tool's discovery reads.
 type discoverer struct {
-	opts     Options
-	getenv   func(string) string
-	run      toolchain.Runner
-	settings map[string][]audit.Setting // by tool
-	system   func() Store
+	opts   Options
+	getenv func(string) string
+	run    toolchain.Runner
+	// installed runs the commands whose answer depends on a tool's
+	// installation alone (version, bundled roots), through a cache.
+	installed toolchain.Runner
+	settings  map[string][]audit.Setting // by tool
+	system    func() Store
 }
 
 // Discover reads each tool's configuration and asks the tools themselves
@@ -96,8 +99,16 @@ func Discover(ctx context.Context, opts Options) Inventory {
 	if d.getenv == nil {
 		d.getenv = os.Getenv
 	}
+	d.installed = d.run
 	if d.run == nil {
 		d.run = d.execRunner()
+		d.installed = d.run
+		// What depends on a tool's installation alone is asked once a
+		// day or when the tool changes, not at every check.
+		if f := toolchain.AnswersFile(); f != "" {
+			d.installed = toolchain.Cached(d.run, f, toolchain.DefaultAnswersTTL,
+				"PATH", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "GOTOOLCHAIN", "GOROOT")
+		}
 	}
 	for _, s := range opts.Settings {
 		d.settings[s.Tool] = append(d.settings[s.Tool], s)
@@ -269,9 +280,19 @@ func (d *discoverer) proxyEnv(names ...string) *Setting {
 // ask runs a tool within commandTimeout; ok is false when it is not
 // installed, err when it failed.
 func (d *discoverer) ask(ctx context.Context, name string, args ...string) ([]byte, bool, error) {
+	return d.askWith(ctx, d.run, name, args...)
+}
+
+// askInstalled is ask for a command whose answer depends on the tool's
+// installation alone, which may come from the cache.
+func (d *discoverer) askInstalled(ctx context.Context, name string, args ...string) ([]byte, bool, error) {
+	return d.askWith(ctx, d.installed, name, args...)
+}
+
+func (d *discoverer) askWith(ctx context.Context, run toolchain.Runner, name string, args ...string) ([]byte, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
-	out, err := d.run(ctx, name, args...)
+	out, err := run(ctx, name, args...)
 	if errors.Is(err, exec.ErrNotFound) {
 		return nil, false, nil
 	}

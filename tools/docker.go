@@ -16,7 +16,7 @@ import (
 // visible here.
 func (d *discoverer) dockerTool(ctx context.Context) Tool {
 	t := Tool{Name: Docker, Flavour: FlavourGo, Store: d.system()}
-	out, installed, err := d.ask(ctx, "docker", "--version")
+	out, installed, err := d.askInstalled(ctx, "docker", "--version")
 	switch {
 	case err != nil:
 		t.Notes = append(t.Notes, err.Error())

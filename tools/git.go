@@ -13,13 +13,13 @@ import (
 // matches; without sslCAInfo, libcurl verifies with the system store.
 func (d *discoverer) gitTool(ctx context.Context) Tool {
 	t := Tool{Name: Git, Flavour: FlavourOpenSSL, OpenSSL3: true, Store: d.system()}
-	out, installed, err := d.ask(ctx, "git", "--version")
+	out, installed, err := d.askInstalled(ctx, "git", "--version")
 	switch {
 	case err != nil:
 		t.Notes = append(t.Notes, err.Error())
 	case installed:
 		t.Version = strings.TrimPrefix(strings.TrimSpace(string(out)), "git version ")
-		if dir, _, err := d.ask(ctx, "git", "--exec-path"); err == nil {
+		if dir, _, err := d.askInstalled(ctx, "git", "--exec-path"); err == nil {
 			helper := filepath.Join(strings.TrimSpace(string(dir)), "git-remote-https")
 			if slices.ContainsFunc(libraries(helper), func(l string) bool { return strings.HasPrefix(l, "libcurl-gnutls") }) {
 				t.Flavour = FlavourGnuTLS

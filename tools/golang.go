@@ -14,7 +14,7 @@ import (
 // GOINSECURE matches.
 func (d *discoverer) goTool(ctx context.Context) Tool {
 	t := Tool{Name: Go, Flavour: FlavourGo, Store: d.envStore()}
-	out, installed, err := d.ask(ctx, "go", "env", "GOVERSION")
+	out, installed, err := d.askInstalled(ctx, "go", "env", "GOVERSION")
 	switch {
 	case err != nil:
 		t.Notes = append(t.Notes, err.Error())

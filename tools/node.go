@@ -3,8 +3,12 @@ package tools
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/mitmwatch/mitmwatch/audit"
+	"github.com/mitmwatch/mitmwatch/toolchain"
 )
 
 // nodeScript asks Node for its version, its OpenSSL and the roots it
@@ -30,7 +34,7 @@ type nodeInfo struct {
 func (d *discoverer) npmTool(ctx context.Context) Tool {
 	t := Tool{Name: NPM, Flavour: FlavourNode, OpenSSL3: true}
 	var node nodeInfo
-	out, installed, err := d.ask(ctx, "node", "-e", nodeScript)
+	out, installed, err := d.askInstalled(ctx, "node", "-e", nodeScript)
 	if err == nil && installed {
 		err = decodeJSON(out, &node)
 	}
@@ -40,7 +44,7 @@ func (d *discoverer) npmTool(ctx context.Context) Tool {
 	if node.OpenSSL != "" {
 		t.OpenSSL3 = !strings.HasPrefix(node.OpenSSL, "1.")
 	}
-	if out, ok, err := d.ask(ctx, "npm", "--version"); err != nil {
+	if out, ok, err := d.askInstalled(ctx, "npm", "--version"); err != nil {
 		t.Notes = append(t.Notes, err.Error())
 	} else if ok {
 		t.Version = strings.TrimSpace(string(out))
@@ -85,11 +89,27 @@ func (d *discoverer) npmTool(ctx context.Context) Tool {
 		t.Verify = &Setting{Name: "NODE_TLS_REJECT_UNAUTHORIZED", Value: v, Source: fromEnv}
 	}
 
-	if out, ok, err := d.ask(ctx, "npm", "config", "get", "registry"); err != nil {
-		t.Notes = append(t.Notes, err.Error())
-	} else if ok {
-		if h, ok := hostOf(string(out), "npm config get registry"); ok {
-			t.addHost(h)
+	// npm's built-in default applies unless a setting names the registry
+	// (the settings below add that one). Starting npm to learn it costs
+	// more than a whole round of probes, so the real npm's answer is
+	// cached per installation.
+	switch {
+	case d.npmRegistrySet():
+	case d.opts.Run == nil:
+		hosts, err := toolchain.NPMDefault(ctx, toolchain.Options{})
+		if err != nil {
+			t.Notes = append(t.Notes, err.Error())
+		}
+		for _, h := range hosts {
+			t.addHost(Host{Host: h.Host, Port: h.Port, Scheme: "https", Source: h.Source})
+		}
+	default:
+		if out, ok, err := d.ask(ctx, "npm", "config", "get", "registry"); err != nil {
+			t.Notes = append(t.Notes, err.Error())
+		} else if ok {
+			if h, ok := hostOf(string(out), "npm config get registry"); ok {
+				t.addHost(h)
+			}
 		}
 	}
 	for _, s := range d.settings["npm"] {
@@ -114,4 +134,12 @@ func npmFalse(v string) bool {
 		return f == 0
 	}
 	return v == "" || v == "false" || v == "null"
+}
+
+// npmRegistrySet reports whether a setting names npm's registry, so that
+// only npm itself knows which one applies.
+func (d *discoverer) npmRegistrySet() bool {
+	return slices.ContainsFunc(d.settings["npm"], func(s audit.Setting) bool {
+		return s.Key == "registry" // a scope's registry leaves the default in place
+	})
 }

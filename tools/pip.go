@@ -44,7 +44,7 @@ var pipSections = []string{"global", "install", "download"}
 func (d *discoverer) pipTool(ctx context.Context) Tool {
 	t := Tool{Name: Pip, Flavour: FlavourOpenSSL, OpenSSL3: true}
 	var info pipInfo
-	out, installed, err := d.ask(ctx, "python3", "-c", pipScript)
+	out, installed, err := d.askInstalled(ctx, "python3", "-c", pipScript)
 	if err == nil && installed {
 		err = decodeJSON(out, &info)
 	}
