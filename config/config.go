@@ -32,9 +32,10 @@ type Config struct {
 	Toolchain bool
 
 	PublicRoots       *x509.CertPool // stands for the public web PKI
-	SystemRoots       *x509.CertPool // what this machine trusts
-	PublicRootsSource string         // "mozilla" or the PEM bundle path read
-	SystemRootsSource string         // "system" or the PEM bundle path read
+	SystemRoots       *x509.CertPool // what this machine trusts; nil while it loads (Options.SystemStoreLater)
+	systemLater       func() (*x509.CertPool, error)
+	PublicRootsSource string // "mozilla" or the PEM bundle path read
+	SystemRootsSource string // "system" or the PEM bundle path read
 
 	Policy detector.Policy
 
@@ -141,6 +142,22 @@ type Options struct {
 	// working directory). Empty, or absent on disk: the snapshot built into
 	// mitmwatch. The mitmwatch command passes DefaultRangesFile.
 	RangesFile string
+	// SystemStoreLater loads the machine's own store ("system") in the
+	// background: SystemRoots stays nil and SystemStore waits for it, so
+	// `check` probes while it loads. A PEM bundle is read at once, as its
+	// errors belong to the file.
+	SystemStoreLater bool
+}
+
+// SystemStore returns the system store, waiting for it when it is still
+// loading (Options.SystemStoreLater). An error loading it later leaves it
+// empty: every chain then fails against it, which the report shows.
+func (c *Config) SystemStore() *x509.CertPool {
+	if c.systemLater != nil {
+		p, _ := c.systemLater()
+		return p
+	}
+	return c.SystemRoots
 }
 
 // Load reads and parses the rules file at path.

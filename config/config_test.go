@@ -166,7 +166,7 @@ func pin(t *testing.T, s string) detector.SPKI {
 
 // ignorePools leaves the certificate pools to their own checks.
 var ignorePools = cmp.Options{
-	cmpopts.IgnoreFields(Config{}, "PublicRoots", "SystemRoots"),
+	cmpopts.IgnoreFields(Config{}, "PublicRoots", "SystemRoots"), cmpopts.IgnoreUnexported(Config{}),
 	cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{}),
 }
 
@@ -495,5 +495,31 @@ func TestGradeSection(t *testing.T) {
 				t.Errorf("grade (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// With SystemStoreLater the machine's store loads in the background and is
+// the same store once waited for; a PEM bundle is still read at once.
+func TestSystemStoreLater(t *testing.T) {
+	cfg, err := Parse("rules.yaml", nil, Options{SystemStoreLater: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SystemRoots != nil || cfg.SystemRootsSource != trust.System {
+		t.Fatalf("SystemRoots %v from %q: loaded at once", cfg.SystemRoots, cfg.SystemRootsSource)
+	}
+	want, err := trust.SystemRoots(trust.System)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.SystemStore(); got == nil || !got.Equal(want) {
+		t.Errorf("SystemStore() is not the system's store")
+	}
+	bundle, err := Parse("testdata/good/lab.yaml", []byte("trust:\n  system_roots: lab-roots.pem\n"), Options{SystemStoreLater: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bundle.SystemRoots == nil || bundle.SystemStore() != bundle.SystemRoots {
+		t.Errorf("a PEM bundle was not read at once")
 	}
 }

@@ -34,6 +34,7 @@ type decoder struct {
 	exhausted bool
 
 	defaultRanges string          // Options.RangesFile
+	systemLater   bool            // Options.SystemStoreLater
 	ranges        ranges.Snapshot // what "provider:NAME" resolves against
 	rangesSource  string
 
@@ -49,7 +50,7 @@ type spec struct {
 }
 
 func newDecoder(name string, opts Options) *decoder {
-	return &decoder{file: name, dir: filepath.Dir(name), budget: maxNodes, defaultRanges: opts.RangesFile}
+	return &decoder{file: name, dir: filepath.Dir(name), budget: maxNodes, defaultRanges: opts.RangesFile, systemLater: opts.SystemStoreLater}
 }
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
@@ -80,7 +81,11 @@ func (d *decoder) decode(data []byte) *Config {
 		d.document(root)
 	}
 	d.cfg.PublicRoots, d.cfg.PublicRootsSource = d.pool(d.public, trust.Mozilla, trust.PublicRoots)
-	d.cfg.SystemRoots, d.cfg.SystemRootsSource = d.pool(d.system, trust.System, trust.SystemRoots)
+	if d.systemLater && d.system.value == trust.System {
+		d.cfg.systemLater, d.cfg.SystemRootsSource = trust.SystemRootsLater(trust.System), trust.System
+	} else {
+		d.cfg.SystemRoots, d.cfg.SystemRootsSource = d.pool(d.system, trust.System, trust.SystemRoots)
+	}
 	return d.cfg
 }
 

@@ -151,7 +151,7 @@ func (p *Prober) connectProxy(ctx context.Context, proxy *url.URL, hostport stri
 		obs.ConnectedAddr = ap
 	}
 	if proxy.Scheme == "https" {
-		tc := tls.Client(conn, &tls.Config{ServerName: proxy.Hostname(), RootCAs: p.SystemRoots})
+		tc := tls.Client(conn, &tls.Config{ServerName: proxy.Hostname(), RootCAs: p.systemRoots()})
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("TLS to proxy %s: %w", paddr, err)

@@ -46,6 +46,11 @@ type Resolver interface {
 type Prober struct {
 	PublicRoots *x509.CertPool // the public (Mozilla) roots
 	SystemRoots *x509.CertPool // this machine's trust store
+	// SystemStore, when set, gives the system store instead of
+	// SystemRoots, at the moment a chain is verified: a store still
+	// loading (parsing the system's takes tens of milliseconds) then loads
+	// while the probe makes its round trips.
+	SystemStore func() *x509.CertPool
 
 	Dialer   Dialer   // nil: a net.Dialer
 	Resolver Resolver // nil: net.DefaultResolver
@@ -61,6 +66,14 @@ type Prober struct {
 // nextProtos is what build tools offer: Go's net/http, curl and npm all
 // offer h2 first.
 var nextProtos = []string{"h2", "http/1.1"}
+
+// systemRoots is the system store, waiting for it if it is still loading.
+func (p *Prober) systemRoots() *x509.CertPool {
+	if p.SystemStore != nil {
+		return p.SystemStore()
+	}
+	return p.SystemRoots
+}
 
 // firstAddr is the address a connection to t tries first, when it is
 // known before dialling.
@@ -165,7 +178,7 @@ func (p *Prober) tlsState(host string, cs tls.ConnectionState) *detector.TLSStat
 	leaf := cs.PeerCertificates[0]
 	st.NameMatch = leaf.VerifyHostname(host) == nil
 	st.Public = trust.Verify(cs.PeerCertificates, p.PublicRoots, p.now())
-	st.System = trust.Verify(cs.PeerCertificates, p.SystemRoots, p.now())
+	st.System = trust.Verify(cs.PeerCertificates, p.systemRoots(), p.now())
 	return st
 }
 

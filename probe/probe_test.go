@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/netip"
 	"net/url"
@@ -219,5 +220,25 @@ func BenchmarkBareHandshake(b *testing.B) {
 			b.Fatal(err)
 		}
 		c.Close()
+	}
+}
+
+// SystemStore gives the system store at verification, so a store still
+// loading is waited for only then.
+func TestSystemStoreAtVerification(t *testing.T) {
+	l := newLab(t, lab.OriginOptions{})
+	for _, c := range []struct {
+		store *x509.CertPool
+		ok    bool
+	}{{l.pki.SystemPool(), true}, {x509.NewCertPool(), false}} {
+		calls := 0
+		p := &Prober{PublicRoots: l.pki.PublicPool(), SystemStore: func() *x509.CertPool { calls++; return c.store }}
+		obs := p.Probe(ctxT(t), Target{Host: "github.com", Port: 443, Address: l.origin.Addr()})
+		if obs.TLS == nil {
+			t.Fatalf("no handshake: %s", obs.FailureDetail)
+		}
+		if obs.TLS.System.OK() != c.ok || calls != 1 {
+			t.Errorf("system verification %v after %d calls, want %v after 1", obs.TLS.System.OK(), calls, c.ok)
+		}
 	}
 }

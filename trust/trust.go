@@ -123,6 +123,30 @@ func SystemRoots(spec string) (*x509.CertPool, error) {
 	return pool, err
 }
 
+// SystemRootsLater starts loading the pool SystemRoots(spec) returns and
+// returns a function that waits for it, so the load overlaps whatever the
+// caller does first: on a Debian machine Go parses every root of the
+// system store twice, tens of milliseconds. A store that fails to load is
+// empty, with the error.
+func SystemRootsLater(spec string) func() (*x509.CertPool, error) {
+	type loaded struct {
+		pool *x509.CertPool
+		err  error
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		p, err := SystemRoots(spec)
+		done <- loaded{p, err}
+	}()
+	return sync.OnceValues(func() (*x509.CertPool, error) {
+		l := <-done
+		if l.pool == nil {
+			l.pool = x509.NewCertPool()
+		}
+		return l.pool, l.err
+	})
+}
+
 // LoadPEM reads a bundle of PEM certificates, returning them both as a pool
 // and as a list (for reporting what a store holds). Blocks other than
 // CERTIFICATE are skipped, as in OS bundles that carry comments or keys; a

@@ -38,6 +38,9 @@ type roundFlags struct {
 	timeout     time.Duration
 	concurrency int
 	toolchain   bool
+	// storeLater loads the system store while the probes make their
+	// round trips (config.Options.SystemStoreLater).
+	storeLater bool
 }
 
 func (f *roundFlags) register(cmd *kingpin.CmdClause) {
@@ -70,7 +73,7 @@ func (f *roundFlags) load(ctx context.Context, e env, tools func(context.Context
 // loadWith is load with the toolchain's settings read by tools; nil adds
 // no toolchain hosts (they are added to the round as they are found).
 func (f *roundFlags) loadWith(ctx context.Context, e env, tools func(context.Context) toolchain.Settings) (*round, error) {
-	cfg, targets, err := loadConfig(ctx, e, f.config, tools)
+	cfg, targets, err := loadConfigWith(ctx, e, f.config, tools, config.Options{RangesFile: e.rangesFile, SystemStoreLater: f.storeLater})
 	if err != nil {
 		return nil, &exitError{check.ExitUsage, err}
 	}
@@ -92,11 +95,16 @@ func (f *roundFlags) loadWith(ctx context.Context, e env, tools func(context.Con
 // auto and tools is not nil, adds the hosts the toolchain's settings name
 // (npm's default registry included).
 func loadConfig(ctx context.Context, e env, path string, tools func(context.Context) toolchain.Settings) (*config.Config, []config.Target, error) {
+	return loadConfigWith(ctx, e, path, tools, config.Options{RangesFile: e.rangesFile})
+}
+
+// loadConfigWith is loadConfig parsing with opts.
+func loadConfigWith(ctx context.Context, e env, path string, tools func(context.Context) toolchain.Settings, opts config.Options) (*config.Config, []config.Target, error) {
 	name, data, err := config.Locate(path, config.LocateOptions{Getenv: e.getenv})
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := config.Parse(name, data, config.Options{RangesFile: e.rangesFile})
+	cfg, err := config.Parse(name, data, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -143,8 +151,8 @@ func toolchainSettings(e env, on bool) func(context.Context) toolchain.Settings 
 // the proxy the environment names) and the resolvers.
 func newRunner(cfg *config.Config, e env) *check.Runner {
 	runner := &check.Runner{
-		Prober: &probe.Prober{PublicRoots: cfg.PublicRoots, SystemRoots: cfg.SystemRoots, Proxy: proxyFromEnv(e.getenv),
-			Path: cfg.Path},
+		Prober: &probe.Prober{PublicRoots: cfg.PublicRoots, SystemRoots: cfg.SystemRoots, SystemStore: cfg.SystemStore,
+			Proxy: proxyFromEnv(e.getenv), Path: cfg.Path},
 		Policy:      cfg.Policy,
 		Concurrency: cfg.Concurrency,
 		Timeout:     cfg.Timeout,
@@ -298,6 +306,7 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		// the build tools' hosts join the round as they are found, while
 		// the config's are already probed.
 		streaming := len(rf.targets) == 0 && rf.toolchain && len(tf.only) == 0
+		rf.storeLater = true
 		var r *round
 		var err error
 		if streaming {
