@@ -3,6 +3,8 @@ package toolchain
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -31,9 +33,16 @@ type answer struct {
 	Key    string    `json:"key"`
 	At     time.Time `json:"at"`
 	Output []byte    `json:"output"`
+	Err    string    `json:"error,omitempty"` // the command failed with this
 }
 
-// Cached wraps run so that a command's successful output is kept in file
+// failureTTL bounds how long a failure is kept: a tool that cannot answer
+// (a rustup proxy with no default toolchain) may be set up any minute,
+// but asking it at every check costs a process start each time.
+const failureTTL = 10 * time.Minute
+
+// Cached wraps run so that a command's output (or failure, for a shorter
+// while) is kept in file
 // and reused while the binary that ran it is unchanged (resolved path, size
 // and modification time), the variables named env hold the same values in
 // this process's environment, and the answer is younger than ttl, which bounds
@@ -67,27 +76,38 @@ func (c *answers) Run(ctx context.Context, name string, args ...string) ([]byte,
 	c.mu.Lock()
 	c.load()
 	for _, a := range c.list {
-		if a.Key == key && time.Since(a.At) < c.ttl {
+		if a.Key != key {
+			continue
+		}
+		if a.Err != "" && time.Since(a.At) < min(c.ttl, failureTTL) {
+			c.mu.Unlock()
+			return nil, fmt.Errorf("%s (asked %s ago)", a.Err, time.Since(a.At).Round(time.Second))
+		}
+		if a.Err == "" && time.Since(a.At) < c.ttl {
 			c.mu.Unlock()
 			return slices.Clone(a.Output), nil
 		}
 	}
 	c.mu.Unlock()
 	out, err := c.run(ctx, name, args...)
+	if errors.Is(err, exec.ErrNotFound) || ctx.Err() != nil {
+		return out, err // not an answer of the installation
+	}
+	a := answer{Key: key, At: time.Now(), Output: slices.Clone(out)}
 	if err != nil {
-		return out, err
+		a = answer{Key: key, At: a.At, Err: err.Error()}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.list = slices.DeleteFunc(c.list, func(a answer) bool { return a.Key == key })
-	c.list = append([]answer{{Key: key, At: time.Now(), Output: slices.Clone(out)}}, c.list...)
+	c.list = append([]answer{a}, c.list...)
 	if len(c.list) > maxAnswers {
 		c.list = c.list[:maxAnswers]
 	}
 	if data, err := json.Marshal(c.list); err == nil && os.MkdirAll(filepath.Dir(c.file), 0o755) == nil {
 		atomicfile.Write(c.file, data, 0o644)
 	}
-	return out, nil
+	return out, err
 }
 
 // load reads the file once; a missing, unreadable or corrupt one is empty.

@@ -59,10 +59,16 @@ func TestCached(t *testing.T) {
 		t.Fatalf("%d runs, want 4: the answer is older than the ttl", calls)
 	}
 	fail = true
-	ask(Cached(run, file, 0))
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ask(Cached(run, file, time.Hour))
+	if _, err := Cached(run, file, time.Hour)(context.Background(), bin, "--version"); err == nil || calls != 5 {
+		t.Fatalf("%d runs, error %v: want 5, the failure kept and returned", calls, err)
+	}
 	ask(Cached(run, file, 0))
 	if calls != 6 {
-		t.Fatalf("%d runs, want 6: a failure is not kept", calls)
+		t.Fatalf("%d runs, want 6: a failure older than the ttl is asked again", calls)
 	}
 	if err := os.WriteFile(file, []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)

@@ -107,7 +107,8 @@ func Discover(ctx context.Context, opts Options) Inventory {
 		// day or when the tool changes, not at every check.
 		if f := toolchain.AnswersFile(); f != "" {
 			d.installed = toolchain.Cached(d.run, f, toolchain.DefaultAnswersTTL,
-				"PATH", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "GOTOOLCHAIN", "GOROOT")
+				"PATH", "HOME", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV",
+				"GOTOOLCHAIN", "GOROOT", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_HOME")
 		}
 	}
 	for _, s := range opts.Settings {
