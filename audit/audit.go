@@ -176,7 +176,7 @@ type part struct {
 	warnings []string
 	bundles  []bundleRef     // CA bundles settings point at, for the trust check
 	roots    []detector.SPKI // non-public roots reported
-	scanned  []string        // CA bundle files read
+	scanned  []os.FileInfo   // CA bundle files read
 
 	// registries are the hosts Go, npm (pnpm, yarn) and pip fetch
 	// packages from, for toolchain discovery; npmRegistry says whether a
@@ -219,9 +219,9 @@ type auditor struct {
 	home string
 	xdg  string // XDG config home
 	dir  string
-	// distro holds the pins of the roots the distribution's CA package
+	// distro holds the DER hashes of the roots the distribution's CA package
 	// ships, read when first needed.
-	distro func() map[detector.SPKI]bool
+	distro func() map[[32]byte]bool
 }
 
 func newAuditor(opts Options) *auditor {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -131,9 +132,7 @@ func (a *auditor) bundleChecks(parts []*part) *part {
 		for _, k := range q.roots {
 			s.reported[k] = true
 		}
-		for _, f := range q.scanned {
-			s.scanned[f] = true
-		}
+		s.scanned = append(s.scanned, q.scanned...)
 	}
 	for _, q := range parts {
 		for _, b := range q.bundles {
@@ -152,14 +151,14 @@ func (a *auditor) bundleChecks(parts []*part) *part {
 type rootScan struct {
 	p        *part
 	reported map[detector.SPKI]bool
-	scanned  map[string]bool   // files read, by cleaned path
+	scanned  []os.FileInfo     // files read: a file reached by several links is read once
 	seen     map[[32]byte]bool // certificates parsed, by DER hash
-	distro   func() map[detector.SPKI]bool
+	distro   func() map[[32]byte]bool
 	removed  []string // subjects of distribution roots the public set dropped
 }
 
 func (a *auditor) newRootScan(p *part) *rootScan {
-	return &rootScan{p: p, reported: map[detector.SPKI]bool{}, scanned: map[string]bool{}, seen: map[[32]byte]bool{},
+	return &rootScan{p: p, reported: map[detector.SPKI]bool{}, seen: map[[32]byte]bool{},
 		distro: a.distro}
 }
 
@@ -174,12 +173,13 @@ var distroRootPaths = []string{
 	"/usr/share/ca-certificates/trust-source/mozilla.trust.p11-kit",
 }
 
-// distroRoots returns the key pins of the roots the distribution's CA
-// package ships. A system root the compiled-in Mozilla set lacks but the
+// distroRoots returns the SHA-256 of the roots the distribution's CA
+// package ships (of their DER: a shipped root in the store is the same
+// certificate, so none of them needs parsing). A system root the compiled-in Mozilla set lacks but the
 // distribution ships is a public root Mozilla has since removed (the
 // package is older than the binary), not a locally installed one.
-func (a *auditor) distroRoots() map[detector.SPKI]bool {
-	out := map[detector.SPKI]bool{}
+func (a *auditor) distroRoots() map[[32]byte]bool {
+	out := map[[32]byte]bool{}
 	add := func(path string) {
 		data, ok, _ := readFile(path, maxBundleSize)
 		for rest := data; ok; {
@@ -187,8 +187,8 @@ func (a *auditor) distroRoots() map[detector.SPKI]bool {
 			if block, rest = pem.Decode(rest); block == nil {
 				return
 			}
-			if c, err := x509.ParseCertificate(block.Bytes); err == nil && block.Type == "CERTIFICATE" {
-				out[detector.SPKIOf(c)] = true
+			if block.Type == "CERTIFICATE" {
+				out[sha256.Sum256(block.Bytes)] = true
 			}
 		}
 	}
@@ -237,25 +237,30 @@ func (s *rootScan) dir(dir, tool, setting string) bool {
 	return true
 }
 
-// file reads one PEM bundle.
+// file reads one PEM bundle. A store directory holds hundreds of links to
+// the same files (c_rehash's and the .pem names): one stat, which the
+// kernel resolves, tells a file already read, and the links are resolved
+// by name only for a finding, which names the file itself.
 func (s *rootScan) file(path, tool, setting string) {
-	clean := filepath.Clean(path)
-	if real, err := filepath.EvalSymlinks(clean); err == nil {
-		clean = real
+	if fi, err := os.Stat(path); err == nil {
+		if fi.IsDir() {
+			return // a subdirectory of a certificate directory
+		}
+		if slices.ContainsFunc(s.scanned, func(o os.FileInfo) bool { return os.SameFile(o, fi) }) {
+			return
+		}
+		s.scanned = append(s.scanned, fi)
+		s.p.scanned = append(s.p.scanned, fi)
 	}
-	if s.scanned[clean] {
-		return
-	}
-	if isDir(clean) {
-		return // a subdirectory of a certificate directory
-	}
-	s.scanned[clean] = true
-	s.p.scanned = append(s.p.scanned, clean)
 	// Name the file itself, not a link to it: that is where a locally
 	// added root is to be removed (/usr/local/share/ca-certificates/...).
-	if !strings.HasPrefix(filepath.Base(clean), ".") {
-		path = clean
-	}
+	named := sync.OnceValue(func() string {
+		clean := filepath.Clean(path)
+		if real, err := filepath.EvalSymlinks(clean); err == nil && !strings.HasPrefix(filepath.Base(real), ".") {
+			return real
+		}
+		return path
+	})
 	data, ok, err := readFile(path, maxBundleSize)
 	if err != nil {
 		s.p.warn(err.Error())
@@ -290,12 +295,12 @@ func (s *rootScan) file(path, tool, setting string) {
 		}
 		s.reported[pin] = true
 		s.p.roots = append(s.p.roots, pin)
-		if s.distro()[pin] {
+		if s.distro()[h] {
 			s.removed = append(s.removed, c.Subject.String())
 			continue
 		}
 		line := 1 + bytes.Count(data[:start+bytes.Index(data[start:], []byte("-----BEGIN"))], []byte("\n"))
-		s.p.add(rootFinding(c, pin, tool, setting, at(path, line)))
+		s.p.add(rootFinding(c, pin, tool, setting, at(named(), line)))
 	}
 }
 
