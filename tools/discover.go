@@ -88,6 +88,7 @@ type discoverer struct {
 	installed toolchain.Runner
 	settings  map[string][]audit.Setting // by tool
 	system    func() Store
+	envOnce   func() Store // the store OpenSSL's variables make, for the tools that read them
 }
 
 // Discover reads each tool's configuration and asks the tools themselves
@@ -124,6 +125,7 @@ func Discover(ctx context.Context, opts Options) Inventory {
 		}
 	}
 	d.system = sync.OnceValue(func() Store { return d.systemStore(bundle) })
+	d.envOnce = sync.OnceValue(d.readEnvStore)
 
 	steps := map[Name]func(context.Context) Tool{
 		Go: d.goTool, Git: d.gitTool, NPM: d.npmTool, Pip: d.pipTool, Cargo: d.cargoTool, Docker: d.dockerTool,
@@ -165,7 +167,7 @@ func (d *discoverer) systemStore(bundle string) Store {
 		}
 	}
 	for _, dir := range systemDirs {
-		s.Certs = append(s.Certs, readDir(d.sys(dir))...)
+		s.Certs = append(s.Certs, readDir(d.sys(dir), s.Certs)...)
 	}
 	if bundle == "" && len(s.Certs) == 0 {
 		s.Err = "no system store found"
@@ -204,6 +206,13 @@ func (d *discoverer) isSystemBundle(path string) bool {
 // SSL_CERT_DIR (Go, OpenSSL) see it: SSL_CERT_FILE replaces the bundle,
 // SSL_CERT_DIR the directories.
 func (d *discoverer) envStore() Store {
+	s := d.envOnce()
+	s.Certs = slices.Clip(s.Certs) // a tool that adds to it gets its own
+	return s
+}
+
+// readEnvStore builds envStore's store, once per discovery.
+func (d *discoverer) readEnvStore() Store {
 	file, dir := d.getenv("SSL_CERT_FILE"), d.getenv("SSL_CERT_DIR")
 	if file == "" && dir == "" {
 		return d.system()
@@ -226,7 +235,7 @@ func (d *discoverer) envStore() Store {
 		}
 	}
 	for _, one := range dirs {
-		s.Certs = append(s.Certs, readDir(one)...)
+		s.Certs = append(s.Certs, readDir(one, s.Certs)...)
 	}
 	return s
 }

@@ -1,11 +1,13 @@
 package tools
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/mitmwatch/mitmwatch/detector"
@@ -32,20 +34,46 @@ func readBundle(path string) ([]*x509.Certificate, error) {
 	return certs, err
 }
 
-// readDir reads every certificate in the files of a directory, as Go and
-// OpenSSL's hashed directories are read; files that hold none are skipped.
-func readDir(dir string) []*x509.Certificate {
+// readDir reads the certificates in the files of a directory that have
+// lacks, as Go and OpenSSL read hashed directories. A store directory is
+// hundreds of links to the files of the bundle already read: a file is
+// read once however many links name it, and a certificate have already
+// holds is not parsed again.
+func readDir(dir string, have []*x509.Certificate) []*x509.Certificate {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
 	}
+	known := make(map[[32]byte]bool, len(have))
+	for _, c := range have {
+		known[sha256.Sum256(c.Raw)] = true
+	}
+	var read []os.FileInfo
 	var out []*x509.Certificate
 	for _, e := range entries {
-		if e.IsDir() {
+		path := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(path)
+		if err != nil || fi.IsDir() || slices.ContainsFunc(read, func(o os.FileInfo) bool { return os.SameFile(o, fi) }) {
 			continue
 		}
-		if certs, err := readBundle(filepath.Join(dir, e.Name())); err == nil {
-			out = append(out, certs...)
+		read = append(read, fi)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		for {
+			var b *pem.Block
+			if b, data = pem.Decode(data); b == nil {
+				break
+			}
+			h := sha256.Sum256(b.Bytes)
+			if b.Type != "CERTIFICATE" || known[h] {
+				continue
+			}
+			known[h] = true
+			if c, err := x509.ParseCertificate(b.Bytes); err == nil {
+				out = append(out, c)
+			}
 		}
 	}
 	return out
