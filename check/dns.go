@@ -27,6 +27,11 @@ type DNS struct {
 	// resolvers as its Order says (nsswitch.conf); nil consults none. The
 	// canary is asked of the resolvers only: it is about them.
 	Hosts *resolver.Hosts
+	// MinGrace, when above zero, is the least a reference still out gets
+	// once a probe's evidence is complete (default minGrace): a lab on
+	// loopback, whose round trips are microseconds, sets it to what a
+	// loaded test machine needs for a TLS handshake.
+	MinGrace time.Duration
 
 	mu       sync.Mutex
 	canaryAt time.Time
@@ -67,7 +72,7 @@ func (d *DNS) observe(ctx context.Context, p *probe.Prober, t probe.Target, exp 
 		obs = unresolved(t, sys)
 	}
 	obs.DNS = sys
-	grace := graceFor(sys, obs.ConnectTime)
+	grace := max(graceFor(sys, obs.ConnectTime), d.MinGrace)
 	if detector.NeedsReferences(obs, exp, pol) {
 		grace = -1
 	}
@@ -231,6 +236,6 @@ func (d *DNS) canary(ctx context.Context, probesDone <-chan struct{}) []detector
 	case <-probesDone:
 	case <-ctx.Done():
 	}
-	d.canaryOf, d.canaryAt = append(sys, refs.collect(ctx, graceFor(sys, 0))...), time.Now()
+	d.canaryOf, d.canaryAt = append(sys, refs.collect(ctx, max(graceFor(sys, 0), d.MinGrace))...), time.Now()
 	return d.canaryOf
 }
