@@ -218,8 +218,7 @@ func unresolved(t probe.Target, sys []detector.DNSAnswer) detector.Observation {
 
 // canary asks every resolver about the canary name, or returns what they
 // said less than canaryMaxAge ago. The system resolvers' answer is what it
-// needs; the references get until probesDone is closed and then a grace,
-// as a target's do.
+// needs; the references get until probesDone is closed.
 func (d *DNS) canary(ctx context.Context, probesDone <-chan struct{}) []detector.DNSAnswer {
 	if d == nil || d.Canary == "" {
 		return nil
@@ -236,6 +235,9 @@ func (d *DNS) canary(ctx context.Context, probesDone <-chan struct{}) []detector
 	case <-probesDone:
 	case <-ctx.Done():
 	}
-	d.canaryOf, d.canaryAt = append(sys, refs.collect(ctx, max(graceFor(sys, 0), d.MinGrace))...), time.Now()
+	// The references only tell a wildcard the system resolver shares with
+	// the world from one of its own: once the probes are done they get no
+	// grace beyond MinGrace.
+	d.canaryOf, d.canaryAt = append(sys, refs.collect(ctx, d.MinGrace)...), time.Now()
 	return d.canaryOf
 }
