@@ -20,7 +20,8 @@ func (d *Daemon) acquire(r *check.Runner) {
 // letGo notes that a user of r ended and reports whether r is now unused
 // and replaced, so the caller closes it (unlocked); d.mu held.
 func (d *Daemon) letGo(r *check.Runner) bool {
-	if d.users[r]--; d.users[r] > 0 {
+	if d.users[r] > 1 {
+		d.users[r]--
 		return false
 	}
 	delete(d.users, r)
