@@ -96,13 +96,15 @@ type Daemon struct {
 	inflight int
 	loaded   bool // the last load succeeded
 	loadedAt time.Time
-	loadErr  string        // why the last load failed
-	ready    bool          // a config is loaded and its first round is done (latched)
-	dirty    bool          // results changed since the last save
-	saveErr  string        // last state write error, to log each new one once
-	updated  chan struct{} // closed and replaced on every change
-	passive  *passiveState // nil until passive capture is configured
-	grades   gradeState    // the interceptors graded on these paths (grade.go)
+	loadErr  string                // why the last load failed
+	ready    bool                  // a config is loaded and its first round is done (latched)
+	dirty    bool                  // results changed since the last save
+	saveErr  string                // last state write error, to log each new one once
+	updated  chan struct{}         // closed and replaced on every change
+	users    map[*check.Runner]int // probes and grading rounds using each runner (runners.go)
+	reloads  [2]uint64             // reloads that succeeded, failed
+	passive  *passiveState         // nil until passive capture is configured
+	grades   gradeState            // the interceptors graded on these paths (grade.go)
 }
 
 // target is one configured target and what the daemon knows of it.
@@ -191,6 +193,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
+			d.mu.Lock()
+			r := d.runner
+			d.mu.Unlock()
+			closeRunner(r)
 			d.lastTick.Store(0)
 			d.save()
 			d.log.Info("stopped")
@@ -222,6 +228,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	if err != nil {
 		d.mu.Lock()
 		d.loaded, d.loadErr = false, err.Error()
+		d.reloads[1]++
 		running := d.cfg != nil
 		d.broadcast()
 		d.mu.Unlock()
@@ -236,14 +243,17 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		// A zero timeout would end every probe before it starts.
 		runner.Timeout = positiveOr(cfg.Timeout, config.DefaultTimeout)
 	}
-	d.apply(cfg, runner, targets)
+	if old := d.apply(cfg, runner, targets); old != nil {
+		closeRunner(old)
+	}
 	d.log.Info("config loaded", "source", cfg.Source, "targets", len(targets))
 	d.signal()
 	return nil
 }
 
-// apply swaps in a loaded config.
-func (d *Daemon) apply(cfg *config.Config, runner *check.Runner, list []config.Target) {
+// apply swaps in a loaded config. It returns the runner it replaced when
+// nothing uses that one any more, for the caller to close.
+func (d *Daemon) apply(cfg *config.Config, runner *check.Runner, list []config.Target) (closable *check.Runner) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := time.Now()
@@ -277,11 +287,17 @@ func (d *Daemon) apply(cfg *config.Config, runner *check.Runner, list []config.T
 		keys = append(keys, key)
 	}
 	slices.Sort(keys)
+	old := d.runner
 	d.cfg, d.runner, d.targets, d.keys, d.restored = cfg, runner, targets, keys, nil
 	d.loaded, d.loadedAt, d.loadErr = true, d.now(), ""
+	d.reloads[0]++
 	d.dirty = true
 	d.checkReady()
 	d.broadcast()
+	if d.retire(old) {
+		return old
+	}
+	return nil
 }
 
 // Ready reports whether a config is loaded and every target has been probed
@@ -317,7 +333,8 @@ func (d *Daemon) healthy() bool {
 func (d *Daemon) Snapshot() exporter.Snapshot {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s := exporter.Snapshot{ConfigLoaded: d.loaded, ConfigLoadedAt: d.loadedAt}
+	s := exporter.Snapshot{ConfigLoaded: d.loaded, ConfigLoadedAt: d.loadedAt,
+		Reloads: d.reloads[0], ReloadFailures: d.reloads[1]}
 	if d.cfg == nil {
 		for _, rec := range d.restored {
 			s.Targets = append(s.Targets, rec)

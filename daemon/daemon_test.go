@@ -250,7 +250,7 @@ func TestNextProbeSkipsMissedSlots(t *testing.T) {
 		tgt := &target{interval: 10 * time.Second}
 		d.busy, d.inflight = map[string]bool{"k": true}, 1
 		d.updated = make(chan struct{})
-		d.release(tgt, "k", t0, t0.Add(tc.took))
+		d.release(tgt, "k", nil, t0, t0.Add(tc.took))
 		if got := tgt.next.Sub(t0); got != tc.want {
 			t.Errorf("%s: next probe %v after start, want %v", tc.name, got, tc.want)
 		}

@@ -85,12 +85,19 @@ func (d *Daemon) gradeDue(ctx context.Context, wg *sync.WaitGroup) {
 		targets = append(targets, d.targets[k].cfg)
 	}
 	r := d.runner
+	d.acquire(r)
 	g.running = true
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		ics := r.GradeFound(ctx, found, targets, s)
 		d.storeGrades(ctx, ics, always)
+		d.mu.Lock()
+		done := d.letGo(r)
+		d.mu.Unlock()
+		if done {
+			closeRunner(r)
+		}
 	}()
 }
 

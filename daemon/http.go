@@ -17,7 +17,11 @@ import (
 // tools share: "/" (HTML status), "/-/healthy" (the scheduler loop is
 // alive), "/-/ready" (config loaded and first round done) and "/-/reload"
 // (POST only; calls reload, which the CLI points at whatever a SIGHUP does).
-// A nil reload reloads the daemon's config.
+// A reload costs a run of every build tool and a new runner, so it is a
+// state change a stranger on the network must not trigger: with a nil
+// reload (the default, as Prometheus keeps it behind
+// --web.enable-lifecycle) it answers 403, and a cross-origin browser
+// request is refused either way.
 func (d *Daemon) Handler(reload func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", d.serveStatus)
@@ -29,19 +33,17 @@ func (d *Daemon) Handler(reload func() error) http.Handler {
 	})
 	// Other methods get 405 from the mux: a reload must not be triggered
 	// by a crawler or a prefetching browser.
-	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
-		var err error
-		if reload != nil {
-			err = reload()
-		} else {
-			err = d.Reload(r.Context())
+	mux.Handle("POST /-/reload", http.NewCrossOriginProtection().Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if reload == nil {
+			http.Error(w, "Lifecycle API is not enabled: start mitmwatch run with --web.enable-lifecycle, or send SIGHUP.", http.StatusForbidden)
+			return
 		}
-		if err != nil {
+		if err := reload(); err != nil {
 			http.Error(w, fmt.Sprintf("failed to reload config: %v", err), http.StatusInternalServerError)
 			return
 		}
 		fmt.Fprint(w, "config reloaded.\n")
-	})
+	})))
 	return mux
 }
 

@@ -106,6 +106,33 @@ func TestReadinessAndReload(t *testing.T) {
 	}
 }
 
+// Without a reload function (no --web.enable-lifecycle) /-/reload changes
+// nothing; with one, a cross-origin browser request is still refused.
+func TestReloadNeedsLifecycle(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	ld := &loader{cfg: l.config(time.Second, wait)}
+	d, _ := l.daemon(t, ld, "")
+	if code, _, _ := get(t, d.Handler(nil), "POST", "/-/reload"); code != http.StatusForbidden {
+		t.Errorf("POST /-/reload without lifecycle: %d, want 403", code)
+	}
+	if n := ld.calls(); n != 0 {
+		t.Errorf("the config was loaded %d times by refused reloads", n)
+	}
+	reloads := 0
+	h := d.Handler(func() error { reloads++; return nil })
+	req := httptest.NewRequest("POST", "/-/reload", nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusForbidden || reloads != 0 {
+		t.Errorf("cross-site POST /-/reload: %d, %d reloads; want 403 and none", w.Code, reloads)
+	}
+	if code, _, _ := get(t, h, "POST", "/-/reload"); code != http.StatusOK || reloads != 1 {
+		t.Errorf("POST /-/reload with lifecycle: %d, %d reloads; want 200 and one", code, reloads)
+	}
+}
+
 func TestFirstLoadMustSucceed(t *testing.T) {
 	t.Parallel()
 	l := newLab(t)

@@ -82,9 +82,17 @@ func (l *testLab) daemon(t *testing.T, ld *loader, stateDir string) (*Daemon, *l
 
 // loader is a swappable config source: tests change it, then reload.
 type loader struct {
-	mu  sync.Mutex
-	cfg *config.Config
-	err error
+	mu    sync.Mutex
+	cfg   *config.Config
+	err   error
+	loads int
+}
+
+// calls is how many times the daemon loaded the config.
+func (ld *loader) calls() int {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	return ld.loads
 }
 
 func (ld *loader) set(cfg *config.Config, err error) {
@@ -96,6 +104,7 @@ func (ld *loader) set(cfg *config.Config, err error) {
 func (ld *loader) load(context.Context) (*config.Config, []config.Target, error) {
 	ld.mu.Lock()
 	defer ld.mu.Unlock()
+	ld.loads++
 	if ld.err != nil {
 		return nil, nil, ld.err
 	}

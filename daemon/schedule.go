@@ -42,6 +42,7 @@ func (d *Daemon) launchDue(ctx context.Context, wg *sync.WaitGroup) time.Duratio
 		d.busy[t.cfg.Key()] = true
 		d.inflight++
 		tc, r := t.cfg, d.runner
+		d.acquire(r)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -67,7 +68,7 @@ func (d *Daemon) probe(ctx context.Context, t *target, tc config.Target, r *chec
 			}
 		}
 	}
-	d.release(t, tc.Key(), start, end)
+	d.release(t, tc.Key(), r, start, end)
 	d.signal()
 }
 
@@ -125,9 +126,15 @@ func (d *Daemon) store(t *target, key string, obs detector.Observation, took tim
 // release frees the target's slot and schedules its next probe at interval
 // ± 10% from this one's start. A probe that outlasted its interval skips the
 // slots it missed instead of probing back to back.
-func (d *Daemon) release(t *target, key string, start, end time.Time) {
+func (d *Daemon) release(t *target, key string, r *check.Runner, start, end time.Time) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	unused := d.letGo(r)
+	defer func() {
+		d.mu.Unlock()
+		if unused {
+			closeRunner(r)
+		}
+	}()
 	delete(d.busy, key)
 	d.inflight--
 	iv := t.interval

@@ -122,7 +122,14 @@ func (d *Daemon) restore() map[string]exporter.Target {
 		d.setAside("corrupt", "corrupt", err)
 		return nil
 	}
-	d.log.Info("state restored", "path", d.statePath, "version", stateVersion, "targets", len(recs))
+	// saved_at says which write survived: after a crash, the one before
+	// the write that was cut off, or that write itself.
+	var head struct {
+		SavedAt time.Time `json:"saved_at"`
+	}
+	_ = json.Unmarshal(data, &head) // decodeState parsed it already
+	d.log.Info("state restored", "path", d.statePath, "version", stateVersion, "targets", len(recs),
+		"saved_at", head.SavedAt)
 	return recs
 }
 

@@ -55,6 +55,10 @@ var (
 	reloadOKDesc = prometheus.NewDesc("mitmwatch_config_last_reload_successful",
 		"1 when the last load of rules.yaml succeeded; 0 when it failed and the last good configuration keeps running.",
 		nil, nil)
+	reloadsDesc = prometheus.NewDesc("mitmwatch_config_reloads_total",
+		`Loads of rules.yaml since the daemon started (the first included), by result ("success", "failure"): `+
+			"with mitmwatch_config_last_reload_successful it says whether a reload ran and what became of it.",
+		[]string{"result"}, nil)
 	reloadTimeDesc = prometheus.NewDesc("mitmwatch_config_last_reload_success_timestamp_seconds",
 		"When the running configuration was loaded, in seconds since the Unix epoch.",
 		nil, nil)
@@ -85,7 +89,7 @@ var (
 var allDescs = []*prometheus.Desc{
 	verdictDesc, interceptionDesc, findingDesc, tlsVersionDesc, chainDesc,
 	durationDesc, lastProbeDesc, intervalDesc, probesDesc, failuresDesc, toolDesc,
-	reloadOKDesc, reloadTimeDesc,
+	reloadOKDesc, reloadTimeDesc, reloadsDesc,
 	passiveCapturingDesc, passiveVerdictDesc, passiveInterceptionDesc, passiveLastSeenDesc,
 	passiveConnsDesc, passiveDropsDesc,
 	interceptorGradeDesc, interceptorCheckDesc, interceptorGradedDesc,
@@ -115,6 +119,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if !s.ConfigLoadedAt.IsZero() {
 		emit(ch, reloadTimeDesc, prometheus.GaugeValue, unixSeconds(s.ConfigLoadedAt))
 	}
+	emit(ch, reloadsDesc, prometheus.CounterValue, float64(s.Reloads), "success")
+	emit(ch, reloadsDesc, prometheus.CounterValue, float64(s.ReloadFailures), "failure")
 	// Two targets with one key would make duplicate series, and the
 	// registry would then fail the whole scrape: the first one wins.
 	seen := make(map[string]bool, len(s.Targets))

@@ -39,6 +39,7 @@ func fleet() Snapshot {
 	return Snapshot{
 		ConfigLoaded:   true,
 		ConfigLoadedAt: loadedAt,
+		Reloads:        3,
 		Targets: []Target{
 			{
 				Key: "pypi.org:443", Host: "pypi.org", Port: 443, Verdict: detector.OK,
@@ -174,7 +175,7 @@ func TestCollectorGolden(t *testing.T) {
 		{"fleet", fleet()},
 		// A reload failed before any target was probed.
 		{"reload_failed", Snapshot{
-			ConfigLoaded: false, ConfigLoadedAt: loadedAt,
+			ConfigLoaded: false, ConfigLoadedAt: loadedAt, Reloads: 1, ReloadFailures: 1,
 			Targets: []Target{{Key: "github.com:443", Host: "github.com", Port: 443}},
 		}},
 		{"empty", Snapshot{}},

@@ -17,6 +17,9 @@ type Snapshot struct {
 	// keeps running); ConfigLoadedAt is when the running config was loaded.
 	ConfigLoaded   bool
 	ConfigLoadedAt time.Time
+	// Reloads and ReloadFailures count the loads of the config since the
+	// daemon started, the first included, by outcome.
+	Reloads, ReloadFailures uint64
 	// Passive is what capturing real build traffic found; nil when
 	// rules.yaml asks for no capture.
 	Passive *Passive

@@ -14,7 +14,8 @@ import (
 )
 
 const (
-	unitName = "mitmwatch.service"
+	unitName   = "mitmwatch.service"
+	socketName = "mitmwatch.socket"
 	// maxExposure is the highest `systemd-analyze security` score allowed.
 	maxExposure = 2.0
 )
@@ -159,6 +160,7 @@ func unitRoot(t *testing.T, dropIns ...string) string {
 	}
 	etc := filepath.Join(root, "etc", "systemd", "system")
 	install(t, unitName, filepath.Join(etc, unitName))
+	install(t, socketName, filepath.Join(etc, socketName))
 	for _, d := range dropIns {
 		install(t, d, filepath.Join(etc, unitName+".d", filepath.Base(d)))
 	}
@@ -243,6 +245,7 @@ var configs = []struct {
 }{
 	{"unit", nil},
 	{"unit+capture", []string{"capture.conf"}},
+	{"unit+socket", []string{"socket.conf"}},
 }
 
 // TestSystemdAnalyzeVerify: verify exits 0 even for unknown keys and bad
@@ -252,7 +255,7 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 	for _, c := range configs {
 		t.Run(c.name, func(t *testing.T) {
 			root := unitRoot(t, c.dropIns...)
-			if out := analyze(t, "verify", "--root="+root, "--man=no", unitName); strings.TrimSpace(out) != "" {
+			if out := analyze(t, "verify", "--root="+root, "--man=no", unitName, socketName); strings.TrimSpace(out) != "" {
 				t.Errorf("systemd-analyze verify:\n%s", out)
 			}
 		})

@@ -19,7 +19,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,13 +53,30 @@ type Settings struct {
 // Discover treats as "tool not used here".
 type Runner func(ctx context.Context, name string, args ...string) ([]byte, error)
 
+// CommandEnv is the environment to run the command name with, given env
+// (nil: this process's). The go command is always run with
+// GOTOOLCHAIN=local: reading its settings must never make it fetch another
+// toolchain over the very path being checked, as it would inside a module
+// whose go.mod asks for a newer Go. Any other command gets env unchanged.
+func CommandEnv(name string, env []string) []string {
+	if filepath.Base(name) != "go" {
+		return env
+	}
+	if env == nil {
+		env = os.Environ()
+	}
+	// The last value of a variable wins in os/exec.
+	return append(slices.Clip(env), "GOTOOLCHAIN=local")
+}
+
 // commandTimeout bounds each tool: a wedged npm must not hold up probing.
 const commandTimeout = 5 * time.Second
 
 // Exec is the default Runner: it runs the command with this process's
-// environment.
+// environment (for go, with GOTOOLCHAIN=local: see CommandEnv).
 func Exec(ctx context.Context, name string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = CommandEnv(name, nil)
 	// A tool that leaves a child holding its output open must not outlive
 	// the deadline either.
 	cmd.WaitDelay = time.Second

@@ -316,7 +316,7 @@ func (d *discoverer) askWith(ctx context.Context, run toolchain.Runner, name str
 func (d *discoverer) execRunner() toolchain.Runner {
 	return func(ctx context.Context, name string, args ...string) ([]byte, error) {
 		cmd := exec.CommandContext(ctx, name, args...)
-		cmd.Env = d.opts.Env
+		cmd.Env = toolchain.CommandEnv(name, d.opts.Env)
 		cmd.Dir = d.opts.Dir
 		cmd.WaitDelay = time.Second
 		var stderr bytes.Buffer

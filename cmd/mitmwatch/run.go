@@ -10,12 +10,16 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/coreos/go-systemd/v22/activation"
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/mdlayher/vsock"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/common/promslog"
@@ -53,17 +57,19 @@ type runFlags struct {
 	stateDir  string
 	telemetry string
 	toolchain bool
+	lifecycle bool
 	web       *web.FlagConfig
 	log       *promslog.Config
 }
 
 func registerRun(app *kingpin.Application, ctx context.Context, e env, set func(int), logCfg *promslog.Config) {
 	f := runFlags{log: logCfg}
-	cmd := app.Command("run", "Run as a service: probe every target on its interval and serve /metrics for Prometheus, a status page at /, and /-/healthy, /-/ready and /-/reload (POST). SIGHUP reloads the config; a broken one is reported and the last good one keeps running.")
+	cmd := app.Command("run", "Run as a service: probe every target on its interval and serve /metrics for Prometheus, a status page at /, and /-/healthy and /-/ready. SIGHUP reloads the config; a broken one is reported and the last good one keeps running.")
 	cmd.Flag("config", "rules.yaml to use (same search as check).").Short('c').PlaceHolder("FILE").StringVar(&f.config)
 	cmd.Flag("state.dir", "Where the last results are kept across restarts, and where "+baselineFile+" (from 'mitmwatch baseline learn') is read.").Default("/var/lib/mitmwatch").StringVar(&f.stateDir)
 	cmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.telemetry)
 	cmd.Flag("toolchain", "Add the hosts the local toolchain is configured to use, when the config says toolchain: auto.").Default("true").BoolVar(&f.toolchain)
+	cmd.Flag("web.enable-lifecycle", "Reload the config on POST /-/reload too. Off by default: anyone who reaches the port could make the service rerun every build tool; SIGHUP always reloads.").Default("false").BoolVar(&f.lifecycle)
 	f.web = kingpinflag.AddFlags(cmd, defaultListen)
 	cmd.Action(func(*kingpin.ParseContext) error {
 		if err := runService(ctx, e, f); err != nil {
@@ -129,7 +135,10 @@ func runService(ctx context.Context, e env, f runFlags) error {
 	b := currentBuild()
 	reg.MustRegister(exporter.NewCollector(d), exporter.NewBuildInfo(b.Version, b.Revision),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reload := func() error { return d.Reload(ctx) }
+	var reload func() error // nil: /-/reload answers 403
+	if f.lifecycle {
+		reload = func() error { return d.Reload(ctx) }
+	}
 	mux := http.NewServeMux()
 	mux.Handle(f.telemetry, exporter.NewHandler(reg, exporter.HandlerOpts{
 		// Every scrape within a second gets the same rendering, so a burst
@@ -140,7 +149,7 @@ func runService(ctx context.Context, e env, f runFlags) error {
 	mux.Handle("/", d.Handler(reload))
 	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
-	listeners, err := listen(*f.web.WebListenAddresses)
+	listeners, err := listen(f.web, activation.Listeners)
 	if err != nil {
 		return &exitError{check.ExitUsage, err}
 	}
@@ -197,11 +206,30 @@ func runService(ctx context.Context, e env, f runFlags) error {
 }
 
 // listen binds every address first, so READY is only sent once the
-// service can be scraped.
-func listen(addrs []string) ([]net.Listener, error) {
+// service can be scraped. With --web.systemd-socket the listeners are the
+// ones systemd passed (mitmwatch.socket), and the addresses are ignored;
+// an address vsock://:PORT listens on that vsock port, for a VM's host to
+// scrape. activated is activation.Listeners, a seam for tests.
+func listen(flags *web.FlagConfig, activated func() ([]net.Listener, error)) ([]net.Listener, error) {
+	if flags.WebSystemdSocket != nil && *flags.WebSystemdSocket {
+		ls, err := activated()
+		if err != nil {
+			return nil, fmt.Errorf("systemd socket activation: %w", err)
+		}
+		var out []net.Listener
+		for _, l := range ls {
+			if l != nil { // a passed descriptor that is not a listening socket
+				out = append(out, l)
+			}
+		}
+		if len(out) == 0 {
+			return nil, errors.New("--web.systemd-socket: systemd passed no listening socket (is mitmwatch.socket enabled?)")
+		}
+		return out, nil
+	}
 	var out []net.Listener
-	for _, a := range addrs {
-		l, err := net.Listen("tcp", a)
+	for _, a := range *flags.WebListenAddresses {
+		l, err := listenOn(a)
 		if err != nil {
 			for _, o := range out {
 				o.Close()
@@ -211,6 +239,23 @@ func listen(addrs []string) ([]net.Listener, error) {
 		out = append(out, l)
 	}
 	return out, nil
+}
+
+// listenOn binds one --web.listen-address: host:port, or vsock://:PORT.
+func listenOn(addr string) (net.Listener, error) {
+	rest, ok := strings.CutPrefix(addr, "vsock://")
+	if !ok {
+		return net.Listen("tcp", addr)
+	}
+	_, p, err := net.SplitHostPort(rest)
+	if err != nil {
+		return nil, fmt.Errorf("vsock address: %w", err)
+	}
+	port, err := strconv.ParseUint(p, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("vsock port %q: %w", p, err)
+	}
+	return vsock.Listen(uint32(port), nil)
 }
 
 func shutdown(s *http.Server) {

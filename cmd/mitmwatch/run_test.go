@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/exporter-toolkit/web"
 )
 
 // service is `mitmwatch run` started in-process on a free port.
@@ -123,7 +125,7 @@ func TestRunServesMetricsStatusAndReload(t *testing.T) {
 	must(t, err)
 	must(t, os.WriteFile(rules, bytes.Replace(data, []byte("probe:\n"), []byte("probe:\n  interval: 1s\n"), 1), 0o644))
 	state := t.TempDir()
-	s := startService(t, "--config", rules, "--state.dir", state)
+	s := startService(t, "--config", rules, "--state.dir", state, "--web.enable-lifecycle")
 
 	s.waitFor("ready", func() bool { code, _ := s.get("/-/ready"); return code == 200 })
 	if code, _ := s.get("/-/healthy"); code != 200 {
@@ -169,6 +171,46 @@ func TestRunServesMetricsStatusAndReload(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(state, "state.json")); err != nil {
 		t.Errorf("no state saved: %v", err)
+	}
+}
+
+// Without --web.enable-lifecycle nothing on the port changes the service's
+// state: /-/reload answers 403 and the config is not read again.
+func TestRunLifecycleOffByDefault(t *testing.T) {
+	e := newEnv(t)
+	rules := writeRules(t, e, "", labTarget{"github.com", e.Origin.Addr()})
+	s := startService(t, "--config", rules, "--state.dir", t.TempDir())
+	s.waitFor("ready", func() bool { code, _ := s.get("/-/ready"); return code == 200 })
+	must(t, os.WriteFile(rules, []byte("targets:\n  - host: github.com\n    port: 0\n"), 0o644))
+	if code := s.post("/-/reload"); code != http.StatusForbidden {
+		t.Errorf("POST /-/reload without --web.enable-lifecycle = %d, want 403", code)
+	}
+	if _, metrics := s.get("/metrics"); !strings.Contains(metrics, "mitmwatch_config_last_reload_successful 1") {
+		t.Errorf("a refused reload read the config:\n%s", grep(metrics, "mitmwatch_config"))
+	}
+}
+
+// With --web.systemd-socket the service serves on the sockets systemd
+// passed and binds no address of its own; without any it refuses to start.
+func TestListenSystemdSocket(t *testing.T) {
+	passed, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer passed.Close()
+	on, addrs := true, []string{"127.0.0.1:1"} // port 1 would fail if bound
+	flags := &web.FlagConfig{WebSystemdSocket: &on, WebListenAddresses: &addrs}
+	ls, err := listen(flags, func() ([]net.Listener, error) { return []net.Listener{nil, passed}, nil })
+	if err != nil || len(ls) != 1 || ls[0] != passed {
+		t.Fatalf("listen with a passed socket = %v, %v; want the passed listener", ls, err)
+	}
+	if _, err := listen(flags, func() ([]net.Listener, error) { return nil, nil }); err == nil ||
+		!strings.Contains(err.Error(), "mitmwatch.socket") {
+		t.Errorf("listen with no passed socket: %v, want an error naming mitmwatch.socket", err)
+	}
+	off := false
+	flags.WebSystemdSocket = &off
+	addrs = []string{"vsock://:notaport"}
+	if _, err := listen(flags, nil); err == nil || !strings.Contains(err.Error(), "vsock") {
+		t.Errorf("listen on vsock://:notaport: %v, want a vsock port error", err)
 	}
 }
 
