@@ -148,7 +148,7 @@ func trustFindings(obs Observation, exp Expectation, match fingerprints.Match, n
 
 	if !publicOK && systemOK {
 		fs = append(fs, Finding{ReasonSystemRootOnly, Critical,
-			fmt.Sprintf("chain verifies against the system store but not the public roots: a locally installed root (%s, SPKI %s) signs it", describe(top), SPKIOf(top))})
+			fmt.Sprintf("chain verifies against the system store but not the public roots: a locally installed root (%s, SPKI %s) signs it", Describe(top), SPKIOf(top))})
 	}
 	fs = append(fs, pinFindings(st, exp, publicOK, now)...)
 	if match.Product != "" {
@@ -171,7 +171,7 @@ func trustFindings(obs Observation, exp Expectation, match fingerprints.Match, n
 	}
 	if !st.NameMatch {
 		fs = append(fs, Finding{ReasonCertOtherName, Critical,
-			fmt.Sprintf("the certificate is for %s, not %s", strings.Join(names(leaf), ", "), obs.Host)})
+			fmt.Sprintf("the certificate is for %s, not %s", strings.Join(Names(leaf), ", "), obs.Host)})
 	}
 	if !publicOK && !systemOK && !hasCritical(fs) {
 		f := st.System
@@ -211,7 +211,7 @@ func approve(fs []Finding, st *TLSState, pol Policy) []Finding {
 		out = append(out, f)
 	}
 	ca := approvedCA(st, pol)
-	detail := fmt.Sprintf("TLS is terminated by an approved inspection CA (%s, SPKI %s)", describe(ca), SPKIOf(ca))
+	detail := fmt.Sprintf("TLS is terminated by an approved inspection CA (%s, SPKI %s)", Describe(ca), SPKIOf(ca))
 	if len(signals) > 0 {
 		detail += "; signals: " + strings.Join(signals, ", ")
 	}
@@ -380,7 +380,9 @@ func signedByRoot(st *TLSState) bool {
 	return iss != nil && bytes.Equal(iss.RawIssuer, iss.RawSubject)
 }
 
-func names(c *x509.Certificate) []string {
+// Names lists what a certificate is valid for, as a person reads it: its
+// DNS and IP SANs, else its CN.
+func Names(c *x509.Certificate) []string {
 	out := slices.Clone(c.DNSNames)
 	for _, ip := range c.IPAddresses {
 		out = append(out, ip.String())
@@ -394,8 +396,9 @@ func names(c *x509.Certificate) []string {
 	return out
 }
 
-// describe names a certificate by its subject's CN and O, as people know it.
-func describe(c *x509.Certificate) string {
+// Describe names a certificate by its subject's CN and O, as people know
+// it. It comes from a certificate: escape it before printing.
+func Describe(c *x509.Certificate) string {
 	if c == nil {
 		return "unknown CA"
 	}

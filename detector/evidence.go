@@ -53,12 +53,12 @@ func pinFindings(st *TLSState, exp Expectation, publicOK bool, now time.Time) []
 		if l, ok := clonedName(c, exp.Learned); ok {
 			fs = append(fs, Finding{ReasonCANameCloned, Critical, fmt.Sprintf(
 				"the CA %s (SPKI %s) carries the name of the CA the baseline learned, but another key (learned SPKI %s): a CA that copies a real issuer's name",
-				describe(c), SPKIOf(c), l.SPKI)})
+				Describe(c), SPKIOf(c), l.SPKI)})
 		}
 	}
 	switch {
 	case len(exp.CASPKI) > 0 && !pinned(st, exp.CASPKI):
-		detail := fmt.Sprintf("no CA above the leaf matches the expected pins; the nearest CA, %s, has SPKI %s", describe(cas[0]), SPKIOf(cas[0]))
+		detail := fmt.Sprintf("no CA above the leaf matches the expected pins; the nearest CA, %s, has SPKI %s", Describe(cas[0]), SPKIOf(cas[0]))
 		if publicOK {
 			detail += "; the public roots trust it, but pins in rules.yaml are the operator's assertion"
 		}
@@ -69,12 +69,12 @@ func pinFindings(st *TLSState, exp Expectation, publicOK bool, now time.Time) []
 	case learnedMismatch(st, exp):
 		if !publicOK {
 			fs = append(fs, Finding{ReasonCAPinMismatch, Critical, fmt.Sprintf(
-				"no CA above the leaf matches the learned baseline; the nearest CA, %s, has SPKI %s", describe(cas[0]), SPKIOf(cas[0]))})
+				"no CA above the leaf matches the learned baseline; the nearest CA, %s, has SPKI %s", Describe(cas[0]), SPKIOf(cas[0]))})
 			break
 		}
 		fs = append(fs, Finding{ReasonCAChanged, Warning, fmt.Sprintf(
 			"no CA above the leaf matches the learned baseline, and the public roots trust the new issuer (%s, SPKI %s): a rotation shows the same new CA from other networks and in the host's Certificate Transparency entries; an interception shows it only here. Until you know, do not treat TLS to this host as verified, and relearn the baseline only once you do",
-			describe(cas[0]), SPKIOf(cas[0]))})
+			Describe(cas[0]), SPKIOf(cas[0]))})
 		// What would corroborate an interception, judged for public
 		// chains only here, where the baseline already doubts them.
 		fs = append(fs, forgeryFindings(st, now, !exp.Learned.LeafFresh)...)
@@ -90,7 +90,7 @@ func forgeryFindings(st *TLSState, now time.Time, fresh bool) []Finding {
 	if signedByRoot(st) {
 		signer := "itself"
 		if iss := issuerOf(st); iss != nil {
-			signer = "a root (" + describe(iss) + ")"
+			signer = "a root (" + Describe(iss) + ")"
 		}
 		fs = append(fs, Finding{ReasonLeafSignedByRoot, Warning,
 			fmt.Sprintf("the leaf is signed directly by %s; public CAs issue from intermediates", signer)})
@@ -164,7 +164,7 @@ func acrossTargets(c Case, others []*Case, pol Policy) []Finding {
 	if ca, hosts := changedTogether(c, others); len(hosts) > 0 {
 		fs = append(fs, Finding{ReasonCAChangedTogether, Warning, fmt.Sprintf(
 			"the same new CA (%s, SPKI %s) replaced the learned CAs of %s at once: a rotation moves one operator's hosts, an interceptor moves them all",
-			describe(ca), SPKIOf(ca), strings.Join(hosts, ", "))})
+			Describe(ca), SPKIOf(ca), strings.Join(hosts, ", "))})
 	}
 	return fs
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // labNow is the instant every detector test judges at.
@@ -194,20 +195,7 @@ func (p *labPKI) observe(host string, system *x509.CertPool, chain ...*x509.Cert
 // labVerify verifies as probe.Prober does: presented certificates as
 // intermediates, server auth, the lab's clock, no host name.
 func labVerify(chain []*x509.Certificate, roots *x509.CertPool) detector.Verification {
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	chains, err := chain[0].Verify(x509.VerifyOptions{
-		Roots:         roots,
-		Intermediates: inter,
-		CurrentTime:   labNow,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	})
-	if err != nil {
-		return detector.Verification{Failure: detector.FailureOf(err), Detail: err.Error()}
-	}
-	return detector.Verification{Chains: chains}
+	return trust.Verify(chain, roots, labNow)
 }
 
 // failed is an observation of an attempt that completed no handshake.

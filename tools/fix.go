@@ -98,12 +98,12 @@ func fixFor(t Tool, h Host, store Store, prob problem, r detector.Result, c Cont
 		return fmt.Sprintf("The certificate of %s %s: its operator must replace it; no setting of %s should change for it", h.Host, when, t.Name), nil, nil
 	case otherName:
 		return fmt.Sprintf("The certificate is for %s, not %s: use a name it is valid for, or have %s given a certificate that names it (see the verdict); do not turn verification off",
-			strings.Join(certNames(st.Chain[0]), ", "), h.Host, h.Host), nil, nil
+			strings.Join(detector.Names(st.Chain[0]), ", "), h.Host, h.Host), nil, nil
 	}
 	ca, kind := installable(st, c)
 	if ca == nil {
 		return fmt.Sprintf("Nothing on this machine vouches for the CA that signs this chain (%s): do not install it or turn verification off; find out who presents it (verdict: %s)",
-			describe(detector.Root(st)), r.Verdict), nil, nil
+			detector.Describe(detector.Root(st)), r.Verdict), nil, nil
 	}
 	why, steps := caSteps(t, h, store, c, systemTrusts(st))
 	if pre := caveat(ca, kind); pre != "" {
@@ -119,7 +119,7 @@ func caveat(ca *x509.Certificate, kind trustKind) string {
 		return ""
 	}
 	return fmt.Sprintf("If %s (SPKI %s) is your organisation's inspection CA (approve it in allow.inspection_ca_spki_sha256; the system store already trusts it), ",
-		describe(ca), detector.SPKIOf(ca))
+		detector.Describe(ca), detector.SPKIOf(ca))
 }
 
 // systemTrusts reports whether the system store vouches for the chain (at a
@@ -250,34 +250,4 @@ func plainHTTP(p Prediction, t Tool, h Host, store Store, msg *string, off *Sett
 	}
 	p.Fix, p.Steps = render(why, steps), steps
 	return p
-}
-
-// certNames lists what a certificate is valid for.
-func certNames(c *x509.Certificate) []string {
-	out := append([]string(nil), c.DNSNames...)
-	for _, ip := range c.IPAddresses {
-		out = append(out, ip.String())
-	}
-	if len(out) == 0 {
-		out = append(out, c.Subject.CommonName)
-	}
-	return out
-}
-
-// describe names a CA by its subject's CN and O.
-func describe(c *x509.Certificate) string {
-	if c == nil {
-		return "an unknown CA"
-	}
-	var parts []string
-	if c.Subject.CommonName != "" {
-		parts = append(parts, "CN="+c.Subject.CommonName)
-	}
-	if len(c.Subject.Organization) > 0 {
-		parts = append(parts, "O="+c.Subject.Organization[0])
-	}
-	if len(parts) == 0 {
-		return c.Subject.String()
-	}
-	return strings.Join(parts, ", ")
 }
