@@ -146,7 +146,8 @@ func TestGradeInRun(t *testing.T) {
 		t.Errorf("%d grade changes logged for one unchanged grade", n)
 	}
 	_, page, _ := get(t, d.Handler(nil), "GET", "/")
-	for _, want := range []string{`<h2 id="interceptors">`, ic.SPKI, `<td class="verdict detected">F</td>`, "<b>upstream-expired</b> re-signed"} {
+	// html/template writes a base64 "+" as "&#43;".
+	for _, want := range []string{`<h2 id="interceptors">`, strings.ReplaceAll(ic.SPKI, "+", "&#43;"), `<td class="verdict detected">F</td>`, "<b>upstream-expired</b> re-signed"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("status page lacks %q", want)
 		}
