@@ -105,6 +105,7 @@ type Daemon struct {
 	reloads  [2]uint64             // reloads that succeeded, failed
 	passive  *passiveState         // nil until passive capture is configured
 	grades   gradeState            // the interceptors graded on these paths (grade.go)
+	history  historyState          // the last changes of verdict per target (history.go)
 }
 
 // target is one configured target and what the daemon knows of it.
@@ -116,6 +117,10 @@ type target struct {
 	reprobe  bool           // its config changed during a probe: probe again at once
 	kase     *detector.Case // latest observation and expectation, for judging the others against
 	rec      exporter.Target
+	// last is the latest result of this process's probes, with the chain,
+	// trace and DNS answers the target page shows; nil after a restart
+	// until the target is probed again (the state file keeps findings only).
+	last *detector.Result
 }
 
 // New makes a daemon and restores the last results from StateDir. A state
@@ -153,6 +158,7 @@ func New(opts Options) (*Daemon, error) {
 			d.log.Warn("state directory unusable; results will not survive a restart", "dir", opts.StateDir, "err", err)
 		}
 		d.restored = d.restore()
+		d.restoreHistory(opts.StateDir)
 	}
 	return d, nil
 }

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 func (d *Daemon) Handler(reload func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", d.serveStatus)
+	mux.HandleFunc("GET /target/{key}", d.serveTarget)
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		answer(w, d.healthy(), "mitmwatch is healthy.\n", "mitmwatch's scheduler is not running.\n")
 	})
@@ -60,6 +60,13 @@ func answer(w http.ResponseWriter, ok bool, yes, no string) {
 // statusPage is what the template shows; every string is escaped by
 // html/template, which matters: issuers and details come from the network.
 type statusPage struct {
+	// Counts is the tally per verdict; LastRound when the last complete
+	// round ended (empty before the first).
+	Counts    []verdictCount
+	LastRound string
+	// Timeline is a strip per target that changed verdict since From.
+	Timeline   []timelineRow
+	From       string
 	Source     string
 	LoadedAt   string
 	LoadFailed bool
@@ -89,9 +96,9 @@ type passivePage struct {
 }
 
 type statusRow struct {
-	Target, Verdict, Class, Product string
-	LastProbe, Ago                  string
-	Issuer, Reason, Detail, Source  string
+	Target, Href, Verdict, Class, Product string
+	LastProbe, Ago                        string
+	Issuer, Reason, Detail, Source        string
 }
 
 func (d *Daemon) serveStatus(w http.ResponseWriter, _ *http.Request) {
@@ -106,8 +113,19 @@ func (d *Daemon) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	if !snap.ConfigLoadedAt.IsZero() {
 		page.LoadedAt = snap.ConfigLoadedAt.UTC().Format(time.RFC3339) + " (" + ago(now.Sub(snap.ConfigLoadedAt)) + ")"
 	}
+	sortForPage(snap.Targets)
+	page.Counts = tally(snap.Targets)
+	if at := lastRound(snap.Targets); !at.IsZero() && len(snap.Targets) > 0 {
+		page.LastRound = stamp(at, now)
+	}
+	var from time.Time
+	if page.Timeline, from = timelineOf(snap.Targets, d.allChanges(), now); !from.IsZero() {
+		page.From = from.UTC().Format(time.RFC3339)
+	}
 	for _, t := range snap.Targets {
-		page.Rows = append(page.Rows, statusRowOf(t, now))
+		row := statusRowOf(t, now)
+		row.Href = targetHref(t.Key)
+		page.Rows = append(page.Rows, row)
 	}
 	if p := snap.Passive; p != nil {
 		page.Passive = &passivePage{Interface: p.Interface, Error: p.Error, Capturing: p.Capturing,
@@ -133,16 +151,7 @@ func (d *Daemon) serveStatus(w http.ResponseWriter, _ *http.Request) {
 		}
 		page.Interceptors = append(page.Interceptors, row)
 	}
-	var b bytes.Buffer
-	if err := statusTemplate.Execute(&b, page); err != nil {
-		http.Error(w, "rendering status page: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.Write(b.Bytes())
+	render(w, statusTemplate, page)
 }
 
 func statusRowOf(t exporter.Target, now time.Time) statusRow {
@@ -192,41 +201,31 @@ func ago(d time.Duration) string {
 	return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
 }
 
-var statusTemplate = template.Must(template.New("status").Parse(`<!DOCTYPE html>
+var statusTemplate = template.Must(template.Must(pageParts.Clone()).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="refresh" content="60">
 <title>mitmwatch</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
-table { border-collapse: collapse; width: 100%; }
-th, td { border: 1px solid #ccc; padding: .3em .5em; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; }
-td { overflow-wrap: anywhere; }
-.verdict { white-space: nowrap; overflow-wrap: normal; }
-.ok { background: #d9f2d9; }
-.inspected { background: #dde8f8; }
-.unreachable, .pending { background: #eee; }
-.detected { background: #f8d0d0; font-weight: bold; }
-.warn { color: #a00; }
-small { color: #666; }
-</style>
+{{template "style"}}
 </head>
 <body>
 <h1>mitmwatch</h1>
+<p class="counts">{{range .Counts}}<span class="verdict {{.Class}}">{{.N}} {{.Verdict}}</span> {{else}}No targets yet.{{end}}</p>
+<p>{{if .LastRound}}Last complete round: <span class="nowrap">{{.LastRound}}</span>{{else}}No complete round yet.{{end}}
+· <a href="/metrics">metrics</a> · <a href="#about">what the verdicts mean</a></p>
 <p>Config: <code>{{if .Source}}{{.Source}}{{else}}not loaded{{end}}</code>{{if .LoadedAt}}, loaded {{.LoadedAt}}{{end}}.
 {{if .Ready}}First round done.{{else}}First round not done yet.{{end}}</p>
 {{if .LoadFailed}}<p class="warn">The last reload failed; the config above keeps running: <code>{{.LoadErr}}</code></p>{{end}}
 <table>
 <thead><tr><th>Target</th><th>Verdict</th><th>Product</th><th>Last probe</th><th>Issuer</th><th>Reason</th><th>Source</th></tr></thead>
 <tbody>
-{{range .Rows}}<tr>
-<td>{{.Target}}</td>
+{{range .Rows}}<tr class="target">
+<td class="name"><a href="{{.Href}}">{{.Target}}</a></td>
 <td class="verdict {{.Class}}">{{.Verdict}}</td>
 <td>{{.Product}}</td>
-<td>{{if .LastProbe}}{{.LastProbe}}<br><small>{{.Ago}}</small>{{else}}never{{end}}</td>
+<td class="nowrap">{{if .LastProbe}}{{.LastProbe}}<br><small>{{.Ago}}</small>{{else}}never{{end}}</td>
 <td>{{.Issuer}}</td>
 <td>{{if .Reason}}<b>{{.Reason}}</b><br>{{.Detail}}{{end}}</td>
 <td><small>{{.Source}}</small></td>
@@ -234,7 +233,13 @@ small { color: #666; }
 {{else}}<tr><td colspan="7">No targets.</td></tr>
 {{end}}</tbody>
 </table>
-{{with .Interceptors}}<h2 id="interceptors">Interceptors on these paths</h2>
+{{with .Timeline}}<h2 id="timeline">Changes of verdict since {{$.From}}</h2>
+<table class="timeline">
+<tbody>
+{{range .}}<tr><td class="name"><a href="{{.Href}}">{{.Target}}</a></td><td>{{template "strip" .Strip}}</td></tr>
+{{end}}</tbody>
+</table>
+{{end}}{{with .Interceptors}}<h2 id="interceptors">Interceptors on these paths</h2>
 <p>Graded with handshakes through each: A validates upstream and speaks modern TLS only; F re-signs invalid upstream certificates.</p>
 <table>
 <thead><tr><th>CA key (SPKI)</th><th>Path</th><th>Product</th><th>Grade</th><th>Behind it</th><th>What lowers the grade</th></tr></thead>
@@ -256,16 +261,17 @@ small { color: #666; }
 <thead><tr><th>Host</th><th>Verdict</th><th>Product</th><th>Last seen</th><th>Issuer</th><th>Reason</th></tr></thead>
 <tbody>
 {{range .Rows}}<tr>
-<td>{{.Target}}</td>
+<td class="name">{{.Target}}</td>
 <td class="verdict {{.Class}}">{{.Verdict}}</td>
 <td>{{.Product}}</td>
-<td>{{.LastProbe}}<br><small>{{.Ago}}</small></td>
+<td class="nowrap">{{.LastProbe}}<br><small>{{.Ago}}</small></td>
 <td>{{.Issuer}}</td>
 <td>{{if .Reason}}<b>{{.Reason}}</b><br>{{.Detail}}{{end}}</td>
 </tr>
 {{else}}<tr><td colspan="6">No TLS seen yet.</td></tr>
 {{end}}</tbody>
 </table>
-{{end}}</body>
+{{end}}{{template "about"}}
+</body>
 </html>
 `))

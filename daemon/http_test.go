@@ -208,6 +208,34 @@ func TestStatusPage(t *testing.T) {
 	if code, _, _ := get(t, h, "GET", "/nope"); code != http.StatusNotFound {
 		t.Errorf("GET /nope: %d, want 404", code)
 	}
+	// Problems first, ok last, with the tally on top.
+	if i, j := strings.Index(page, ">"+evil.Key()+"<"), strings.Index(page, ">"+clean.Key()+"<"); i < 0 || j < i {
+		t.Errorf("%s (at %d) does not come before %s (at %d)", evil.Key(), i, clean.Key(), j)
+	}
+	for _, want := range []string{`<span class="verdict detected">1 ` + string(bad.Verdict), `<span class="verdict ok">1 ok`, "Last complete round: ", `href="/metrics"`, `id="timeline"`, "<svg"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("status page lacks %q", want)
+		}
+	}
+
+	// The target page: evidence, the chain with the hostile name as
+	// text, the history, the same headers.
+	code, page, hdr = get(t, h, "GET", "/target/"+evil.Key())
+	if code != http.StatusOK || hdr.Get("Content-Security-Policy") != statusCSP {
+		t.Fatalf("GET /target/%s: %d, CSP %q", evil.Key(), code, hdr.Get("Content-Security-Policy"))
+	}
+	for _, want := range []string{`id="chain"`, `id="findings"`, `id="history"`, `id="fix"`, string(bad.Findings[0].Reason),
+		`CN=\&lt;script\&gt;alert(\&#34;mitm\&#34;)`, "first verdict", `class="change"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("target page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<script") {
+		t.Error("target page contains an unescaped script element")
+	}
+	if code, _, _ := get(t, h, "GET", "/target/nope.example:443"); code != http.StatusNotFound {
+		t.Errorf("GET an unknown target: %d, want 404", code)
+	}
 }
 
 // The build traffic section lists the hosts capture judged, escaping

@@ -117,7 +117,8 @@ func (d *Daemon) store(t *target, key string, obs detector.Observation, took tim
 	}
 	rec.LastProbe, rec.Duration = d.now(), took
 	prev := t.rec.Verdict
-	t.rec, t.fresh = rec, true
+	t.rec, t.fresh, t.last = rec, true, &res
+	d.noteChange(key, prev, rec.Verdict, rec.LastProbe)
 	d.dirty = true
 	d.checkReady()
 	return prev, res, true

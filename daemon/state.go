@@ -215,6 +215,7 @@ func encodeState(recs []exporter.Target, now time.Time) ([]byte, error) {
 // write. A failing write is logged once per distinct error and retried on a
 // later tick; it never stops the probes.
 func (d *Daemon) save() {
+	d.saveHistory()
 	if d.statePath == "" {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,12 +45,12 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 1 || entries[0].Name() != stateFile {
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
-		}
-		t.Errorf("state directory holds %v, want only %s", names, stateFile)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{historyFile, stateFile}; !slices.Equal(names, want) {
+		t.Errorf("state directory holds %v, want only %v", names, want)
 	}
 
 	second, logs := l.daemon(t, ld, dir)
@@ -73,6 +74,12 @@ func TestStateSurvivesRestart(t *testing.T) {
 	}
 	if got := logs.find("verdict changed", nil); len(got) != 0 {
 		t.Errorf("verdict changes logged after a restart that changed nothing: %v", got[0].Attrs)
+	}
+	// The first verdict of each target survives, and the restart adds none.
+	for _, k := range []string{clean.Key(), bad.Key()} {
+		if cs := second.changesOf(k); len(cs) != 1 || cs[0].From != "" || cs[0].To == "" {
+			t.Errorf("history of %s after a restart: %+v", k, cs)
+		}
 	}
 }
 

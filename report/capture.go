@@ -56,17 +56,28 @@ func (c Capture) groups() []capturedGroup {
 	return out
 }
 
-// CaptureTable prints the verdict table `mitmwatch check` prints, then one
-// line per kind of connection with what only a capture shows:
-// fingerprints, timings, TTLs and whether the chain was visible. Like
-// Table, it passes every field of text through termsafe.String: the
-// capture holds what the client and the server sent.
+// CaptureTable is CaptureReport in its verbose form: the verdict table
+// of every host and one block per host.
 func CaptureTable(w io.Writer, c Capture, colour bool) error {
+	return CaptureReport(w, c, Options{Colour: colour, Verbose: true})
+}
+
+// CaptureReport prints the hosts' report as `mitmwatch check` prints it
+// (Brief, or with o.Verbose the table and the tally), then one line per
+// kind of connection with what only a capture shows: fingerprints,
+// timings, TTLs and whether the chain was visible. Like Table, it passes
+// every field of text through termsafe.String: the capture holds what the
+// client and the server sent.
+func CaptureReport(w io.Writer, c Capture, o Options) error {
 	hosts, stats := c.Hosts(), c.Stats
-	if err := Table(w, hosts, colour); err != nil {
+	if o.Verbose {
+		if err := Table(w, hosts, o.Colour); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "\n%s\n", Summary(hosts))
+	} else if err := Brief(w, hosts, o); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\n%s\n", Summary(hosts))
 	groups := c.groups()
 	if len(groups) == 0 {
 		fmt.Fprintf(w, "\nno TLS handshake in %d packets\n", stats.Packets)

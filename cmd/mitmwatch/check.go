@@ -271,6 +271,7 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		output   string
 		baseFile string
 		color    bool
+		verbose  bool
 		auditOn  bool
 		tf       toolFlags
 	)
@@ -279,6 +280,7 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 	cmd.Flag("output", "Output format.").Short('o').Default("table").EnumVar(&output, "table", "json")
 	cmd.Flag("baseline", "Compare against a baseline learned with 'mitmwatch baseline learn'.").PlaceHolder("FILE").StringVar(&baseFile)
 	cmd.Flag("color", "Colour the verdicts when stdout is a terminal and NO_COLOR is unset; --no-color never does.").Default("true").BoolVar(&color)
+	cmd.Flag("verbose", "Print the table of every target and one block per target; without it the report leads with the tally and the problems, most severe first, identical failures in one block.").Short('v').BoolVar(&verbose)
 	cmd.Flag("audit", "Also audit the toolchain's settings (as 'mitmwatch audit' does), say what each build tool will do on this path, and probe the hosts they name; --no-audit skips it.").Default("true").BoolVar(&auditOn)
 	tf.register(cmd)
 	cmd.Action(func(*kingpin.ParseContext) error {
@@ -395,7 +397,7 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		if auditOn {
 			forecasts = forecastTools(e, tf, inventory(), results, r.cfg.Policy)
 		}
-		colour := color && e.stdoutTTY && e.getenv("NO_COLOR") == ""
+		opts := e.reportOptions(color, verbose)
 		code := check.ExitCode(results)
 		if auditRep != nil && auditRep.Critical() {
 			code = check.ExitDetected
@@ -405,13 +407,17 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 			code = check.ExitDetected
 		}
 		set(code)
-		return printReport(e, output, results, auditRep, ics, forecasts, colour)
+		return printReport(e, output, results, auditRep, ics, forecasts, opts)
 	})
 }
 
 // printReport writes the round's results, the interceptors graded and,
 // when they were read, the audit and the build tools' outcomes.
-func printReport(e env, output string, results []detector.Result, a *audit.Report, ics []grade.Interceptor, fs []tools.Forecast, colour bool) error {
+//
+// The brief form leads with the tally; -v keeps the order the report
+// always had (the table, the interceptors, then the tally), byte for byte.
+func printReport(e env, output string, results []detector.Result, a *audit.Report, ics []grade.Interceptor, fs []tools.Forecast, o report.Options) error {
+	colour := o.Colour
 	if output == "json" {
 		doc := report.Build(results)
 		doc.Audit = a
@@ -424,13 +430,19 @@ func printReport(e env, output string, results []detector.Result, a *audit.Repor
 		}
 		return nil
 	}
-	if err := report.Table(e.stdout, results, colour); err != nil {
+	if !o.Verbose {
+		if err := report.Brief(e.stdout, results, o); err != nil {
+			return &exitError{check.ExitUsage, err}
+		}
+	} else if err := report.Table(e.stdout, results, colour); err != nil {
 		return &exitError{check.ExitUsage, err}
 	}
 	if err := report.InterceptorTable(e.stdout, ics, colour); err != nil {
 		return &exitError{check.ExitUsage, err}
 	}
-	fmt.Fprintf(e.stdout, "\n%s\n", report.Summary(results))
+	if o.Verbose {
+		fmt.Fprintf(e.stdout, "\n%s\n", report.Summary(results))
+	}
 	if a != nil {
 		fmt.Fprintln(e.stdout, "\nWhat each build tool will do on this path (--tool NAME for one):")
 		if err := report.ToolsTable(e.stdout, fs, colour); err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/mitmwatch/mitmwatch/check"
 	"github.com/mitmwatch/mitmwatch/config"
+	"github.com/mitmwatch/mitmwatch/report"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -33,6 +34,8 @@ type env struct {
 	getenv         func(string) string
 	stdoutTTY      bool
 	stderrTTY      bool
+	// stdoutWidth is the terminal's width in columns; 0 does not wrap.
+	stdoutWidth int
 	// onListen, when set, is told the service's bound listeners (tests
 	// listen on port 0 and need the port).
 	onListen func([]net.Listener)
@@ -47,10 +50,18 @@ func main() {
 	code := run(ctx, os.Args[1:], env{
 		stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv,
 		stdoutTTY: isTerminal(os.Stdout), stderrTTY: isTerminal(os.Stderr),
-		rangesFile: config.DefaultRangesFile,
+		stdoutWidth: termWidth(os.Stdout, os.Getenv),
+		rangesFile:  config.DefaultRangesFile,
 	})
 	stop()
 	os.Exit(code)
+}
+
+// reportOptions is how a terminal report is printed: coloured only on a
+// terminal with NO_COLOR unset and --color left on, wrapped to the
+// terminal's width, brief unless verbose.
+func (e env) reportOptions(color, verbose bool) report.Options {
+	return report.Options{Colour: color && e.stdoutTTY && e.getenv("NO_COLOR") == "", Verbose: verbose, Width: e.stdoutWidth}
 }
 
 func isTerminal(f *os.File) bool {

@@ -163,6 +163,13 @@ func TestCheckExitCodes(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "Fortinet") || !strings.Contains(out, "NODE_EXTRA_CA_CERTS") || strings.Contains(out, "\x1b[") {
 		t.Errorf("table (exit %d):\n%s", code, out)
 	}
+	// The brief report leads with the tally and the fix; -v with the table.
+	if !strings.HasPrefix(out, "1 targets: 1 intercepted\n\nintercepted pypi.org:443 (Fortinet") || !strings.Contains(out, "\n  fix: ") {
+		t.Errorf("brief report:\n%s", out)
+	}
+	if _, out, _ := c.run("check", "--config", rules, "--target", "pypi.org", "-v"); !strings.HasPrefix(out, "TARGET ") || !strings.Contains(out, "\n1 targets: 1 intercepted\n") {
+		t.Errorf("-v report:\n%s", out)
+	}
 }
 
 // TestCheckThroughProxyEnv probes the way build tools do when HTTPS_PROXY

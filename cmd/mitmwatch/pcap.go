@@ -22,6 +22,7 @@ func registerPcap(app *kingpin.Application, ctx context.Context, e env, set func
 		anyPort   bool
 		toolchain bool
 		color     bool
+		verbose   bool
 	)
 	cmd := app.Command("pcap", "Judge the TLS handshakes in a saved capture (pcap or pcapng, e.g. from tcpdump -w) as check judges its probes: what real clients met, including the chain for TLS 1.2 and below (TLS 1.3 encrypts it). Exit codes as check's; 3 also when the capture holds no handshake.")
 	cmd.Arg("file", "The capture file.").Required().StringVar(&file)
@@ -32,6 +33,7 @@ func registerPcap(app *kingpin.Application, ctx context.Context, e env, set func
 	cmd.Flag("any-port", "Follow every connection whose client speaks TLS (or CONNECT) first, whatever the port.").BoolVar(&anyPort)
 	cmd.Flag("toolchain", "Add the expectations of the hosts the local toolchain uses, when the config says toolchain: auto.").Default("true").BoolVar(&toolchain)
 	cmd.Flag("color", "Colour the verdicts when stdout is a terminal and NO_COLOR is unset; --no-color never does.").Default("true").BoolVar(&color)
+	cmd.Flag("verbose", "Print the table of every host and one block per host, not the brief report.").Short('v').BoolVar(&verbose)
 	cmd.Action(func(*kingpin.ParseContext) error {
 		cfg, targets, err := loadConfig(ctx, e, cfgPath, toolchainSettings(e, toolchain))
 		if err != nil {
@@ -42,7 +44,7 @@ func registerPcap(app *kingpin.Application, ctx context.Context, e env, set func
 		if err := passive.ReadFile(ctx, file, tr); err != nil {
 			return &exitError{check.ExitUsage, fmt.Errorf("pcap: %w", err)}
 		}
-		return printCapture(e, output, color, judgeCapture(a.Capture(), cfg.Policy, tr.Stats()), set)
+		return printCapture(e, output, e.reportOptions(color, verbose), judgeCapture(a.Capture(), cfg.Policy, tr.Stats()), set)
 	})
 }
 
@@ -53,7 +55,7 @@ func judgeCapture(c passive.Capture, pol detector.Policy, stats passive.Stats) r
 
 // printCapture sets the exit code from the hosts the capture judged (none
 // is inconclusive) and prints the report.
-func printCapture(e env, output string, color bool, rc report.Capture, set func(int)) error {
+func printCapture(e env, output string, o report.Options, rc report.Capture, set func(int)) error {
 	hosts := rc.Hosts()
 	code := check.ExitCode(hosts)
 	if len(hosts) == 0 {
@@ -66,8 +68,7 @@ func printCapture(e env, output string, color bool, rc report.Capture, set func(
 		}
 		return nil
 	}
-	colour := color && e.stdoutTTY && e.getenv("NO_COLOR") == ""
-	if err := report.CaptureTable(e.stdout, rc, colour); err != nil {
+	if err := report.CaptureReport(e.stdout, rc, o); err != nil {
 		return &exitError{check.ExitUsage, err}
 	}
 	return nil

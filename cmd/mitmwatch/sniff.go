@@ -22,6 +22,7 @@ func registerSniff(app *kingpin.Application, ctx context.Context, e env, set fun
 		duration  time.Duration
 		toolchain bool
 		color     bool
+		verbose   bool
 	)
 	cmd := app.Command("sniff", "Watch the TLS handshakes real clients make on an interface (filtered in the kernel: SYN, FIN, RST and the segments that start TLS handshake records) and, on Ctrl-C or after --duration, judge them as pcap does. Needs CAP_NET_RAW.")
 	cmd.Flag("interface", "Interface to capture on.").Short('i').Required().StringVar(&iface)
@@ -32,6 +33,7 @@ func registerSniff(app *kingpin.Application, ctx context.Context, e env, set fun
 	cmd.Flag("duration", "Stop after this long (0: at Ctrl-C).").DurationVar(&duration)
 	cmd.Flag("toolchain", "Add the expectations of the hosts the local toolchain uses, when the config says toolchain: auto.").Default("true").BoolVar(&toolchain)
 	cmd.Flag("color", "Colour the verdicts when stdout is a terminal and NO_COLOR is unset; --no-color never does.").Default("true").BoolVar(&color)
+	cmd.Flag("verbose", "Print the table of every host and one block per host, not the brief report.").Short('v').BoolVar(&verbose)
 	cmd.Action(func(*kingpin.ParseContext) error {
 		cfg, targets, err := loadConfig(ctx, e, cfgPath, toolchainSettings(e, toolchain))
 		if err != nil {
@@ -59,6 +61,6 @@ func registerSniff(app *kingpin.Application, ctx context.Context, e env, set fun
 		if drops, err := live.Drops(); err == nil && drops > 0 {
 			fmt.Fprintf(e.stderr, "mitmwatch: the kernel dropped %d packets: handshakes may be missing\n", drops)
 		}
-		return printCapture(e, output, color, judgeCapture(a.Capture(), cfg.Policy, tr.Stats()), set)
+		return printCapture(e, output, e.reportOptions(color, verbose), judgeCapture(a.Capture(), cfg.Policy, tr.Stats()), set)
 	})
 }
