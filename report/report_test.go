@@ -180,6 +180,9 @@ func TestTableIPv6AndUnverified(t *testing.T) {
 	if !bytes.Contains(buf.Bytes(), []byte("\n[::1]:9 ")) || !bytes.Contains(buf.Bytes(), []byte("unreachable [::1]:9 (")) || bytes.Contains(buf.Bytes(), []byte("::1:9")) {
 		t.Errorf("table:\n%s", buf.String())
 	}
+	if s := Summary(rs[:1]); s != "1 target: 1 unreachable" && s != "1 target: 1 ok" {
+		t.Errorf("Summary of one = %q", s)
+	}
 	if s := Summary(rs); s != "2 targets: 1 unreachable, 1 ok" {
 		t.Errorf("summary %q", s)
 	}

@@ -100,7 +100,11 @@ func Summary(results []detector.Result) string {
 			parts = append(parts, fmt.Sprintf("%d %s", n, v))
 		}
 	}
-	s := fmt.Sprintf("%d targets: %s", len(results), strings.Join(parts, ", "))
+	noun := "targets"
+	if len(results) == 1 {
+		noun = "target"
+	}
+	s := fmt.Sprintf("%d %s: %s", len(results), noun, strings.Join(parts, ", "))
 	if unverified > 0 {
 		s += fmt.Sprintf("\nDNS was not cross-checked for %d of them: no reference resolver answered (%s)", unverified, detector.ReasonDNSUnverified)
 	}

@@ -164,10 +164,10 @@ func TestCheckExitCodes(t *testing.T) {
 		t.Errorf("table (exit %d):\n%s", code, out)
 	}
 	// The brief report leads with the tally and the fix; -v with the table.
-	if !strings.HasPrefix(out, "1 targets: 1 intercepted\n\nintercepted pypi.org:443 (Fortinet") || !strings.Contains(out, "\n  fix: ") {
+	if !strings.HasPrefix(out, "1 target: 1 intercepted\n\nintercepted pypi.org:443 (Fortinet") || !strings.Contains(out, "\n  fix: ") {
 		t.Errorf("brief report:\n%s", out)
 	}
-	if _, out, _ := c.run("check", "--config", rules, "--target", "pypi.org", "-v"); !strings.HasPrefix(out, "TARGET ") || !strings.Contains(out, "\n1 targets: 1 intercepted\n") {
+	if _, out, _ := c.run("check", "--config", rules, "--target", "pypi.org", "-v"); !strings.HasPrefix(out, "TARGET ") || !strings.Contains(out, "\n1 target: 1 intercepted\n") {
 		t.Errorf("-v report:\n%s", out)
 	}
 }
