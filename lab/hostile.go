@@ -2,10 +2,13 @@ package lab
 
 import (
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -183,3 +186,61 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	c.n.Add(int64(n))
 	return n, err
 }
+
+// Churner is an interceptor that presents a new CA on every connection: a
+// fresh root with a random issuer name (carrying markup, terminal escapes
+// and a newline, and longer than any real one), a leaf with a random serial
+// and random extra SANs beside the name asked for. Every label, line and
+// page that shows an issuer sees a value it never saw before.
+type Churner struct {
+	http  *httpServer
+	count atomic.Int64
+}
+
+// NewChurner starts a churning interceptor on loopback.
+func NewChurner() (*Churner, error) {
+	c := &Churner{}
+	cfg := &tls.Config{
+		NextProtos: defaultNextProtos,
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return c.forge(serverName(hello))
+		},
+	}
+	s, err := serveHTTP(ok, tlsWrap(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("lab: churner: %w", err)
+	}
+	c.http = s
+	return c, nil
+}
+
+// ChurnIssuer is the issuer name the churner's n-th CA carries, so a test
+// can look for it verbatim.
+func ChurnIssuer(n int64) string {
+	return fmt.Sprintf("<b>Churn</b> \x1b[2J CA %d\n%s", n, strings.Repeat("x", 200))
+}
+
+func (c *Churner) forge(name string) (*tls.Certificate, error) {
+	n := c.count.Add(1)
+	root, err := newRoot(pkix.Name{CommonName: ChurnIssuer(n)})
+	if err != nil {
+		return nil, fmt.Errorf("lab: churner: %w", err)
+	}
+	var r [4]byte
+	rand.Read(r[:])
+	cert, err := root.Issue(LeafOptions{}, name, fmt.Sprintf("%x.churn.example", r))
+	if err != nil {
+		return nil, fmt.Errorf("lab: churner: %w", err)
+	}
+	cert.Certificate = append(cert.Certificate, root.Cert.Raw)
+	return cert, nil
+}
+
+// Presented is how many CAs the churner has made: one per handshake.
+func (c *Churner) Presented() int64 { return c.count.Load() }
+
+// Addr is the churner's "127.0.0.1:port".
+func (c *Churner) Addr() string { return c.http.Addr() }
+
+// Close stops the churner and ends its connections.
+func (c *Churner) Close() error { return c.http.Close() }
