@@ -115,6 +115,7 @@ type target struct {
 	fresh    bool           // probed by this process, not just restored
 	reprobe  bool           // its config changed during a probe: probe again at once
 	kase     *detector.Case // latest observation and expectation, for judging the others against
+	chains   []chainSeen    // its last distinct chains (churn.go)
 	rec      exporter.Target
 }
 
