@@ -116,6 +116,7 @@ type target struct {
 	fresh    bool           // probed by this process, not just restored
 	reprobe  bool           // its config changed during a probe: probe again at once
 	kase     *detector.Case // latest observation and expectation, for judging the others against
+	chains   []chainSeen    // its last distinct chains (churn.go)
 	rec      exporter.Target
 	// last is the latest result of this process's probes, with the chain,
 	// trace and DNS answers the target page shows; nil after a restart

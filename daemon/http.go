@@ -10,6 +10,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/exporter"
 	"github.com/mitmwatch/mitmwatch/grade"
+	"github.com/mitmwatch/mitmwatch/termsafe"
 )
 
 // Handler serves the status page and the lifecycle endpoints the Prometheus
@@ -154,9 +155,14 @@ func (d *Daemon) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	render(w, statusTemplate, page)
 }
 
+// statusRowOf flattens a target into a row. Names from the network (the
+// issuer, a product matched in one, a finding's detail) go through
+// termsafe and clip as well as html/template: the template escapes markup
+// but passes terminal escapes, which `curl` of the page would obey, and a
+// forged name can be kilobytes long.
 func statusRowOf(t exporter.Target, now time.Time) statusRow {
 	row := statusRow{Target: t.Key, Verdict: string(t.Verdict), Class: verdictClass(t.Verdict),
-		Product: t.Product, Issuer: t.IssuerCN, Source: t.Source}
+		Product: clip(termsafe.String(t.Product)), Issuer: clip(termsafe.String(t.IssuerCN)), Source: t.Source}
 	if row.Verdict == "" {
 		row.Verdict = "pending"
 	}
@@ -164,7 +170,7 @@ func statusRowOf(t exporter.Target, now time.Time) statusRow {
 		row.LastProbe, row.Ago = t.LastProbe.UTC().Format(time.RFC3339), ago(now.Sub(t.LastProbe))
 	}
 	if f, ok := keyFinding(t.Findings); ok {
-		row.Reason, row.Detail = string(f.Reason), f.Detail
+		row.Reason, row.Detail = string(f.Reason), clip(termsafe.String(f.Detail))
 	}
 	return row
 }

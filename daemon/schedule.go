@@ -110,6 +110,9 @@ func (d *Daemon) store(t *target, key string, obs detector.Observation, took tim
 	rec := exporter.Record(key, res)
 	d.noteInterceptor(key, res, &rec)
 	rec.Tools = tools
+	if rec.IssuerCN != "" || rec.RootSPKI != "" {
+		t.chains, rec.ChainUnsettled = noteChain(t.chains, rec.IssuerCN+"\x00"+rec.RootSPKI, d.now())
+	}
 	rec.Interval = t.interval
 	rec.Probes, rec.Failures = t.rec.Probes+1, t.rec.Failures
 	if obs.TLS == nil {
@@ -166,11 +169,11 @@ func (d *Daemon) logChange(key string, from detector.Verdict, res detector.Resul
 	}
 	var evidence string
 	if f, ok := keyFinding(res.Findings); ok {
-		evidence = f.Detail
+		evidence = clip(f.Detail)
 	}
 	d.log.Log(context.Background(), level, "verdict changed",
-		"target", key, "from", string(from), "to", string(res.Verdict), "product", res.Product,
-		"reasons", reasons, "evidence", evidence, "remediation", res.Remediation)
+		"target", key, "from", string(from), "to", string(res.Verdict), "product", clip(res.Product),
+		"reasons", reasons, "evidence", evidence, "remediation", clip(res.Remediation))
 }
 
 // keyFinding is the first of the most severe findings: the one that best

@@ -30,7 +30,8 @@ var (
 	chainDesc = prometheus.NewDesc("mitmwatch_chain_info",
 		"Chain presented to the last probe of a target, kept when verification failed because it is the evidence: the leaf's issuer "+
 			"(common name, else organisation; truncated to 64 bytes) and the base64 SHA-256 of the root's (or last presented certificate's) "+
-			"public key, as pinned in rules.yaml. Value always 1.",
+			"public key, as pinned in rules.yaml. Value always 1. Both are \"(changing)\" while the target showed more than 4 distinct chains "+
+			"within 24 hours (an interceptor minting a CA per connection), so a target adds at most 5 series a day.",
 		[]string{"target", "issuer_cn", "root_spki_sha256"}, nil)
 	durationDesc = prometheus.NewDesc("mitmwatch_probe_duration_seconds",
 		"How long the last probe of a target took, resolution and handshake included.",
@@ -63,6 +64,11 @@ var (
 		"When the running configuration was loaded, in seconds since the Unix epoch.",
 		nil, nil)
 )
+
+// ChainChanging is the issuer_cn and root_spki_sha256 of a target whose
+// chain is unsettled (Target.ChainUnsettled): one value instead of a new
+// series per forged CA.
+const ChainChanging = "(changing)"
 
 // Passive capture's metrics, present only when rules.yaml asks for it.
 // The hosts are those real build traffic reached, so they are separate
@@ -194,7 +200,10 @@ func collectTarget(ch chan<- prometheus.Metric, key string, t Target) {
 	if v := versionLabel(t.TLSVersion); v != "" {
 		emit(ch, tlsVersionDesc, prometheus.GaugeValue, 1, key, v)
 	}
-	if t.IssuerCN != "" || t.RootSPKI != "" {
+	switch {
+	case t.ChainUnsettled:
+		emit(ch, chainDesc, prometheus.GaugeValue, 1, key, ChainChanging, ChainChanging)
+	case t.IssuerCN != "" || t.RootSPKI != "":
 		emit(ch, chainDesc, prometheus.GaugeValue, 1, key, issuerLabel(t.IssuerCN), labelValue(t.RootSPKI))
 	}
 	tools := make(map[string]bool, len(t.Tools))

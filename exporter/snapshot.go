@@ -56,6 +56,11 @@ type Target struct {
 	TLSVersion string // "TLS 1.3"; empty without a handshake
 	IssuerCN   string // the leaf's issuer, kept when verification fails
 	RootSPKI   string
+	// ChainUnsettled is set by the daemon when the target showed more
+	// distinct chains lately than a real host does (an interceptor minting
+	// a CA per connection): the chain is then exported as ChainChanging,
+	// so the series stay bounded.
+	ChainUnsettled bool
 
 	// LastProbe is when the last probe finished; Duration how long it took.
 	LastProbe time.Time

@@ -74,7 +74,7 @@ func (p *Prober) Exchange(ctx context.Context, t Target, o Offer) Exchange {
 	if err != nil {
 		x.Obs.Failure, x.Obs.FailureDetail = detector.FailureOf(err), err.Error()
 		if x.Obs.Failure == detector.FailureNotTLS {
-			x.Obs.Plain = plainhttp.Parse(rec.head())
+			x.Obs.Plain = plainhttp.Parse(rec.head(ctx))
 		}
 		return x
 	}

@@ -89,11 +89,17 @@ func (c *recordingConn) helloRTT() (time.Duration, bool) {
 }
 
 // head returns what was read so far plus what the peer still sends before
-// closing, so a response the handshake cut short is whole.
-func (c *recordingConn) head() []byte {
+// closing, so a response the handshake cut short is whole. The wait ends
+// at ctx's deadline too: a peer that trickles its answer must not hold the
+// probe past its timeout.
+func (c *recordingConn) head(ctx context.Context) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.Conn.SetReadDeadline(time.Now().Add(headWait))
+	wait := time.Now().Add(headWait)
+	if d, ok := ctx.Deadline(); ok && d.Before(wait) {
+		wait = d
+	}
+	c.Conn.SetReadDeadline(wait)
 	out := bytes.Clone(c.buf.Bytes())
 	rest := make([]byte, maxHead-len(out))
 	n, _ := io.ReadFull(c.Conn, rest)
@@ -106,7 +112,7 @@ func (p *Prober) plainAnswer(ctx context.Context, t Target, rec *recordingConn) 
 	if a := p.httpGet(ctx, t); a != nil {
 		return a
 	}
-	return plainhttp.Parse(rec.head())
+	return plainhttp.Parse(rec.head(ctx))
 }
 
 func (p *Prober) httpGet(ctx context.Context, t Target) *detector.HTTPAnswer {
