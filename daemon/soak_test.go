@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -161,8 +162,8 @@ func TestSoak(t *testing.T) {
 	events := int(logs.changes.Load())
 	t.Logf("soak: %d cycles, %d probes (flapping %d, down-and-up %d), %d scrapes, %d changes, %d change events",
 		cycles, fr.Probes+dr.Probes, fr.Probes, dr.Probes, scrapes, changes, events)
-	t.Logf("soak: goroutines %d -> %d, fds %d -> %d, RSS %d KiB -> %d KiB",
-		start.goroutines, end.goroutines, start.fds, end.fds, start.rss>>10, end.rss>>10)
+	t.Logf("soak: goroutines %d -> %d, fds %d -> %d, RSS %d KiB -> %d KiB, live heap %d KiB -> %d KiB",
+		start.goroutines, end.goroutines, start.fds, end.fds, start.rss>>10, end.rss>>10, start.heap>>10, end.heap>>10)
 	if events != changes {
 		t.Errorf("%d change events for %d real changes", events, changes)
 	}
@@ -191,12 +192,16 @@ func alarming(r detector.Reason) bool {
 // soakFigures is the process's use of resources at one moment.
 type soakFigures struct {
 	goroutines, fds int
-	rss             int64
+	rss, heap       int64 // heap: live bytes after a collection
 }
 
 func measure(t *testing.T) soakFigures {
 	t.Helper()
-	runtime.GC()
+	// Collect and hand freed memory back, so RSS is what is live rather
+	// than what the collector has yet to return.
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
 	fds, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Skipf("no /proc: %v", err)
@@ -212,7 +217,7 @@ func measure(t *testing.T) soakFigures {
 			rss = kb << 10
 		}
 	}
-	return soakFigures{goroutines: runtime.NumGoroutine(), fds: len(fds), rss: rss}
+	return soakFigures{goroutines: runtime.NumGoroutine(), fds: len(fds), rss: rss, heap: int64(ms.HeapAlloc)}
 }
 
 // changeCounter counts the events of a verdict changing from one verdict
