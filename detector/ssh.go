@@ -91,8 +91,8 @@ func (s *SSHState) bannerOrEmpty() string {
 	return s.Banner
 }
 
-// bannerText quotes what a peer sent, cut to a line's worth: it is
-// evidence, and hostile.
+// bannerText quotes what a peer sent, cut to a line's worth. It is kept
+// as sent: the renderers escape it for terminals and JSON.
 func bannerText(b string) string {
 	if b == "" {
 		return "nothing before closing"
@@ -100,7 +100,7 @@ func bannerText(b string) string {
 	if r := []rune(b); len(r) > 120 {
 		b = string(r[:120]) + "…"
 	}
-	return fmt.Sprintf("%q", b)
+	return `"` + b + `"`
 }
 
 // sshRemediation is the next step for an SSH target's verdict.

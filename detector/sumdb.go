@@ -43,9 +43,12 @@ func sumdbFindings(obs Observation, exp Expectation, now time.Time) []Finding {
 	var fs []Finding
 	switch st.Consistency {
 	case ConsistencyFirst:
+		kept := "was kept in " + st.StatePath + ": each later check proves the tree it is served extends it"
+		if st.StatePath == "" {
+			kept = "but nothing keeps it (no state directory): no later check can prove the log only grew"
+		}
 		fs = append(fs, Finding{ReasonSumDBFirstTree, Info, fmt.Sprintf(
-			"the first tree head of %s seen from this machine (%s) verified and was kept in %s: each later check proves the tree it is served extends it",
-			st.Name, st.Tree, st.StatePath)})
+			"the first tree head of %s seen from this machine (%s) verified, and %s", st.Name, st.Tree, kept)})
 	case ConsistencyForked, ConsistencySmaller:
 		fs = append(fs, Finding{ReasonSumDBForked, Critical, fmt.Sprintf(
 			"the tree head %s serves (%s) is not an extension of the %s verified at %s (%s): two heads signed with the database's key that disagree are the proof that this machine is shown another history than the rest of the world, the attack the checksum database exists to expose",

@@ -189,7 +189,7 @@ func (p *Prober) handshake(ctx context.Context, conn net.Conn, addr string) (att
 	what := "no SSH identification line"
 	if looksTLS(seen) {
 		what = "a TLS record instead of an SSH identification line"
-		a.banner = fmt.Sprintf("%q", seen[:min(len(seen), 16)])
+		a.banner = string(seen[:min(len(seen), 16)])
 	}
 	return a, &failure{detector.FailureNotSSH, fmt.Errorf("%s: %w", what, err)}
 }

@@ -111,7 +111,7 @@ func TestProbeNamesWhatIsNotSSH(t *testing.T) {
 	}{
 		{"block page", page, 403, "HTTP/1.1 403 Forbidden"},
 		{"another protocol", "220 mail.lab.example ESMTP ready\r\n", 0, "220 mail.lab.example"},
-		{"tls alert", "\x15\x03\x03\x00\x02\x02\x46", 0, `"\x15\x03`},
+		{"tls alert", "\x15\x03\x03\x00\x02\x02\x46", 0, "\x15\x03"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
