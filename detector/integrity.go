@@ -274,3 +274,16 @@ func integrityRemediation(v Verdict, obs Observation, findings []Finding) string
 	}
 	return sshRemediation(v, obs, findings)
 }
+
+// Completed reports whether the probe got what its protocol shows: a TLS
+// handshake, an SSH host key, a checksum database's tree head (verified or
+// not). The daemon counts the probes that did not as failures.
+func (o Observation) Completed() bool {
+	switch o.Protocol {
+	case ProtocolSSH:
+		return o.SSH != nil && o.SSH.HostKey != nil
+	case ProtocolSumDB:
+		return o.SumDB != nil && o.SumDB.Signature != ""
+	}
+	return o.TLS != nil
+}
