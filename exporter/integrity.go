@@ -15,10 +15,10 @@ type Integrity struct {
 	// ("ssh-ed25519", "SHA256:..."); empty when none was read.
 	SSHKeyType string `json:"-"`
 	SSHHostKey string `json:"-"`
-	// SumDBTree is the size of the verified tree head of a checksum
-	// database, and SumDBGrownAt when that size was first seen; zero when
-	// no verified head was read. SumDBSignature says how the head's
-	// signature verified.
+	// SumDBTree is the size of the checksum database's tree head the last
+	// check verified and kept (it extends the one before), and
+	// SumDBGrownAt when that size was first seen; zero otherwise.
+	// SumDBSignature says how the head's signature verified.
 	SumDBTree      int64     `json:"-"`
 	SumDBGrownAt   time.Time `json:"-"`
 	SumDBSignature string    `json:"-"`
@@ -31,8 +31,11 @@ func integrityOf(o detector.Observation) Integrity {
 	}
 	if st := o.SumDB; st != nil {
 		in.SumDBSignature = string(st.Signature)
-		if st.Signature == detector.SignatureVerified && st.Tree != nil {
-			in.SumDBTree, in.SumDBGrownAt = st.Tree.Size, st.GrownAt
+		switch st.Consistency {
+		case detector.ConsistencyFirst, detector.ConsistencySame, detector.ConsistencyExtends:
+			if st.Tree != nil {
+				in.SumDBTree, in.SumDBGrownAt = st.Tree.Size, st.GrownAt
+			}
 		}
 	}
 	return in
@@ -47,7 +50,7 @@ var (
 			"Whether it matched the pins is mitmwatch_finding{reason=\"ssh-host-key-mismatch\"}. No series when no key was read.",
 		[]string{"target", "key_type"}, nil)
 	sumdbTreeSizeDesc = prometheus.NewDesc("mitmwatch_sumdb_tree_size",
-		"Records in the Go checksum database's tree head the last check verified; no series when none verified.",
+		"Records in the Go checksum database's tree head the last check verified and kept (its signature verified and it extends the tree before); no series otherwise.",
 		[]string{"target"}, nil)
 	sumdbGrownDesc = prometheus.NewDesc("mitmwatch_sumdb_tree_grown_timestamp_seconds",
 		"When this agent first saw the checksum database's tree at its current size, in seconds since the Unix epoch: a log that serves builds grows, so an old value is a stale or replayed head.",
