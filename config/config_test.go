@@ -391,11 +391,23 @@ func TestDefaultRules(t *testing.T) {
 	}
 	wantHosts := []string{
 		"github.com", "codeload.github.com", "objects.githubusercontent.com",
+		"ssh://github.com:22", "ssh://ssh.github.com:443",
 		"pypi.org", "files.pythonhosted.org", "index.crates.io", "static.crates.io",
 		"registry-1.docker.io", "ghcr.io", "repo.maven.apache.org",
 	}
+	if cfg.SumDB != (SumDB{MaxAge: DefaultSumDBMaxAge}) {
+		t.Errorf("checksum_database: %+v, want auto", cfg.SumDB)
+	}
 	var hosts []string
 	for _, tg := range cfg.Targets {
+		if tg.Protocol == detector.ProtocolSSH {
+			// GitHub's published host keys, and its port-443 endpoint.
+			hosts = append(hosts, tg.Key())
+			if len(tg.Expect.SSHHostKeys) != 3 || (tg.Port == 22) != (tg.Fallback == "ssh.github.com:443") {
+				t.Errorf("%s: %+v", tg.Key(), tg)
+			}
+			continue
+		}
 		hosts = append(hosts, tg.Host)
 		if tg.Port != 443 || tg.Address != "" || !cmp.Equal(tg.Expect, detector.Expectation{}) {
 			t.Errorf("%s: want port 443, no address and no expectations: %+v", tg.Host, tg)

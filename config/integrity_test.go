@@ -1,10 +1,14 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mitmwatch/mitmwatch"
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/sumdb"
 	"github.com/mitmwatch/mitmwatch/toolchain"
@@ -50,5 +54,45 @@ func TestWithSSH(t *testing.T) {
 	}
 	if want := "ssh://git.lab.example:22 rules.yaml:3,ssh://git2.lab.example:2222 remote.other.url"; strings.Join(keys, ",") != want {
 		t.Errorf("targets %q, want %q", keys, want)
+	}
+}
+
+// TestDefaultSSHPinsArePublishedKeys keeps the fingerprints in rules.yaml
+// honest: each is the SHA-256 of a host key GitHub publishes in
+// known_hosts form on the same documentation page
+// (https://docs.github.com/en/authentication/keeping-your-account-and-data-secure/githubs-ssh-key-fingerprints).
+func TestDefaultSSHPinsArePublishedKeys(t *testing.T) {
+	t.Parallel()
+	published := []string{
+		"AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+		"AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEmKSENjQEezOmxkZMy7opKgwFB9nkt5YRrYMjNuG5N87uRgg6CLrbo5wAdT/y6v0mKV0U2w0WZ2YB/++Tpockg=",
+		"AAAAB3NzaC1yc2EAAAADAQABAAABgQCj7ndNxQowgcQnjshcLrqPEiiphnt+VTTvDP6mHBL9j1aNUkY4Ue1gvwnGLVlOhGeYrnZaMgRK6+PKCUXaDbC7qtbW8gIkhL7aGCsOr/C56SJMy/BCZfxd1nWzAOxSDPgVsmerOBYfNqltV9/hWCqBywINIR+5dIg6JTJ72pcEpEjcYgXkE2YEFXV1JHnsKgbLWNlhScqb2UmyRkQyytRLtL+38TGxkxCflmO+5Z8CSSNY7GidjMIZ7Q4zMjA2n1nGrlTDkzwDCsw+wqFPGQA179cnfGWOWRVruj16z6XyvxvjJwbz0wQZ75XK5tKSb7FNyeIEs4TT4jk+S4dhPeAUC5y+bDYirYgM4GC7uEnztnZyaVWQ7B381AK4Qdrwt51ZqExKbQpTUNn+EjqoTwvqNj4kqx5QUCI0ThS/YkOxJCXmPUWZbhjpCg56i+2aB6CmK2JGhn57K5mj0MNdBXA4/WnwH6XoPWJzK5Nyu2zB3nAZp+S5hpQs+p1vN1/wsjk=",
+	}
+	var want []detector.SSHFingerprint
+	for _, k := range published {
+		raw, err := base64.StdEncoding.DecodeString(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, sha256.Sum256(raw))
+	}
+	cfg, err := Parse(EmbeddedName, mitmwatch.DefaultRules, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, tg := range cfg.Targets {
+		if tg.Protocol != detector.ProtocolSSH {
+			continue
+		}
+		n++
+		for _, pin := range tg.Expect.SSHHostKeys {
+			if !slices.Contains(want, pin) {
+				t.Errorf("%s: pin %s is no published key's", tg.Key(), pin)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d SSH targets in the default rules, want 2", n)
 	}
 }
