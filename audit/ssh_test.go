@@ -135,3 +135,25 @@ func TestWithSumDB(t *testing.T) {
 		t.Errorf("blocked: %q", f)
 	}
 }
+
+// FuzzSSHConfigLine: whatever an ssh_config line or an ssh command line
+// holds, reading it neither panics nor yields a keyword with upper case.
+func FuzzSSHConfigLine(f *testing.F) {
+	for _, s := range []string{"StrictHostKeyChecking=no", "Host *.corp.example !lab-*", `Match exec "test -f /x" host a,b`,
+		"  UserKnownHostsFile \"/dev/null\"", "Include ~/.ssh/conf.d/*", `ssh -o 'StrictHostKeyChecking no' -oUserKnownHostsFile=/dev/null "a\\"b`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		key, value, ok := splitSSHLine(line)
+		if ok && key != strings.ToLower(key) {
+			t.Fatalf("keyword %q not lower-cased", key)
+		}
+		patterns, _ := matchHosts(value)
+		matchHostPatterns(patterns, "github.com")
+		matchHostPatterns(strings.Fields(value), "github.com")
+		for _, o := range sshOptions(line) {
+			k, v, _ := splitSSHLine(o)
+			weakSSHValue(k, v)
+		}
+	})
+}
