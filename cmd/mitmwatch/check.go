@@ -50,7 +50,7 @@ type roundFlags struct {
 func (f *roundFlags) register(cmd *kingpin.CmdClause) {
 	cmd.Flag("config", "rules.yaml to use. Without it: $MITMWATCH_CONFIG, /etc/mitmwatch/rules.yaml, the user's config dir, then the embedded default.").
 		Short('c').PlaceHolder("FILE").StringVar(&f.config)
-	cmd.Flag("target", "Probe only this host (HOST or HOST:PORT); repeatable. A host the config does not list is probed on its own.").
+	cmd.Flag("target", "Probe only this host (HOST or HOST:PORT; ssh://HOST[:PORT] for its SSH targets only); repeatable. A host the config does not list is probed on its own (over SSH when named with ssh://).").
 		PlaceHolder("HOST").StringsVar(&f.targets)
 	cmd.Flag("timeout", "Time allowed per target; overrides probe.timeout.").DurationVar(&f.timeout)
 	cmd.Flag("concurrency", "Targets probed at once; overrides probe.concurrency.").IntVar(&f.concurrency)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mitmwatch/mitmwatch/config"
+	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/lab"
 	"github.com/mitmwatch/mitmwatch/scenario"
 	"github.com/mitmwatch/mitmwatch/sshprobe/sshtest"
@@ -204,5 +206,34 @@ func TestRunWatchesTheChecksumDatabase(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(state, "sumdb.json")); err != nil {
 		t.Errorf("the tree is not kept in the state directory: %v", err)
+	}
+}
+
+func TestSelectSSHTargets(t *testing.T) {
+	all := []config.Target{
+		{Host: "github.com", Port: 443, Source: "rules"},
+		{Host: "github.com", Port: 22, Protocol: detector.ProtocolSSH, Source: "rules"},
+	}
+	for _, c := range []struct {
+		names []string
+		want  []string
+	}{
+		{[]string{"github.com"}, []string{"github.com:443 rules", "ssh://github.com:22 rules"}},
+		{[]string{"ssh://github.com"}, []string{"ssh://github.com:22 rules"}},
+		{[]string{"ssh://GIT.lab.example"}, []string{"ssh://git.lab.example:22 --target"}},
+		{[]string{"ssh://git.lab.example:2222"}, []string{"ssh://git.lab.example:2222 --target"}},
+		{[]string{"git.lab.example"}, []string{"git.lab.example:443 --target"}},
+	} {
+		got, err := selectTargets(all, c.names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, tg := range got {
+			keys = append(keys, tg.Key()+" "+tg.Source)
+		}
+		if strings.Join(keys, ",") != strings.Join(c.want, ",") {
+			t.Errorf("selectTargets(%v) = %v, want %v", c.names, keys, c.want)
+		}
 	}
 }
