@@ -39,6 +39,10 @@ var layering = []struct {
 	// Predicting a tool's outcome reads its configuration and judges the
 	// chain the probe kept; it never dials or serves.
 	{"tools", append(own("check", "probe", "resolver", "config", "report", "exporter", "lab"), "net/http", "github.com/prometheus/client_golang/prometheus")},
+	// The probes of SSH and the checksum database observe; they judge,
+	// configure and render nothing.
+	{"sshprobe", own("check", "probe", "config", "report", "exporter")},
+	{"sumdb", own("check", "probe", "config", "report", "exporter")},
 	// The binary on every build agent carries no lab: no forger, no lying
 	// resolver, no intercepting proxy library.
 	{"cmd/mitmwatch", append(own("lab", "scenario", "netlab"), "github.com/elazarl/goproxy")},

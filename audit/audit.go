@@ -1,8 +1,9 @@
 // Package audit finds the settings with which a build machine's tools were
 // told to stop protecting themselves — GOINSECURE, GOSUMDB=off, git's
 // http.sslVerify=false, npm's strict-ssl=false, NODE_TLS_REJECT_UNAUTHORIZED=0,
-// pip's trusted-host, Docker's insecure-registries — and the hosts those
-// tools really fetch from.
+// pip's trusted-host, Docker's insecure-registries, ssh's
+// StrictHostKeyChecking no (ssh.go) — and the hosts those tools really
+// fetch from, over HTTPS and over SSH.
 //
 // Such settings are what people paste when an intercepting middlebox breaks
 // a build ("x509: certificate signed by unknown authority", "no secure
@@ -92,11 +93,14 @@ func (r Report) Critical() bool {
 	return slices.ContainsFunc(r.Findings, func(f Finding) bool { return f.Severity == detector.Critical })
 }
 
-// ToolchainHosts returns the hosts in the form config.WithToolchain takes.
+// ToolchainHosts returns the hosts in the form config.WithToolchain takes;
+// those reached over SSH are SSHHosts.
 func (r Report) ToolchainHosts() []toolchain.Host {
 	out := make([]toolchain.Host, 0, len(r.Hosts))
 	for _, h := range r.Hosts {
-		out = append(out, h.Toolchain())
+		if h.Scheme != "ssh" {
+			out = append(out, h.Toolchain())
+		}
 	}
 	return out
 }
@@ -164,8 +168,9 @@ func Run(ctx context.Context, opts Options) Report {
 	store.Wait()
 
 	// CA bundles that settings point tools at are trust stores too; roots
-	// the system store check reported are not repeated.
-	return merge(append(parts, a.bundleChecks(parts)))
+	// the system store check reported are not repeated. ssh's settings
+	// are judged for the hosts git reaches over SSH.
+	return merge(append(parts, a.bundleChecks(parts), a.sshChecks(parts)))
 }
 
 // part is what one check found; parts are merged in a fixed order so the

@@ -230,11 +230,16 @@ func (a *auditor) judgeGit(p *part, s gitSetting) {
 		a.judgeInsteadOf(p, s, sub, name)
 	case section == "http" && (name == "sslcainfo" || name == "sslcapath") && s.value != "":
 		a.caSetting(p, "git", gitName("http", redactURLs(sub), map[string]string{"sslcainfo": "sslCAInfo", "sslcapath": "sslCAPath"}[name]), s.value, s.source, name == "sslcapath")
+	case section == "core" && name == "sshcommand" && s.value != "":
+		judgeSSHCommand(p, "core.sshCommand", s.value, s.source)
 	case section == "http" && name == "proxy" && s.value != "":
 		p.add(proxyFinding("git", gitName("http", redactURLs(sub), "proxy"), s.value, s.source,
 			"git sends its http and https traffic through this proxy; if it inspects TLS, git needs the proxy's CA (http.sslCAInfo), never http.sslVerify=false"))
 	case section == "remote" && (name == "url" || name == "pushurl"):
 		if h, ok := urlHost(s.value, gitName(section, sub, name), s.source); ok {
+			p.hosts = append(p.hosts, h)
+		}
+		if h, ok := sshHost(s.value, gitName(section, sub, name), s.source); ok {
 			p.hosts = append(p.hosts, h)
 		}
 		if plainHTTP(s.value) {
@@ -250,6 +255,9 @@ func (a *auditor) judgeGit(p *part, s gitSetting) {
 func (a *auditor) judgeInsteadOf(p *part, s gitSetting, base, name string) {
 	setting := gitName("url", redactURLs(base), map[string]string{"insteadof": "insteadOf", "pushinsteadof": "pushInsteadOf"}[name])
 	if h, ok := urlHost(base, setting, s.source); ok {
+		p.hosts = append(p.hosts, h)
+	}
+	if h, ok := sshHost(base, setting, s.source); ok {
 		p.hosts = append(p.hosts, h)
 	}
 	lb := strings.ToLower(base)

@@ -44,6 +44,9 @@ type Entry struct {
 	// LeafFresh says the learned leaf was minted within a day of
 	// learning: a host that rotates that often makes freshness no evidence.
 	LeafFresh bool `json:"leaf_fresh,omitempty"`
+	// SSHHostKeys are the host keys an SSH target showed (integrity.go);
+	// such an entry has no TLS fields.
+	SSHHostKeys []detector.SSHFingerprint `json:"ssh_host_key_sha256,omitempty"`
 }
 
 // Learn builds a baseline from judged results. Only hosts judged ok or
@@ -53,7 +56,15 @@ func Learn(results []detector.Result, now time.Time) (Baseline, []string) {
 	b := Baseline{Version: Version, LearnedAt: now.UTC(), Targets: map[string]Entry{}}
 	var skipped []string
 	for _, r := range results {
-		key := r.Obs.HostPort() // the form config.Target.Key gives, which Apply looks up
+		key := r.Obs.Key() // the form config.Target.Key gives, which Apply looks up
+		if e, learn, ok := learnIntegrity(r); ok {
+			if learn {
+				b.Targets[key] = e
+			} else if r.Obs.Protocol == detector.ProtocolSSH {
+				skipped = append(skipped, fmt.Sprintf("%s (%s)", key, r.Verdict))
+			}
+			continue
+		}
 		st := r.Obs.TLS
 		if st == nil || len(st.Chain) == 0 || (r.Verdict != detector.OK && r.Verdict != detector.Inspected) {
 			skipped = append(skipped, fmt.Sprintf("%s (%s)", key, r.Verdict))
@@ -88,6 +99,10 @@ func (b Baseline) Apply(targets []config.Target) ([]config.Target, error) {
 	for i, t := range out {
 		e, ok := b.Targets[t.Key()]
 		if !ok {
+			continue
+		}
+		if t.Protocol == detector.ProtocolSSH {
+			out[i].Expect = applySSH(t.Expect, e)
 			continue
 		}
 		exp := t.Expect

@@ -13,6 +13,8 @@ import (
 	"github.com/mitmwatch/mitmwatch/config"
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/probe"
+	"github.com/mitmwatch/mitmwatch/sshprobe"
+	"github.com/mitmwatch/mitmwatch/sumdb"
 	"golang.org/x/net/publicsuffix"
 )
 
@@ -28,6 +30,10 @@ type Runner struct {
 	// DNS, when set, resolves targets through the system's and reference
 	// resolvers; nil leaves resolution to the prober.
 	DNS *DNS
+	// SSH probes the targets that speak SSH, and SumDB checks the Go
+	// checksum database targets; nil observes them as not probed.
+	SSH   *sshprobe.Prober
+	SumDB *sumdb.Checker
 }
 
 // Run probes targets and returns one result per target, in target order.
@@ -61,6 +67,9 @@ func (r *Runner) Observe(ctx context.Context, targets []config.Target) []detecto
 func (r *Runner) observe(ctx context.Context, t config.Target) detector.Observation {
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
+	if t.Protocol != detector.ProtocolTLS {
+		return r.observeIntegrity(ctx, t)
+	}
 	pt := probe.Target{Host: t.Host, Port: t.Port, Address: t.Address}
 	if ip, ok := ipLiteral(t); ok {
 		pt.Addrs = []netip.Addr{ip}
@@ -75,7 +84,7 @@ func (r *Runner) observe(ctx context.Context, t config.Target) detector.Observat
 // not when its address is fixed or its host an address, nor when a proxy
 // resolves it.
 func (r *Runner) resolves(t config.Target) bool {
-	if _, ok := ipLiteral(t); ok {
+	if _, ok := ipLiteral(t); ok || t.Protocol != detector.ProtocolTLS {
 		return false
 	}
 	return r.DNS != nil && t.Address == "" && !r.Prober.Proxied(probe.Target{Host: t.Host, Port: t.Port})
@@ -127,7 +136,7 @@ func (r *Runner) Judge(targets []config.Target, obs []detector.Observation) []de
 }
 
 func canceled(t config.Target, err error) detector.Observation {
-	return detector.Observation{Host: t.Host, Port: t.Port, Path: detector.Path{Kind: detector.PathDirect},
+	return detector.Observation{Host: t.Host, Port: t.Port, Protocol: t.Protocol, Path: detector.Path{Kind: detector.PathDirect},
 		Failure: detector.FailureOf(err), FailureDetail: "not probed: " + err.Error()}
 }
 

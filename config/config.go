@@ -11,16 +11,15 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/probe"
 	"github.com/mitmwatch/mitmwatch/resolver"
+	"github.com/mitmwatch/mitmwatch/sumdb"
 )
 
 // Config is a loaded rules file with every default applied.
@@ -55,6 +54,9 @@ type Config struct {
 	// Grade says when and how an interceptor found on a path is graded
 	// (grade: in rules.yaml).
 	Grade Grade
+	// SumDB says which Go checksum database to check and how
+	// (checksum_database: in rules.yaml).
+	SumDB SumDB
 
 	// RangesSource is the provider ranges snapshot "provider:NAME" was
 	// resolved against: a path, or "built in".
@@ -110,10 +112,23 @@ type Target struct {
 	// Interval overrides probe.interval for this target in `run`; zero
 	// means the global interval.
 	Interval time.Duration
+	// Protocol is what the target speaks: TLS (the zero value), SSH, or
+	// the Go checksum database. Fallback is, for SSH, the same service at
+	// another endpoint ("ssh.github.com:443") that tells a blocked port
+	// from a service that is down. SumDB is, for a checksum database,
+	// which one and the route the go command takes to it.
+	Protocol detector.Protocol
+	Fallback string
+	SumDB    *sumdb.Database
 }
 
-// Key identifies a target: two targets with the same key are the same probe.
-func (t Target) Key() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
+// Key identifies a target: two targets with the same key are the same
+// probe. It is "host:port" for TLS, "ssh://host:port" for SSH and
+// "gosumdb://name" for a checksum database, as detector.Observation.Key
+// names what was observed.
+func (t Target) Key() string {
+	return detector.Observation{Host: t.Host, Port: t.Port, Protocol: t.Protocol}.Key()
+}
 
 // Defaults and limits of the probe section.
 const (
@@ -132,6 +147,7 @@ const (
 	DefaultMaxHops     = 8
 	MaxHops            = 32
 	DefaultPort        = 443
+	DefaultSSHPort     = 22
 )
 
 // Options are what Parse and Load read besides the rules file and the

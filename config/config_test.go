@@ -74,6 +74,17 @@ func TestBad(t *testing.T) {
 		"unknown_field.yaml":         `3: trust.publc_roots: unknown field`,
 		"unknown_nested_field.yaml":  `4: targets[0].expect.ca_pins: unknown field`,
 		"wrong_kind.yaml":            `2: targets: want a list, got a mapping`,
+		// SSH targets and the checksum database.
+		"protocol.yaml":             `3: targets[0].protocol: unknown protocol "sftp" (want "tls" or "ssh")`,
+		"fallback.yaml":             `4: targets[0].fallback: invalid fallback "ssh.git.lab.example" (want "host:port", e.g. "ssh.github.com:443")`,
+		"fallback_on_tls.yaml":      `3: targets[0].fallback: applies to protocol ssh only`,
+		"ssh_pin.yaml":              `5: targets[0].expect.ssh_host_key_sha256[0]: fingerprint "MD5:16:27:ac:a5:76:28:2d:36:63:1b:56:4d:eb:df:a6:48" is not base64: illegal base64 data at input byte 3 (want "SHA256:" and the base64 ssh-keygen -l -E sha256 prints)`,
+		"ssh_pin_on_tls.yaml":       `4: targets[0].expect.ssh_host_key_sha256: applies to protocol ssh only`,
+		"tls_expect_on_ssh.yaml":    `5: targets[0].expect: ca_spki_sha256, tls_min_version, alpn and sct apply to TLS targets, not protocol ssh`,
+		"sumdb_key.yaml":            `2: checksum_database.gosumdb: GOSUMDB "sum.lab.example": malformed verifier id (a database other than the default needs its key: name+hash+key)`,
+		"sumdb_proxy.yaml":          `2: checksum_database.goproxy: GOPROXY entry "ftp://proxy.lab.example": want an http or https URL, direct or off`,
+		"sumdb_max_age.yaml":        `2: checksum_database.max_age: invalid max_age "10s" (want 0 for never, or a duration of at least 1m, e.g. "24h")`,
+		"duplicate_ssh_target.yaml": `4: targets[1]: duplicate target ssh://git.lab.example:22 (first at testdata/bad/duplicate_ssh_target.yaml:2)`,
 		"many_errors.yaml": strings.Join([]string{
 			`3: probe.concurrency: invalid concurrency "0" (want an integer from 1 to 256)`,
 			`4: toolchain: unknown mode "sometimes" (want "auto" or "none")`,
@@ -200,6 +211,7 @@ func TestGood(t *testing.T) {
 			DNS:          DNS{ResolvConf: DefaultResolvConf, Reference: defaultResolvers(t), Canary: true},
 			Passive:      Passive{Window: DefaultPassiveWindow},
 			Grade:        defaultGrade(),
+			SumDB:        SumDB{MaxAge: DefaultSumDBMaxAge},
 			RangesSource: "built in",
 			Targets:      targets,
 		}
@@ -218,6 +230,7 @@ func TestGood(t *testing.T) {
 			Interval:    30 * time.Second,
 			Path:        probe.PathOptions{Samples: 5, MaxHops: 4, TTLAlways: true},
 			Passive:     Passive{Interface: "eth0", Ports: []uint16{443, 8443}, Window: 30 * time.Second},
+			SumDB:       SumDB{MaxAge: DefaultSumDBMaxAge},
 			DNS: DNS{ResolvConf: "/run/lab/resolv.conf", Reference: []resolver.Server{
 				{Spec: "udp://192.0.2.53", Proto: "udp", Addr: "192.0.2.53:53"},
 				{Spec: "tls://192.0.2.53:853#dns.lab.example", Proto: "tls", Addr: "192.0.2.53:853", ServerName: "dns.lab.example"},
@@ -269,6 +282,28 @@ func TestGood(t *testing.T) {
 					Bootstrap: []netip.Addr{netip.MustParseAddr("192.0.2.53"), netip.MustParseAddr("2001:db8::53")}},
 				google,
 			}
+			return c
+		}(),
+		"integrity.yaml": func() *Config {
+			pin := func(s string) detector.SSHFingerprint {
+				f, err := detector.ParseSSHFingerprint(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return f
+			}
+			c := defaults("testdata/good/integrity.yaml",
+				Target{Host: "git.lab.example", Port: 22, Protocol: detector.ProtocolSSH, Fallback: "ssh.git.lab.example:443",
+					Source: "testdata/good/integrity.yaml:8", Expect: detector.Expectation{SSHHostKeys: []detector.SSHFingerprint{
+						pin("xESk1FW2N418kvFlYH4/9OVJB0uEsmp86h20wz0ZdAE"), pin("VX594fU5Mr5W/7PG+GJYnyXkNwkgwhxz7i8k1WQq2Mk")}}},
+				Target{Host: "git.lab.example", Port: 443, Source: "testdata/good/integrity.yaml:13"},
+				Target{Host: "git.lab.example", Port: 2222, Protocol: detector.ProtocolSSH, Address: "192.0.2.22:2222",
+					Source: "testdata/good/integrity.yaml:14"},
+				Target{Host: "git2.lab.example", Port: 22, Source: "testdata/good/integrity.yaml:18"},
+			)
+			c.Toolchain = false
+			c.SumDB = SumDB{GOSUMDB: "sum.lab.example+59b4b0e4+AcIyK7D4LL3YP6GpVC64PyYRYlRsyAAk4lIBxt3mw7kS",
+				GOPROXY: "https://proxy.lab.example,direct", MaxAge: 12 * time.Hour, Source: "testdata/good/integrity.yaml:4"}
 			return c
 		}(),
 		"aliases.yaml": func() *Config {
@@ -356,11 +391,23 @@ func TestDefaultRules(t *testing.T) {
 	}
 	wantHosts := []string{
 		"github.com", "codeload.github.com", "objects.githubusercontent.com",
+		"ssh://github.com:22", "ssh://ssh.github.com:443",
 		"pypi.org", "files.pythonhosted.org", "index.crates.io", "static.crates.io",
 		"registry-1.docker.io", "ghcr.io", "repo.maven.apache.org",
 	}
+	if cfg.SumDB != (SumDB{MaxAge: DefaultSumDBMaxAge}) {
+		t.Errorf("checksum_database: %+v, want auto", cfg.SumDB)
+	}
 	var hosts []string
 	for _, tg := range cfg.Targets {
+		if tg.Protocol == detector.ProtocolSSH {
+			// GitHub's published host keys, and its port-443 endpoint.
+			hosts = append(hosts, tg.Key())
+			if len(tg.Expect.SSHHostKeys) != 3 || (tg.Port == 22) != (tg.Fallback == "ssh.github.com:443") {
+				t.Errorf("%s: %+v", tg.Key(), tg)
+			}
+			continue
+		}
 		hosts = append(hosts, tg.Host)
 		if tg.Port != 443 || tg.Address != "" || !cmp.Equal(tg.Expect, detector.Expectation{}) {
 			t.Errorf("%s: want port 443, no address and no expectations: %+v", tg.Host, tg)

@@ -71,6 +71,7 @@ func (d *decoder) decode(data []byte) *Config {
 		DNS:         DNS{ResolvConf: DefaultResolvConf, Reference: d.defaultResolvers(DefaultReferenceResolvers), Canary: true},
 		Passive:     Passive{Window: DefaultPassiveWindow},
 		Grade:       defaultGrade(),
+		SumDB:       SumDB{MaxAge: DefaultSumDBMaxAge},
 	}
 	d.public = spec{value: trust.Mozilla, path: "trust.public_roots"}
 	d.system = spec{value: trust.System, path: "trust.system_roots"}

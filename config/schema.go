@@ -30,6 +30,8 @@ func (d *decoder) document(root *yaml.Node) {
 		"targets":     func(v *yaml.Node, p string) { d.cfg.Targets = d.targets(v, p) },
 		"passive":     d.passive,
 		"grade":       d.grade,
+
+		"checksum_database": d.checksumDatabase,
 	})
 }
 
@@ -101,6 +103,19 @@ func (d *decoder) grade(n *yaml.Node, path string) {
 	})
 }
 
+// checksumDatabase decodes checksum_database: which Go checksum database to
+// check, the route to it, and how long its tree may stay the same size.
+func (d *decoder) checksumDatabase(n *yaml.Node, path string) {
+	present := d.fields(n, path, map[string]field{
+		"gosumdb": value(d, parseGOSUMDBSetting, &d.cfg.SumDB.GOSUMDB),
+		"goproxy": value(d, parseGOPROXYSetting, &d.cfg.SumDB.GOPROXY),
+		"max_age": value(d, parseMaxAge, &d.cfg.SumDB.MaxAge),
+	})
+	if present["gosumdb"] && d.cfg.SumDB.GOSUMDB != "" {
+		d.cfg.SumDB.Source = fmt.Sprintf("%s:%d", d.file, n.Line)
+	}
+}
+
 // trustSpec records a trust store setting; the store itself is built once
 // the whole file is decoded.
 func (d *decoder) trustSpec(v *yaml.Node, path string, s *spec) {
@@ -140,18 +155,25 @@ func (d *decoder) targets(n *yaml.Node, path string) []Target {
 // target decodes one target written at line. keyOK reports whether its host
 // and port are valid, so that duplicates can be checked.
 func (d *decoder) target(n *yaml.Node, path string, line int) (t Target, keyOK bool) {
-	t = Target{Port: DefaultPort, Source: fmt.Sprintf("%s:%d", d.file, line)}
+	t = Target{Source: fmt.Sprintf("%s:%d", d.file, line)}
 	hostOK, portOK := false, true
+	var lines protocolLines
 	present := d.fields(n, path, map[string]field{
 		"host":     func(v *yaml.Node, p string) { t.Host, hostOK = one(d, v, p, parseHost) },
 		"port":     func(v *yaml.Node, p string) { t.Port, portOK = one(d, v, p, parsePort) },
 		"address":  value(d, parseAddress, &t.Address),
-		"expect":   func(v *yaml.Node, p string) { t.Expect = d.expect(v, p) },
+		"expect":   func(v *yaml.Node, p string) { t.Expect, lines.expect = d.expect(v, p), v.Line },
 		"interval": value(d, parseInterval, &t.Interval),
+		"protocol": value(d, parseProtocol, &t.Protocol),
+		"fallback": func(v *yaml.Node, p string) { lines.fallback = v.Line; value(d, parseFallback, &t.Fallback)(v, p) },
 	})
 	if present == nil {
 		return t, false
 	}
+	if t.Port == 0 {
+		t.Port = defaultPort(t.Protocol)
+	}
+	d.checkProtocolFields(t, path, lines)
 	if !present["host"] {
 		d.errorf(n.Line, join(path, "host"), "required")
 	}
@@ -171,6 +193,8 @@ func (d *decoder) expect(n *yaml.Node, path string) detector.Expectation {
 		"tls_min_version": value(d, parseTLSVersion, &e.MinVersion),
 		"alpn":            values(d, parseALPN, &e.ALPN),
 		"sct":             value(d, parseBool, &e.SCT),
+
+		"ssh_host_key_sha256": values(d, parseSSHFingerprint, &e.SSHHostKeys),
 	})
 	return e
 }

@@ -172,6 +172,15 @@ func statusRowOf(t exporter.Target, now time.Time) statusRow {
 	if f, ok := keyFinding(t.Findings); ok {
 		row.Reason, row.Detail = string(f.Reason), clip(termsafe.String(f.Detail))
 	}
+	switch {
+	case t.SSHHostKey != "":
+		row.Issuer = "host key " + t.SSHKeyType + " " + t.SSHHostKey
+	case t.SumDBSignature != "":
+		row.Issuer = "tree head " + t.SumDBSignature
+		if t.SumDBTree > 0 {
+			row.Issuer = fmt.Sprintf("tree of size %d, %s", t.SumDBTree, t.SumDBSignature)
+		}
+	}
 	return row
 }
 

@@ -115,7 +115,7 @@ func (d *Daemon) store(t *target, key string, obs detector.Observation, took tim
 	}
 	rec.Interval = t.interval
 	rec.Probes, rec.Failures = t.rec.Probes+1, t.rec.Failures
-	if obs.TLS == nil {
+	if !obs.Completed() {
 		rec.Failures++
 	}
 	rec.LastProbe, rec.Duration = d.now(), took

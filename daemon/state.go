@@ -51,6 +51,13 @@ type stateRecord struct {
 	Interval   time.Duration    `json:"interval_ns,omitempty"`
 	Probes     uint64           `json:"probes"`
 	Failures   uint64           `json:"failures"`
+	// What an SSH target and the checksum database showed; absent for
+	// TLS targets, so files written before read the same.
+	SSHKeyType     string    `json:"ssh_key_type,omitempty"`
+	SSHHostKey     string    `json:"ssh_host_key,omitempty"`
+	SumDBTree      int64     `json:"sumdb_tree_size,omitempty"`
+	SumDBGrownAt   time.Time `json:"sumdb_grown_at,omitzero"`
+	SumDBSignature string    `json:"sumdb_signature,omitempty"`
 }
 
 // stateFinding is a saved finding; the severity is saved as its name.
@@ -67,6 +74,8 @@ func recordOf(t exporter.Target) stateRecord {
 		TLSVersion: t.TLSVersion, IssuerName: t.IssuerCN, RootSPKI: t.RootSPKI,
 		LastProbe: t.LastProbe, Duration: t.Duration, Interval: t.Interval,
 		Probes: t.Probes, Failures: t.Failures,
+		SSHKeyType: t.SSHKeyType, SSHHostKey: t.SSHHostKey,
+		SumDBTree: t.SumDBTree, SumDBGrownAt: t.SumDBGrownAt, SumDBSignature: t.SumDBSignature,
 	}
 	for _, f := range t.Findings {
 		// A conversion, so that a field added to detector.Finding does not
@@ -84,6 +93,8 @@ func (r stateRecord) target() exporter.Target {
 		TLSVersion: r.TLSVersion, IssuerCN: r.IssuerName, RootSPKI: r.RootSPKI,
 		LastProbe: r.LastProbe, Duration: r.Duration, Interval: r.Interval,
 		Probes: r.Probes, Failures: r.Failures,
+		Integrity: exporter.Integrity{SSHKeyType: r.SSHKeyType, SSHHostKey: r.SSHHostKey,
+			SumDBTree: r.SumDBTree, SumDBGrownAt: r.SumDBGrownAt, SumDBSignature: r.SumDBSignature},
 	}
 	for _, f := range r.Findings {
 		t.Findings = append(t.Findings, detector.Finding(f))

@@ -96,6 +96,9 @@ func judge(c Case, others []*Case, pol Policy, now time.Time) Result {
 // Classify turns one observation into findings and names the product when
 // the chain betrays one. It is pure: now stands in for the clock.
 func Classify(obs Observation, exp Expectation, pol Policy, now time.Time) ([]Finding, string) {
+	if obs.Protocol != ProtocolTLS {
+		return classifyIntegrity(obs, exp, now), ""
+	}
 	dns := dnsFindings(obs, exp, pol)
 	fs, product := classifyTLS(obs, exp, pol, now)
 	return append(append(dns, fs...), pathFindings(obs)...), product

@@ -364,6 +364,16 @@ var severityOf = map[detector.Reason]detector.Severity{
 	detector.ReasonDNSUnverified:       detector.Info,
 	detector.ReasonHostsOverride:       detector.Warning,
 	detector.ReasonHostsBlock:          detector.Critical,
+	// integrity.go
+	detector.ReasonSSHHostKeyMismatch:   detector.Critical,
+	detector.ReasonSSHHostKeyUnverified: detector.Info,
+	detector.ReasonSSHPortBlocked:       detector.Critical,
+	detector.ReasonSSHNotSSH:            detector.Critical,
+	detector.ReasonSumDBSignature:       detector.Critical,
+	detector.ReasonSumDBForked:          detector.Critical,
+	detector.ReasonSumDBStale:           detector.Warning,
+	detector.ReasonSumDBBlocked:         detector.Critical,
+	detector.ReasonSumDBFirstTree:       detector.Info,
 }
 
 // checkFindings holds for every finding: a known reason, its usual
@@ -652,7 +662,7 @@ func TestEveryReasonAndVerdictIsExercised(t *testing.T) {
 	p := newLabPKI(t)
 	reasons := map[detector.Reason]bool{}
 	verdicts := map[detector.Verdict]bool{}
-	for _, c := range slices.Concat(classifyTable(p), dnsTable(p), pathTable(p), sniTable(p)) {
+	for _, c := range slices.Concat(classifyTable(p), dnsTable(p), pathTable(p), sniTable(p), integrityTable(p)) {
 		fs, _ := detector.Classify(c.obs, c.exp, c.pol, labNow)
 		for _, f := range fs {
 			reasons[f.Reason] = true

@@ -163,6 +163,13 @@ var reasonVerdict = map[Reason]Verdict{
 	// A wrong clock makes every sound chain look invalid: what breaks is
 	// the machine's own verification, not the path.
 	ReasonClockSkew: InvalidCert,
+	// SSH and the checksum database (integrity.go).
+	ReasonSSHHostKeyMismatch: Intercepted,
+	ReasonSSHPortBlocked:     Blocked,
+	ReasonSSHNotSSH:          Plaintext,
+	ReasonSumDBSignature:     Intercepted,
+	ReasonSumDBForked:        Intercepted,
+	ReasonSumDBBlocked:       Blocked,
 }
 
 // Reasons lists every reason, for documentation and exhaustive tests.
@@ -180,6 +187,8 @@ var Reasons = []Reason{
 	ReasonSNIReset, ReasonSNIDropped,
 	ReasonInterceptorAcceptsInvalidUpstream,
 	ReasonClockSkew,
+	ReasonSSHHostKeyMismatch, ReasonSSHHostKeyUnverified, ReasonSSHPortBlocked, ReasonSSHNotSSH,
+	ReasonSumDBSignature, ReasonSumDBForked, ReasonSumDBStale, ReasonSumDBBlocked, ReasonSumDBFirstTree,
 }
 
 // Finding is one signal that fired, with the evidence behind it.

@@ -166,6 +166,16 @@ func TestVerdictOfEachReason(t *testing.T) {
 		// finding itself.
 		detector.ReasonInterceptorAcceptsInvalidUpstream: detector.OK,
 		detector.ReasonClockSkew:                         detector.InvalidCert,
+		// integrity.go
+		detector.ReasonSSHHostKeyMismatch:   detector.Intercepted,
+		detector.ReasonSSHHostKeyUnverified: detector.OK,
+		detector.ReasonSSHPortBlocked:       detector.Blocked,
+		detector.ReasonSSHNotSSH:            detector.Plaintext,
+		detector.ReasonSumDBSignature:       detector.Intercepted,
+		detector.ReasonSumDBForked:          detector.Intercepted,
+		detector.ReasonSumDBStale:           detector.OK,
+		detector.ReasonSumDBBlocked:         detector.Blocked,
+		detector.ReasonSumDBFirstTree:       detector.OK,
 	}
 	for _, r := range detector.Reasons {
 		w, ok := want[r]

@@ -82,6 +82,11 @@ type Observation struct {
 	Host string
 	Port int
 	Path Path
+	// Protocol is what the target speaks; SSH and SumDB hold what an SSH
+	// probe or a checksum database check saw (integrity.go), nil for TLS.
+	Protocol Protocol
+	SSH      *SSHState
+	SumDB    *SumDBState
 
 	// DNS holds each resolver's answer for Host: the system's (what build
 	// tools use) and the reference resolvers'. Canary holds their answers
@@ -219,6 +224,12 @@ type Expectation struct {
 	// without one. A publicly trusted chain that contradicts it is a
 	// rotation until other evidence says interception.
 	Learned *Learned
+	// SSHHostKeys are the host keys an SSH target may show
+	// (expect.ssh_host_key_sha256): the operator's assertion, as CASPKI is.
+	SSHHostKeys []SSHFingerprint
+	// SumDBMaxAge is how long a checksum database's tree may stay the
+	// same size before it looks stale; zero never.
+	SumDBMaxAge time.Duration
 }
 
 // Learned is what a baseline saw of a host from a network the user
@@ -229,6 +240,8 @@ type Learned struct {
 	// itself minted within a day of learning (the host rotates often, so a
 	// fresh leaf is no evidence).
 	SCT, LeafFresh bool
+	// SSHHostKeys are the host keys an SSH target showed.
+	SSHHostKeys []SSHFingerprint
 }
 
 // LearnedCA is one CA a baseline saw: its key, and its subject's

@@ -25,6 +25,9 @@ const caInstallHint = "install that CA for each tool instead of disabling verifi
 // decide how much it may reassure: TLS is called genuine only when nothing
 // doubts the chain.
 func Remediation(v Verdict, obs Observation, product string, findings []Finding) string {
+	if obs.Protocol != ProtocolTLS {
+		return integrityRemediation(v, obs, findings)
+	}
 	who := "a middlebox"
 	if product != "" {
 		who = product

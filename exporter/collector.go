@@ -18,7 +18,8 @@ var (
 		[]string{"target", "verdict"}, nil)
 	interceptionDesc = prometheus.NewDesc("mitmwatch_interception_detected",
 		"1 when the last probe found the target's TLS intercepted (verdict intercepted), with the interception product "+
-			`("unknown" when it could not be named); otherwise 0 with product="". Exactly one series per probed target.`,
+			`("unknown" when it could not be named); otherwise 0 with product="". Exactly one series per probed target. `+
+			`For an SSH target (ssh://) it means a host key matching no pin, for the checksum database (gosumdb://) a forged or forked tree.`,
 		[]string{"target", "product"}, nil)
 	findingDesc = prometheus.NewDesc("mitmwatch_finding",
 		"1 for each signal the last probe of a target raised, by reason and severity (info, warning, critical). "+
@@ -46,7 +47,8 @@ var (
 		"Probes of a target completed since the daemon's state was created (kept across restarts).",
 		[]string{"target"}, nil)
 	failuresDesc = prometheus.NewDesc("mitmwatch_probe_failures_total",
-		"Probes of a target that completed no TLS handshake (unreachable, refused, plain text, ...), out of mitmwatch_probes_total.",
+		"Probes of a target that completed no TLS handshake (unreachable, refused, plain text, ...), out of mitmwatch_probes_total; "+
+			"for an SSH target, probes that read no host key, and for the checksum database, checks that read no tree head.",
 		[]string{"target"}, nil)
 	toolDesc = prometheus.NewDesc("mitmwatch_tool_verifies",
 		"1 when the build tool would verify the chain the last probe of the target saw, with its own trust store and settings; "+
@@ -99,6 +101,7 @@ var allDescs = []*prometheus.Desc{
 	passiveCapturingDesc, passiveVerdictDesc, passiveInterceptionDesc, passiveLastSeenDesc,
 	passiveConnsDesc, passiveDropsDesc,
 	interceptorGradeDesc, interceptorCheckDesc, interceptorGradedDesc,
+	sshHostKeyDesc, sumdbTreeSizeDesc, sumdbGrownDesc,
 }
 
 // collector emits the metrics of one Snapshot per scrape.
@@ -222,6 +225,7 @@ func collectTarget(ch chan<- prometheus.Metric, key string, t Target) {
 	if t.Interval > 0 {
 		emit(ch, intervalDesc, prometheus.GaugeValue, t.Interval.Seconds(), key)
 	}
+	collectIntegrity(ch, key, t)
 }
 
 // emit sends a const metric. Labels are sanitised before they get here, so

@@ -123,6 +123,23 @@ func fleet() Snapshot {
 				Key: "new.example:443", Host: "new.example", Port: 443, Interval: 5 * time.Minute,
 			},
 			{
+				// An SSH server answering with a key the pins do not know.
+				Key: "ssh://git.lab.example:22", Host: "git.lab.example", Port: 22,
+				Verdict:   detector.Intercepted,
+				Findings:  []detector.Finding{{Reason: detector.ReasonSSHHostKeyMismatch, Severity: detector.Critical}},
+				Integrity: Integrity{SSHKeyType: "ssh-ed25519", SSHHostKey: "SHA256:U4CKNS/TGaqoD3AdR/ogPrxJ3sTXFQ9/lQRw+a06Mow"},
+				LastProbe: probedAt, Duration: 20 * time.Millisecond, Interval: 5 * time.Minute,
+				Probes: 4,
+			},
+			{
+				// The checksum database, verified and grown lately.
+				Key: "gosumdb://sum.lab.example", Host: "sum.lab.example", Port: 443,
+				Verdict:   detector.OK,
+				Integrity: Integrity{SumDBTree: 41234567, SumDBGrownAt: probedAt.Add(-time.Hour), SumDBSignature: "verified"},
+				LastProbe: probedAt, Duration: 300 * time.Millisecond, Interval: 5 * time.Minute,
+				Probes: 4,
+			},
+			{
 				// A second entry with a key already seen is dropped.
 				Key: "pypi.org:443", Host: "pypi.org", Port: 443, Verdict: detector.Blocked,
 				LastProbe: probedAt, Probes: 99,
@@ -242,8 +259,8 @@ func TestVerdictSeries(t *testing.T) {
 			perTarget[target] = n
 		}
 	}
-	if len(perTarget) != 7 {
-		t.Errorf("verdict series for %d targets, want 7 (the probed ones): %v", len(perTarget), perTarget)
+	if len(perTarget) != 9 {
+		t.Errorf("verdict series for %d targets, want 9 (the probed ones): %v", len(perTarget), perTarget)
 	}
 	for target, n := range perTarget {
 		if n[0] != len(detector.Verdicts) || n[1] != 1 {

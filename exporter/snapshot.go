@@ -62,6 +62,10 @@ type Target struct {
 	// so the series stay bounded.
 	ChainUnsettled bool
 
+	// What an SSH target and a checksum database showed (integrity.go);
+	// empty for TLS targets.
+	Integrity
+
 	// LastProbe is when the last probe finished; Duration how long it took.
 	LastProbe time.Time
 	Duration  time.Duration
@@ -69,7 +73,8 @@ type Target struct {
 	// or the target's own), so alerts can tell when a probe is overdue.
 	Interval time.Duration
 	// Probes and Failures count probes; a failure is a probe that completed
-	// no TLS handshake.
+	// no TLS handshake (for SSH, read no host key; for the checksum
+	// database, no tree head).
 	Probes   uint64
 	Failures uint64
 
@@ -93,6 +98,7 @@ func Record(key string, r detector.Result) Target {
 		Key: key, Host: r.Obs.Host, Port: r.Obs.Port, Source: r.Source,
 		Verdict: r.Verdict, Product: r.Product, Findings: r.Findings, Failure: r.Obs.Failure,
 	}
+	t.Integrity = integrityOf(r.Obs)
 	if st := r.Obs.TLS; st != nil {
 		t.TLSVersion = detector.VersionName(st.Version)
 		t.IssuerCN = detector.IssuerName(st)

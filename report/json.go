@@ -60,6 +60,11 @@ type Target struct {
 	HTTP              *detector.HTTPAnswer `json:"http,omitempty"`
 	PathTrace         *PathTrace           `json:"path_trace,omitempty"`
 	Control           *Control             `json:"control,omitempty"`
+	// Protocol is absent for TLS; SSH and SumDB hold what an SSH probe
+	// or a checksum database check saw (integrity.go).
+	Protocol detector.Protocol    `json:"protocol,omitempty"`
+	SSH      *detector.SSHState   `json:"ssh,omitempty"`
+	SumDB    *detector.SumDBState `json:"sumdb,omitempty"`
 }
 
 // Control is the handshake naming another server sent to the same address
@@ -165,6 +170,7 @@ func target(r detector.Result) Target {
 		ConnectMS:         ms(o.ConnectTime), HandshakeMS: ms(o.HandshakeTime),
 		Failure: o.Failure, FailureDetail: o.FailureDetail, HTTP: o.Plain,
 		PathTrace: pathTrace(o.Trace), Control: control(o.Control),
+		Protocol: o.Protocol, SSH: o.SSH, SumDB: o.SumDB,
 	}
 	if t.Findings == nil {
 		t.Findings = []detector.Finding{}

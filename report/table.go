@@ -59,6 +59,9 @@ func Table(w io.Writer, results []detector.Result, colour bool) error {
 		} else if o.Failure != detector.FailureNone {
 			tlsCol = string(o.Failure)
 		}
+		if o.Protocol != detector.ProtocolTLS {
+			tlsCol, issuer = integrityColumns(o)
+		}
 		// Pad before colouring so escape codes do not upset the columns.
 		verdict := fmt.Sprintf("%-17s", r.Verdict)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", hostPort(o), paint(colourOf(r.Verdict), verdict),
@@ -116,7 +119,7 @@ func safe(s string) string { return termsafe.String(s) }
 
 // hostPort is a target's host (a captured SNI name among them) and port,
 // an IPv6 literal in brackets ([::1]:443).
-func hostPort(o detector.Observation) string { return safe(o.HostPort()) }
+func hostPort(o detector.Observation) string { return safe(o.Key()) }
 
 // issuerName is the issuer's display name cut to 40 characters (cut
 // between characters: a cut inside one would print half of it).

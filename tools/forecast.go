@@ -25,6 +25,9 @@ func PredictAll(ts []Tool, results []detector.Result, c Context) []Forecast {
 		}
 		f := Forecast{Tool: t}
 		for _, r := range results {
+			if r.Obs.Protocol != detector.ProtocolTLS {
+				continue // an SSH server or the checksum database: no tool's TLS
+			}
 			if h, ok := t.Uses(r.Obs.Host, r.Obs.Port); ok {
 				if h.Source == "" {
 					h.Source = r.Source

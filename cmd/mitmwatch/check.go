@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,12 +42,15 @@ type roundFlags struct {
 	// storeLater loads the system store while the probes make their
 	// round trips (config.Options.SystemStoreLater).
 	storeLater bool
+	// stateDir is where the checksum database's verified tree is kept;
+	// the command sets it, "" keeps none.
+	stateDir string
 }
 
 func (f *roundFlags) register(cmd *kingpin.CmdClause) {
 	cmd.Flag("config", "rules.yaml to use. Without it: $MITMWATCH_CONFIG, /etc/mitmwatch/rules.yaml, the user's config dir, then the embedded default.").
 		Short('c').PlaceHolder("FILE").StringVar(&f.config)
-	cmd.Flag("target", "Probe only this host (HOST or HOST:PORT); repeatable. A host the config does not list is probed on its own.").
+	cmd.Flag("target", "Probe only this host (HOST or HOST:PORT; ssh://HOST[:PORT] for its SSH targets only); repeatable. A host the config does not list is probed on its own (over SSH when named with ssh://).").
 		PlaceHolder("HOST").StringsVar(&f.targets)
 	cmd.Flag("timeout", "Time allowed per target; overrides probe.timeout.").DurationVar(&f.timeout)
 	cmd.Flag("concurrency", "Targets probed at once; overrides probe.concurrency.").IntVar(&f.concurrency)
@@ -77,6 +81,7 @@ func (f *roundFlags) loadWith(ctx context.Context, e env, tools func(context.Con
 	if err != nil {
 		return nil, &exitError{check.ExitUsage, err}
 	}
+	targets = append(targets, sumdbTargets(ctx, e, cfg, f.toolchain)...)
 	if len(f.targets) > 0 {
 		if targets, err = selectTargets(targets, f.targets); err != nil {
 			return nil, &exitError{check.ExitUsage, err}
@@ -88,7 +93,7 @@ func (f *roundFlags) loadWith(ctx context.Context, e env, tools func(context.Con
 	if f.concurrency > 0 {
 		cfg.Concurrency = f.concurrency
 	}
-	return &round{cfg: cfg, targets: targets, runner: newRunner(cfg, e)}, nil
+	return &round{cfg: cfg, targets: targets, runner: withIntegrity(newRunner(cfg, e), cfg, e, f.stateDir)}, nil
 }
 
 // loadConfig locates and parses the config and, when it says toolchain:
@@ -213,6 +218,8 @@ func (r *round) close() {
 func selectTargets(all []config.Target, names []string) ([]config.Target, error) {
 	var out []config.Target
 	for _, n := range names {
+		// ssh://host[:port] names an SSH target, as its key does.
+		n, proto := selectProtocol(n)
 		host, port := strings.ToLower(n), 0
 		if h, p, err := net.SplitHostPort(n); err == nil {
 			pn, err := strconv.Atoi(p)
@@ -228,16 +235,13 @@ func selectTargets(all []config.Target, names []string) ([]config.Target, error)
 		}
 		matched := false
 		for _, t := range all {
-			if t.Host == host && (port == 0 || t.Port == port) {
+			if t.Host == host && (port == 0 || t.Port == port) && (proto == "" || t.Protocol == proto) {
 				out = append(out, t)
 				matched = true
 			}
 		}
 		if !matched {
-			if port == 0 {
-				port = 443
-			}
-			out = append(out, config.Target{Host: host, Port: port, Source: "--target"})
+			out = append(out, adHocTarget(host, port, proto))
 		}
 	}
 	return out, nil
@@ -309,6 +313,7 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		// the config's are already probed.
 		streaming := len(rf.targets) == 0 && rf.toolchain && len(tf.only) == 0
 		rf.storeLater = true
+		rf.stateDir = checkStateDir(e.getenv)
 		var r *round
 		var err error
 		if streaming {
@@ -369,6 +374,14 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 			}
 			rd.Add(more...)
 			if auditOn {
+				// The hosts git reaches over SSH, as SSH targets.
+				ssh, err := withBaseline(withAuditSSH(e, r.targets, audit.Report{Hosts: found().hosts})[len(r.targets):])
+				if err != nil {
+					return &exitError{check.ExitUsage, err}
+				}
+				rd.Add(ssh...)
+			}
+			if auditOn {
 				// The hosts only the build tools' own configuration names.
 				withTools, bad := withToolHosts(r.targets, inventory(), nil)
 				for _, err := range bad {
@@ -393,6 +406,7 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 			a := audited()
 			auditRep = &a
 		}
+		auditWithSumDB(auditRep, results)
 		var forecasts []tools.Forecast
 		if auditOn {
 			forecasts = forecastTools(e, tf, inventory(), results, r.cfg.Policy)
@@ -491,6 +505,9 @@ func registerBaseline(app *kingpin.Application, ctx context.Context, e env, set 
 	rf.register(learn)
 	learn.Flag("out", "Where to write the baseline (written atomically).").Required().PlaceHolder("FILE").StringVar(&out)
 	learn.Action(func(*kingpin.ParseContext) error {
+		// The checksum database's tree is kept beside the baseline: in
+		// the state directory the service reads.
+		rf.stateDir = filepath.Dir(out)
 		r, err := rf.load(ctx, e, nil)
 		if err != nil {
 			return err

@@ -15,6 +15,9 @@ var labPackages = []string{
 	"github.com/mitmwatch/mitmwatch/scenario",
 	"github.com/mitmwatch/mitmwatch/netlab",
 	"github.com/elazarl/goproxy",
+	// a lab checksum database and lab SSH servers
+	"github.com/mitmwatch/mitmwatch/sumdb/sumdbtest",
+	"github.com/mitmwatch/mitmwatch/sshprobe/sshtest",
 }
 
 // TestShipsNoLab lists what the mitmwatch binary links (go test puts its

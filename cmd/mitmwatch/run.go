@@ -99,6 +99,7 @@ func runService(ctx context.Context, e env, f runFlags) error {
 		if err != nil {
 			return nil, nil, err
 		}
+		targets = append(targets, sumdbTargets(ctx, e, cfg, f.toolchain)...)
 		if cfg.Toolchain && f.toolchain {
 			_, audited := auditSection(ctx, e)
 			p := toolOutcomes(discoverTools(ctx, e, audited(), nil), cfg.Policy)
@@ -118,7 +119,7 @@ func runService(ctx context.Context, e env, f runFlags) error {
 		Logger:    logger,
 		StateDir:  f.stateDir,
 		Load:      load,
-		NewRunner: func(cfg *config.Config) *check.Runner { return newRunner(cfg, e) },
+		NewRunner: func(cfg *config.Config) *check.Runner { return withIntegrity(newRunner(cfg, e), cfg, e, f.stateDir) },
 		Watchdog:  watchdog(),
 		Tools: func(r detector.Result) []exporter.ToolOutcome {
 			if p := predict.Load(); p != nil {

@@ -1,0 +1,399 @@
+package sumdb_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/lab"
+	"github.com/mitmwatch/mitmwatch/sumdb"
+	"github.com/mitmwatch/mitmwatch/sumdb/sumdbtest"
+)
+
+const (
+	dbName    = "sum.lab.example"
+	proxyName = "proxy.lab.example"
+)
+
+// world is a lab network: the database's and the proxy's names lead to
+// loopback servers with certificates from the lab's public CA.
+type world struct {
+	t      *testing.T
+	pki    *lab.PKI
+	routes map[string]string // "name:443" → loopback address
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	p, err := lab.NewPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &world{t: t, pki: p, routes: map[string]string{}}
+}
+
+// serve starts an HTTPS server for name with h.
+func (w *world) serve(name string, h http.Handler) {
+	w.t.Helper()
+	cert, err := w.pki.PublicIntermediate.Issue(lab.LeafOptions{}, name)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}}
+	srv.StartTLS()
+	w.t.Cleanup(srv.Close)
+	w.routes[name+":443"] = srv.Listener.Addr().String()
+}
+
+// closed routes name to a port nothing listens on.
+func (w *world) closed(name string) {
+	w.t.Helper()
+	addr, err := lab.ClosedAddr()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.routes[name+":443"] = addr
+}
+
+func (w *world) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	to, ok := w.routes[addr]
+	if !ok {
+		return nil, errors.New("no route to " + addr + " in the lab")
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, to)
+}
+
+// checker checks with the lab's roots and a store in dir.
+func (w *world) checker(dir string, now time.Time) *sumdb.Checker {
+	return &sumdb.Checker{Roots: w.pki.PublicPool(), Dialer: w, Store: &sumdb.Store{Path: filepath.Join(dir, sumdb.StateFile)},
+		Now: func() time.Time { return now }}
+}
+
+func database(t *testing.T, gosumdb, goproxy string) sumdb.Database {
+	t.Helper()
+	db, off, err := sumdb.ParseGOSUMDB(gosumdb)
+	if err != nil || off {
+		t.Fatalf("ParseGOSUMDB(%q) = %v, off %v", gosumdb, err, off)
+	}
+	if db.Proxies, err = sumdb.ParseGOPROXY(goproxy); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func newLog(t *testing.T, n int, seed string) *sumdbtest.Log {
+	t.Helper()
+	l, err := sumdbtest.NewLog(dbName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(n, seed); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func grow(t *testing.T, l *sumdbtest.Log, n int, seed string) *sumdbtest.Log {
+	t.Helper()
+	if err := l.Add(n, seed); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// check runs one check and judges it.
+func check(t *testing.T, c *sumdb.Checker, db sumdb.Database) (detector.Observation, detector.Result) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	obs := c.Check(ctx, db)
+	exp := detector.Expectation{SumDBMaxAge: 24 * time.Hour}
+	return obs, detector.Judge([]detector.Case{{Obs: obs, Expect: exp}}, detector.Policy{}, c.Now())[0]
+}
+
+func want(t *testing.T, r detector.Result, v detector.Verdict, reasons ...detector.Reason) {
+	t.Helper()
+	var got []detector.Reason
+	for _, f := range r.Findings {
+		got = append(got, f.Reason)
+	}
+	if r.Verdict != v || strings.Join(reasonStrings(got), ",") != strings.Join(reasonStrings(reasons), ",") {
+		t.Fatalf("verdict %s %v, want %s %v; findings %+v; sumdb %+v", r.Verdict, got, v, reasons, r.Findings, r.Obs.SumDB)
+	}
+}
+
+func reasonStrings(rs []detector.Reason) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	return out
+}
+
+// TestGoodTreeAndItsGrowth: the first tree is kept, a grown tree is proved
+// to extend it and kept in turn, the same tree again is the same.
+func TestGoodTreeAndItsGrowth(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	log := newLog(t, 300, "a")
+	w.serve(proxyName, sumdbtest.NewProxy(log))
+	dir := t.TempDir()
+	db := database(t, log.VerifierKey(), "https://"+proxyName+",direct")
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+	obs, r := check(t, w.checker(dir, now), db)
+	want(t, r, detector.OK, detector.ReasonSumDBFirstTree)
+	st := obs.SumDB
+	if !st.ViaProxy || st.URL != "https://"+proxyName+"/sumdb/"+dbName || st.Tree.Size != 300 || st.Consistency != detector.ConsistencyFirst {
+		t.Fatalf("first check: %+v", st)
+	}
+	if !obs.ConnectedAddr.IsValid() {
+		t.Error("no connected address recorded")
+	}
+
+	grow(t, log, 517, "b")
+	obs, r = check(t, w.checker(dir, now.Add(time.Hour)), db)
+	want(t, r, detector.OK)
+	if st := obs.SumDB; st.Consistency != detector.ConsistencyExtends || st.Kept.Size != 300 || st.Tree.Size != 817 || !st.GrownAt.Equal(now.Add(time.Hour)) {
+		t.Fatalf("grown: %+v", st)
+	}
+
+	obs, r = check(t, w.checker(dir, now.Add(2*time.Hour)), db)
+	want(t, r, detector.OK)
+	if st := obs.SumDB; st.Consistency != detector.ConsistencySame || !st.GrownAt.Equal(now.Add(time.Hour)) {
+		t.Fatalf("same: %+v", st)
+	}
+	// Two days without growth: stale.
+	_, r = check(t, w.checker(dir, now.Add(50*time.Hour)), db)
+	want(t, r, detector.OK, detector.ReasonSumDBStale)
+}
+
+// TestHeadSignedByAnotherKey: a head the database's key did not sign is
+// intercepted, with the signer and the tree it claims as evidence.
+func TestHeadSignedByAnotherKey(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	log := newLog(t, 40, "a")
+	impostor := newLog(t, 1, "x")
+	forged, err := log.SignedBy(impostor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Replay(forged)
+	w.serve(dbName, log)
+	obs, r := check(t, w.checker(t.TempDir(), time.Now()), database(t, log.VerifierKey(), "direct"))
+	want(t, r, detector.Intercepted, detector.ReasonSumDBSignature)
+	st := obs.SumDB
+	if st.Signature != detector.SignatureUnknownKey || len(st.Signers) != 1 || st.Tree == nil || st.Tree.Size != 40 || st.ViaProxy {
+		t.Fatalf("%+v", st)
+	}
+	if _, err := os.Stat(obs.SumDB.StatePath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a forged head was kept: %v", err)
+	}
+}
+
+// TestForks: a tree that does not extend the kept one is intercepted, and
+// the kept tree stays.
+func TestForks(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		// kept is the log the first check sees; served the handler the
+		// second check sees.
+		setup  func(t *testing.T) (kept *sumdbtest.Log, served http.Handler)
+		want   detector.SumDBConsistency
+		detail string
+	}{
+		{"same size, other hash", func(t *testing.T) (*sumdbtest.Log, http.Handler) {
+			base := newLog(t, 100, "base")
+			other := base.Fork()
+			return grow(t, base, 20, "a"), grow(t, other, 20, "f")
+		}, detector.ConsistencyForked, "the same size with another hash"},
+		{"a larger tree that does not contain the kept one", func(t *testing.T) (*sumdbtest.Log, http.Handler) {
+			base := newLog(t, 100, "base")
+			other := base.Fork()
+			return grow(t, base, 50, "a"), grow(t, other, 300, "f")
+		}, detector.ConsistencyForked, "consistency proof from size 150 to size 400 fails"},
+		{"a smaller tree", func(t *testing.T) (*sumdbtest.Log, http.Handler) {
+			base := newLog(t, 100, "base")
+			old, err := base.Head()
+			if err != nil {
+				t.Fatal(err)
+			}
+			replayed := base.Fork()
+			replayed.Replay(old)
+			return grow(t, base, 50, "a"), replayed
+		}, detector.ConsistencySmaller, "50 records fewer"},
+		{"tiles of another history under a signed head", func(t *testing.T) (*sumdbtest.Log, http.Handler) {
+			base := newLog(t, 100, "base")
+			kept := base.Fork()
+			signed := grow(t, base.Fork(), 200, "a")
+			tiles := grow(t, base.Fork(), 200, "f")
+			return kept, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/latest" {
+					signed.ServeHTTP(w, r)
+					return
+				}
+				tiles.ServeHTTP(w, r)
+			})
+		}, detector.ConsistencyForked, "tiles do not match its signed head"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			kept, served := c.setup(t)
+			w := newWorld(t)
+			proxy := sumdbtest.NewProxy(kept)
+			w.serve(proxyName, proxy)
+			dir := t.TempDir()
+			db := database(t, kept.VerifierKey(), "https://"+proxyName)
+			_, r := check(t, w.checker(dir, time.Now()), db)
+			want(t, r, detector.OK, detector.ReasonSumDBFirstTree)
+			before, err := os.ReadFile(filepath.Join(dir, sumdb.StateFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			proxy.Serve(dbName, served)
+			obs, r := check(t, w.checker(dir, time.Now()), db)
+			want(t, r, detector.Intercepted, detector.ReasonSumDBForked)
+			if !strings.Contains(obs.SumDB.ConsistencyDetail, c.detail) {
+				t.Errorf("detail %q, want it to say %q", obs.SumDB.ConsistencyDetail, c.detail)
+			}
+			if obs.SumDB.Consistency != c.want || obs.SumDB.Kept == nil || obs.SumDB.Kept.Size != kept.Size() {
+				t.Fatalf("%+v", obs.SumDB)
+			}
+			after, _ := os.ReadFile(filepath.Join(dir, sumdb.StateFile))
+			if string(before) != string(after) {
+				t.Error("the tree that contradicts the kept one replaced it")
+			}
+			// It stays intercepted: the kept tree is still what it was.
+			_, r = check(t, w.checker(dir, time.Now()), db)
+			want(t, r, detector.Intercepted, detector.ReasonSumDBForked)
+		})
+	}
+}
+
+// TestDatabaseBlockedWhileTheProxyAnswers: the proxy does not serve the
+// database (404), so the go command goes directly, and the direct path is
+// refused: blocked. With no proxy to answer, the same failure is only
+// unreachable.
+func TestDatabaseBlockedWhileTheProxyAnswers(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	log := newLog(t, 10, "a")
+	w.serve(proxyName, sumdbtest.NewProxy())
+	w.closed(dbName)
+	obs, r := check(t, w.checker(t.TempDir(), time.Now()), database(t, log.VerifierKey(), "https://"+proxyName+",direct"))
+	want(t, r, detector.Blocked, detector.ReasonSumDBBlocked)
+	if st := obs.SumDB; st.ViaProxy || !st.ProxyAnswered || st.URL != "https://"+dbName || obs.Failure != detector.FailureRefused {
+		t.Fatalf("%+v, failure %s", st, obs.Failure)
+	}
+	_, r = check(t, w.checker(t.TempDir(), time.Now()), database(t, log.VerifierKey(), "direct"))
+	want(t, r, detector.Unreachable, detector.ReasonUnreachable)
+}
+
+// TestProxyRefusingTheDatabase: a proxy that answers /supported with 403
+// is where the go command stops; its page is the evidence.
+func TestProxyRefusingTheDatabase(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	log := newLog(t, 10, "a")
+	w.serve(dbName, log)
+	w.serve(proxyName, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "text/html")
+		rw.WriteHeader(http.StatusForbidden)
+		rw.Write([]byte("<html><title>Blocked by policy</title></html>"))
+	}))
+	obs, r := check(t, w.checker(t.TempDir(), time.Now()), database(t, log.VerifierKey(), "https://"+proxyName+",direct"))
+	want(t, r, detector.Blocked, detector.ReasonSumDBBlocked)
+	if obs.Plain == nil || obs.Plain.Status != 403 || obs.Plain.Title != "Blocked by policy" || obs.Failure != detector.FailureHTTPStatus {
+		t.Fatalf("plain %+v failure %s", obs.Plain, obs.Failure)
+	}
+	// With "|" the go command moves on, to the database itself.
+	obs, r = check(t, w.checker(t.TempDir(), time.Now()), database(t, log.VerifierKey(), "https://"+proxyName+"|direct"))
+	want(t, r, detector.OK, detector.ReasonSumDBFirstTree)
+	if obs.SumDB.ViaProxy || obs.SumDB.URL != "https://"+dbName {
+		t.Fatalf("%+v", obs.SumDB)
+	}
+}
+
+// TestExplicitURL: "name+key url" goes to url, past every proxy.
+func TestExplicitURL(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	log := newLog(t, 10, "a")
+	w.serve("mirror.lab.example", log)
+	obs, r := check(t, w.checker(t.TempDir(), time.Now()), database(t, log.VerifierKey()+" https://mirror.lab.example", "https://"+proxyName))
+	want(t, r, detector.OK, detector.ReasonSumDBFirstTree)
+	if obs.SumDB.URL != "https://mirror.lab.example" || obs.SumDB.ProxyAnswered {
+		t.Fatalf("%+v", obs.SumDB)
+	}
+}
+
+// TestPartialTilesGone: the log grew between the head and the tiles, and
+// the server keeps only the full tile where a partial one was: it is read
+// the way the go command reads it, from the full tile.
+func TestPartialTilesGone(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	log := newLog(t, 100, "a")
+	fullOnly := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if i := strings.LastIndex(r.URL.Path, ".p/"); i >= 0 {
+			full := r.URL.Path[:i]
+			probe := httptest.NewRecorder()
+			log.ServeHTTP(probe, httptest.NewRequest(http.MethodGet, full, nil))
+			if probe.Code == http.StatusOK {
+				http.NotFound(rw, r)
+				return
+			}
+		}
+		log.ServeHTTP(rw, r)
+	})
+	w.serve(dbName, fullOnly)
+	dir := t.TempDir()
+	db := database(t, log.VerifierKey(), "direct")
+	check(t, w.checker(dir, time.Now()), db)
+	grow(t, log, 200, "b")
+	head, err := log.Head()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grow(t, log, 300, "c")
+	log.Replay(head)
+	obs, r := check(t, w.checker(dir, time.Now()), db)
+	want(t, r, detector.OK)
+	if obs.SumDB.Consistency != detector.ConsistencyExtends || obs.SumDB.Tree.Size != 300 {
+		t.Fatalf("%+v", obs.SumDB)
+	}
+}
+
+// TestBrokenStateFile: a state file that cannot be used is said so, and
+// the check starts again from the tree it verifies.
+func TestBrokenStateFile(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	log := newLog(t, 10, "a")
+	w.serve(dbName, log)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, sumdb.StateFile), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	obs, r := check(t, w.checker(dir, time.Now()), database(t, log.VerifierKey(), "direct"))
+	want(t, r, detector.OK, detector.ReasonSumDBFirstTree)
+	if !strings.Contains(obs.SumDB.ConsistencyDetail, "starting again") {
+		t.Errorf("detail %q", obs.SumDB.ConsistencyDetail)
+	}
+	_, r = check(t, w.checker(dir, time.Now()), database(t, log.VerifierKey(), "direct"))
+	want(t, r, detector.OK)
+}
