@@ -138,11 +138,12 @@ type Options struct {
 	// and OpenSSL use on Linux, under Root; the first file that exists is
 	// read, and every directory.
 	SystemCertFiles, SystemCertDirs []string
-	// Hosts, when set, is called once by Run, with the report's hosts and
-	// toolchain settings, as soon as the checks that find hosts are done:
+	// Hosts, when set, is called once by Run with the report so far — its
+	// hosts, toolchain settings and the settings bearing on each tool's
+	// TLS, all complete — as soon as the checks that read them are done:
 	// the trust stores, which name none and take the longest, are still
 	// being read, and a caller can start probing meanwhile.
-	Hosts func(hosts []Host, tc toolchain.Settings)
+	Hosts func(partial Report)
 }
 
 // Run audits the configuration opts describes. It never fails: what it
@@ -162,8 +163,7 @@ func Run(ctx context.Context, opts Options) Report {
 	}
 	named.Wait()
 	if opts.Hosts != nil {
-		r := merge(parts[:len(checks)])
-		opts.Hosts(r.Hosts, r.Toolchain)
+		opts.Hosts(merge(parts[:len(checks)]))
 	}
 	store.Wait()
 

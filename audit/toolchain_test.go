@@ -167,13 +167,14 @@ func TestToolchainNPMDefault(t *testing.T) {
 func TestRunHostsEarly(t *testing.T) {
 	t.Parallel()
 	tr := newTree(t).without()
-	tr.write(filepath.Join(tr.home, ".npmrc"), "registry=https://npm.lab.example/\n")
+	tr.write(filepath.Join(tr.home, ".npmrc"), "registry=https://npm.lab.example/\nstrict-ssl=false\n")
 	tr.write(filepath.Join(tr.home, ".gitconfig"), "[url \"https://git.lab.example/\"]\n\tinsteadOf = git@git.lab.example:\n")
 	opts := tr.options(false)
 	var calls int
 	var hosts []Host
 	var tc toolchain.Settings
-	opts.Hosts = func(h []Host, s toolchain.Settings) { calls, hosts, tc = calls+1, h, s }
+	var settings []Setting
+	opts.Hosts = func(r Report) { calls, hosts, tc, settings = calls+1, r.Hosts, r.Toolchain, r.Settings }
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	r := Run(ctx, opts)
@@ -185,5 +186,12 @@ func TestRunHostsEarly(t *testing.T) {
 	}
 	if diff := cmp.Diff(r.Toolchain, tc); diff != "" {
 		t.Errorf("early settings differ from the report's (-report +early):\n%s", diff)
+	}
+	// The tools' inventory starts from these: they must be whole.
+	if len(settings) == 0 {
+		t.Error("no tool settings handed over early")
+	}
+	if diff := cmp.Diff(r.Settings, settings); diff != "" {
+		t.Errorf("early tool settings differ from the report's (-report +early):\n%s", diff)
 	}
 }

@@ -66,7 +66,7 @@ func auditSection(ctx context.Context, e env) (hosts func() auditHosts, report f
 	found := make(chan auditHosts, 1)
 	done := make(chan audit.Report, 1)
 	opts := auditOptions(e, os.Geteuid() == 0)
-	opts.Hosts = func(h []audit.Host, s toolchain.Settings) { found <- auditHosts{h, s} }
+	opts.Hosts = func(r audit.Report) { found <- auditHosts{r.Hosts, r.Toolchain, r.Settings} }
 	go func() { done <- audit.Run(ctx, opts) }()
 	return sync.OnceValue(func() auditHosts { return <-found }), sync.OnceValue(func() audit.Report { return <-done })
 }
@@ -75,6 +75,7 @@ func auditSection(ctx context.Context, e env) (hosts func() auditHosts, report f
 type auditHosts struct {
 	hosts    []audit.Host
 	settings toolchain.Settings
+	tools    []audit.Setting // what bears on each tool's TLS, for the tool inventory
 }
 
 // auditOptions audits the environment e describes, as the user running

@@ -306,7 +306,7 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		if auditOn {
 			found, audited = auditSection(ctx, e)
 			settings = func(context.Context) toolchain.Settings { return found().settings }
-			inventory = inventoryOf(ctx, e, audited, tf.only)
+			inventory = inventoryOf(ctx, e, found, tf.only)
 		}
 		// Without --target or --tool, the toolchain's, the audit's and
 		// the build tools' hosts join the round as they are found, while

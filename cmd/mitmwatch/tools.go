@@ -135,9 +135,10 @@ func toolOutcomes(inv tools.Inventory, pol detector.Policy) func(detector.Result
 }
 
 // inventoryOf asks the build tools what they verify with, in the
-// background once the audit is done, and returns the answer when asked.
-func inventoryOf(ctx context.Context, e env, audited func() audit.Report, only []tools.Name) func() tools.Inventory {
+// background as soon as the audit has read their settings (while it still
+// reads the trust stores), and returns the answer when asked.
+func inventoryOf(ctx context.Context, e env, found func() auditHosts, only []tools.Name) func() tools.Inventory {
 	done := make(chan tools.Inventory, 1)
-	go func() { done <- discoverTools(ctx, e, audited(), only) }()
+	go func() { done <- discoverTools(ctx, e, audit.Report{Settings: found().tools}, only) }()
 	return sync.OnceValue(func() tools.Inventory { return <-done })
 }
