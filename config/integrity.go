@@ -159,26 +159,5 @@ func defaultPort(p detector.Protocol) int {
 // already among them, validated as written ones are; the invalid ones are
 // returned as errors and left out.
 func WithSSH(targets []Target, hosts []toolchain.Host) ([]Target, []error) {
-	out := append([]Target(nil), targets...)
-	seen := make(map[string]bool, len(targets))
-	for _, t := range targets {
-		seen[t.Key()] = true
-	}
-	var errs []error
-	for _, h := range hosts {
-		host, problem := parseHost(h.Host)
-		if problem == "" && (h.Port < 1 || h.Port > 65535) {
-			problem = fmt.Sprintf("invalid port %d", h.Port)
-		}
-		if problem != "" {
-			errs = append(errs, fmt.Errorf("%s: %s", h.Source, problem))
-			continue
-		}
-		t := Target{Host: host, Port: h.Port, Protocol: detector.ProtocolSSH, Source: h.Source}
-		if !seen[t.Key()] {
-			seen[t.Key()] = true
-			out = append(out, t)
-		}
-	}
-	return out, errs
+	return withHosts(targets, hosts, detector.ProtocolSSH)
 }

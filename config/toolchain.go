@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 
+	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/toolchain"
 )
 
@@ -11,6 +12,12 @@ import (
 // line as the source. Discovered hosts get the same validation as written
 // ones; those that fail it are returned as errors and left out.
 func WithToolchain(targets []Target, hosts []toolchain.Host) ([]Target, []error) {
+	return withHosts(targets, hosts, detector.ProtocolTLS)
+}
+
+// withHosts adds hosts speaking protocol, validated as written targets
+// are, to targets that lack them.
+func withHosts(targets []Target, hosts []toolchain.Host, protocol detector.Protocol) ([]Target, []error) {
 	out := append([]Target(nil), targets...)
 	seen := make(map[string]bool, len(targets))
 	for _, t := range targets {
@@ -26,7 +33,7 @@ func WithToolchain(targets []Target, hosts []toolchain.Host) ([]Target, []error)
 			errs = append(errs, fmt.Errorf("%s: %s", h.Source, problem))
 			continue
 		}
-		t := Target{Host: host, Port: h.Port, Source: h.Source}
+		t := Target{Host: host, Port: h.Port, Protocol: protocol, Source: h.Source}
 		if !seen[t.Key()] {
 			seen[t.Key()] = true
 			out = append(out, t)
