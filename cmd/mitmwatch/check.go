@@ -42,6 +42,9 @@ type roundFlags struct {
 	// storeLater loads the system store while the probes make their
 	// round trips (config.Options.SystemStoreLater).
 	storeLater bool
+	// sumdbLater leaves the checksum database's target (which asks the go
+	// command) to be added to a round already under way.
+	sumdbLater bool
 	// stateDir is where the checksum database's verified tree is kept;
 	// the command sets it, "" keeps none.
 	stateDir string
@@ -81,7 +84,9 @@ func (f *roundFlags) loadWith(ctx context.Context, e env, tools func(context.Con
 	if err != nil {
 		return nil, &exitError{check.ExitUsage, err}
 	}
-	targets = append(targets, sumdbTargets(ctx, e, cfg, f.toolchain)...)
+	if !f.sumdbLater {
+		targets = append(targets, sumdbTargets(ctx, e, cfg, f.toolchain)...)
+	}
 	if len(f.targets) > 0 {
 		if targets, err = selectTargets(targets, f.targets); err != nil {
 			return nil, &exitError{check.ExitUsage, err}
@@ -317,6 +322,7 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		var r *round
 		var err error
 		if streaming {
+			rf.sumdbLater = true
 			r, err = rf.loadWith(ctx, e, nil)
 		} else {
 			r, err = rf.load(ctx, e, settings)
@@ -359,6 +365,13 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		}
 		rd := r.runner.Start(ctx)
 		rd.Add(r.targets...)
+		// The checksum database is found by asking the go command: beside
+		// the probes, not before them.
+		var sumdb chan []config.Target
+		if streaming {
+			sumdb = make(chan []config.Target, 1)
+			go func() { sumdb <- sumdbTargets(ctx, e, r.cfg, rf.toolchain) }()
+		}
 		if streaming && r.cfg.Toolchain {
 			settings, extra := toolchain.Settings{}, []toolchain.Host(nil)
 			if auditOn {
@@ -393,6 +406,13 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 				}
 				rd.Add(more...)
 			}
+		}
+		if sumdb != nil {
+			more, err := withBaseline(<-sumdb)
+			if err != nil {
+				return &exitError{check.ExitUsage, err}
+			}
+			rd.Add(more...)
 		}
 		targets, obs := rd.Wait()
 		results := r.runner.Judge(targets, obs)
