@@ -153,3 +153,18 @@ func TestRun(t *testing.T) {
 		t.Errorf("bash completion:\n%s", b)
 	}
 }
+
+// The man page's exit status 1 names every cause check exits 1 for: a
+// detection, a critical toolchain setting, and an interceptor that
+// re-signs invalid certificates even when its CA is approved.
+func TestManPageExitStatus(t *testing.T) {
+	got, err := manPage([]byte(kingpinMan), "v1.2.0", "2025-11-28")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{".B 1\nsomething was detected", "critical setting", "re-signs invalid certificates"} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("man page lacks %q", want)
+		}
+	}
+}
