@@ -562,8 +562,16 @@ func judgeTable(p *labPKI) []judgeCase {
 
 func TestJudge(t *testing.T) {
 	t.Parallel()
-	p := newLabPKI(t)
-	for _, c := range judgeTable(p) {
+	runJudgeTable(t, judgeTable(newLabPKI(t)))
+}
+
+// runJudgeTable judges each case of a table together and checks the
+// results: verdicts, products and reasons as wanted, each verdict derived
+// from its findings, each remediation the one Remediation gives, and none
+// for a plain ok.
+func runJudgeTable(t *testing.T, table []judgeCase) {
+	t.Helper()
+	for _, c := range table {
 		t.Run(c.name, func(t *testing.T) {
 			results := detector.Judge(c.cases, c.pol, labNow)
 			var got []judged
@@ -583,6 +591,9 @@ func TestJudge(t *testing.T) {
 			}
 			if diff := cmp.Diff(c.want, got); diff != "" {
 				t.Errorf("results (-want +got):\n%s", diff)
+				for _, r := range results {
+					t.Logf("%s: %+v", r.Obs.Host, r.Findings)
+				}
 			}
 		})
 	}
