@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -48,7 +49,11 @@ func readFile(path string, limit int64) (data []byte, ok bool, err error) {
 		return nil, false, fmt.Errorf("%s: %w", path, unwrapPath(err))
 	}
 	defer f.Close()
-	data, err = io.ReadAll(io.LimitReader(f, limit+1))
+	// Sized by the stat: io.ReadAll's doubling would copy a bundle of
+	// hundreds of kilobytes a dozen times.
+	buf := bytes.NewBuffer(make([]byte, 0, min(info.Size(), limit)+bytes.MinRead))
+	_, err = buf.ReadFrom(io.LimitReader(f, limit+1))
+	data = buf.Bytes()
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", path, unwrapPath(err))
 	}

@@ -1,11 +1,8 @@
 package audit
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -181,14 +178,10 @@ var distroRootPaths = []string{
 func (a *auditor) distroRoots() map[[32]byte]bool {
 	out := map[[32]byte]bool{}
 	add := func(path string) {
-		data, ok, _ := readFile(path, maxBundleSize)
-		for rest := data; ok; {
-			var block *pem.Block
-			if block, rest = pem.Decode(rest); block == nil {
-				return
-			}
-			if block.Type == "CERTIFICATE" {
-				out[sha256.Sum256(block.Bytes)] = true
+		blocks, _ := readBlocks(path)
+		for _, b := range blocks {
+			if b.Type == "CERTIFICATE" {
+				out[b.Sum] = true
 			}
 		}
 	}
@@ -261,31 +254,18 @@ func (s *rootScan) file(path, tool, setting string) {
 		}
 		return path
 	})
-	data, ok, err := readFile(path, maxBundleSize)
+	blocks, err := readBlocks(path)
 	if err != nil {
 		s.p.warn(err.Error())
 		return
 	}
-	if !ok {
-		return
-	}
 	public := publicSPKIs()
-	for rest := data; ; {
-		start := len(data) - len(rest)
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return
-		}
-		if block.Type != "CERTIFICATE" {
+	for _, b := range blocks {
+		if b.Type != "CERTIFICATE" || s.seen[b.Sum] {
 			continue
 		}
-		h := sha256.Sum256(block.Bytes)
-		if s.seen[h] {
-			continue
-		}
-		s.seen[h] = true
-		c, err := x509.ParseCertificate(block.Bytes)
+		s.seen[b.Sum] = true
+		c, err := b.Cert()
 		if err != nil {
 			continue // Go's own pool skips these too
 		}
@@ -295,13 +275,28 @@ func (s *rootScan) file(path, tool, setting string) {
 		}
 		s.reported[pin] = true
 		s.p.roots = append(s.p.roots, pin)
-		if s.distro()[h] {
+		if s.distro()[b.Sum] {
 			s.removed = append(s.removed, c.Subject.String())
 			continue
 		}
-		line := 1 + bytes.Count(data[:start+bytes.Index(data[start:], []byte("-----BEGIN"))], []byte("\n"))
-		s.p.add(rootFinding(c, pin, tool, setting, at(named(), line)))
+		s.p.add(rootFinding(c, pin, tool, setting, at(named(), b.Line)))
 	}
+}
+
+// readBlocks reads the PEM blocks of a bundle through the process's shared
+// reads (trust.Bundle: the check's own store, the build tools' and the
+// audit's are the same files), with readFile's bounds and wording. A file
+// that does not exist has none.
+func readBlocks(path string) ([]trust.Block, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		_, _, err = readFile(path, maxBundleSize) // its words for a missing or dangling file
+		return nil, err
+	}
+	return trust.Bundle(path, fi, func(path string) ([]byte, error) {
+		data, _, err := readFile(path, maxBundleSize)
+		return data, err
+	})
 }
 
 // rootFinding describes a trusted certificate outside the public set.

@@ -53,25 +53,20 @@ func readDir(dir string, have []*x509.Certificate) []*x509.Certificate {
 	for _, e := range entries {
 		path := filepath.Join(dir, e.Name())
 		fi, err := os.Stat(path)
-		if err != nil || fi.IsDir() || slices.ContainsFunc(read, func(o os.FileInfo) bool { return os.SameFile(o, fi) }) {
+		if err != nil || !fi.Mode().IsRegular() || slices.ContainsFunc(read, func(o os.FileInfo) bool { return os.SameFile(o, fi) }) {
 			continue
 		}
 		read = append(read, fi)
-		data, err := os.ReadFile(path)
+		blocks, err := trust.Bundle(path, fi, os.ReadFile)
 		if err != nil {
 			continue
 		}
-		for {
-			var b *pem.Block
-			if b, data = pem.Decode(data); b == nil {
-				break
-			}
-			h := sha256.Sum256(b.Bytes)
-			if b.Type != "CERTIFICATE" || known[h] {
+		for _, b := range blocks {
+			if b.Type != "CERTIFICATE" || known[b.Sum] {
 				continue
 			}
-			known[h] = true
-			if c, err := x509.ParseCertificate(b.Bytes); err == nil {
+			known[b.Sum] = true
+			if c, err := b.Cert(); err == nil {
 				out = append(out, c)
 			}
 		}

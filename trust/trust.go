@@ -2,6 +2,9 @@
 // presented chain against: the public web PKI, and whatever this machine
 // trusts. A chain that only the machine's store accepts is the mark of a
 // locally installed interception CA, so the two must be built independently.
+// It also reads every store file and parses every root for the rest of the
+// process, once (Bundle, Parse): the audit and the build tools' stores read
+// the same certificates.
 //
 // The public roots come from the Mozilla bundle compiled into the binary,
 // never from the operating system, so an inspection CA pushed into the OS
@@ -9,8 +12,8 @@
 package trust
 
 import (
+	"bytes"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -31,9 +34,9 @@ const (
 // fast instead of exhausting memory. The largest OS bundles are under 1 MiB.
 const maxPEMSize = 16 << 20
 
-// mozillaRoots parses the Mozilla bundle once a process: parsing its ~120
-// roots costs a millisecond or two, and a check needs them twice (the
-// public pool, and the audit's list of public keys).
+// mozillaRoots parses the Mozilla bundle once a process: a check needs it
+// twice (the public pool, and the audit's list of public keys), and its
+// roots are most of the system store's, parsed once for both (Parse).
 var mozillaRoots = sync.OnceValues(parseMozilla)
 
 // mozillaRoot is a parsed root with the constraint the bundle gives it.
@@ -45,7 +48,7 @@ type mozillaRoot struct {
 func parseMozilla() ([]mozillaRoot, error) {
 	var out []mozillaRoot
 	for root := range bundle.Roots() {
-		cert, err := x509.ParseCertificate(root.Certificate)
+		cert, err := Parse(root.Certificate)
 		if err != nil {
 			return nil, fmt.Errorf("trust: parsing Mozilla root %d: %w", len(out), err)
 		}
@@ -113,9 +116,20 @@ func PublicRoots(spec string) (*x509.CertPool, error) {
 // another machine's store, or in tests).
 func SystemRoots(spec string) (*x509.CertPool, error) {
 	if spec == System {
-		pool, err := x509.SystemCertPool()
+		certs, ok, err := systemCerts()
+		if !ok {
+			pool, err := x509.SystemCertPool()
+			if err != nil {
+				return nil, fmt.Errorf("trust: loading the system store: %w", err)
+			}
+			return pool, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("trust: loading the system store: %w", err)
+		}
+		pool := x509.NewCertPool()
+		for _, c := range certs {
+			pool.AddCert(c)
 		}
 		return pool, nil
 	}
@@ -125,8 +139,8 @@ func SystemRoots(spec string) (*x509.CertPool, error) {
 
 // SystemRootsLater starts loading the pool SystemRoots(spec) returns and
 // returns a function that waits for it, so the load overlaps whatever the
-// caller does first: on a Debian machine Go parses every root of the
-// system store twice, tens of milliseconds. A store that fails to load is
+// caller does first: reading and parsing a fresh process's system store
+// costs tens of milliseconds. A store that fails to load is
 // empty, with the error.
 func SystemRootsLater(spec string) func() (*x509.CertPool, error) {
 	type loaded struct {
@@ -153,22 +167,17 @@ func SystemRootsLater(spec string) func() (*x509.CertPool, error) {
 // certificate that does not parse or a bundle with none is an error, because
 // a silently empty store would make every host look intercepted.
 func LoadPEM(path string) (*x509.CertPool, []*x509.Certificate, error) {
-	data, err := readRegular(path)
+	blocks, err := ReadBundle(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	pool := x509.NewCertPool()
 	var certs []*x509.Certificate
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
+	for _, b := range blocks {
+		if b.Type != "CERTIFICATE" {
 			continue
 		}
-		cert, err := x509.ParseCertificate(block.Bytes)
+		cert, err := b.Cert()
 		if err != nil {
 			return nil, nil, fmt.Errorf("PEM bundle %s: certificate %d: %w", path, len(certs)+1, err)
 		}
@@ -197,7 +206,11 @@ func readRegular(path string) ([]byte, error) {
 		return nil, fmt.Errorf("PEM bundle %s: %w", path, unwrapPath(err))
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxPEMSize+1))
+	// Sized by the stat: io.ReadAll's doubling would copy a bundle of
+	// hundreds of kilobytes a dozen times.
+	buf := bytes.NewBuffer(make([]byte, 0, min(info.Size(), maxPEMSize)+bytes.MinRead))
+	_, err = buf.ReadFrom(io.LimitReader(f, maxPEMSize+1))
+	data := buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("PEM bundle %s: %w", path, unwrapPath(err))
 	}

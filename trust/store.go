@@ -1,0 +1,250 @@
+package trust
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+)
+
+// A check reads the same stores several times over: the system store to
+// verify chains, the audit to list the roots nobody can account for, each
+// build tool's store to predict its verdict, the distribution's CA package
+// to tell a removed public root from a local one. On Debian those are the
+// same ~150 certificates, each file reached by several names, and every
+// read and parse of them costs a fresh process tens of milliseconds of page
+// faults and allocation. So a process reads each file once while it is
+// unchanged, and parses each certificate once, whoever asks.
+
+// Block is one PEM block of a bundle.
+type Block struct {
+	Type string
+	DER  []byte   // the decoded bytes; shared, never to be modified
+	Sum  [32]byte // SHA-256 of DER: a certificate's identity across files
+	Line int      // the line of its BEGIN marker, from 1
+	// Headers says the block carried PEM headers, which x509's own pools
+	// skip.
+	Headers bool
+}
+
+// Cert parses a CERTIFICATE block, once a process for every file that
+// holds it.
+func (b Block) Cert() (*x509.Certificate, error) { return parseSum(b.Sum, b.DER) }
+
+// parsed is one certificate's parse, shared by everyone who asks for it.
+type parsed struct {
+	once sync.Once
+	cert *x509.Certificate
+	err  error
+}
+
+var parsedCerts sync.Map // [32]byte -> *parsed
+
+// Parse parses a DER certificate once a process: the result is shared, so
+// callers must not modify it.
+func Parse(der []byte) (*x509.Certificate, error) { return parseSum(sha256.Sum256(der), der) }
+
+func parseSum(sum [32]byte, der []byte) (*x509.Certificate, error) {
+	v, ok := parsedCerts.Load(sum)
+	if !ok {
+		v, _ = parsedCerts.LoadOrStore(sum, &parsed{})
+	}
+	p := v.(*parsed)
+	p.once.Do(func() { p.cert, p.err = x509.ParseCertificate(der) })
+	return p.cert, p.err
+}
+
+// bundleEntry is a file's blocks, read or being read, with what
+// identifies the file's content on disk.
+type bundleEntry struct {
+	info   os.FileInfo
+	done   chan struct{} // closed once blocks and err are set
+	blocks []Block
+	err    error
+}
+
+var (
+	bundlesMu sync.Mutex
+	bundles   = map[string]*bundleEntry{} // by identity
+)
+
+// unchanged reports whether two stats are of the same file with the same
+// content, as far as a stat tells.
+func unchanged(a, b os.FileInfo) bool {
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+}
+
+// Bundle returns the PEM blocks of the file at path, which the caller has
+// just stat'ed (info, following links). A file read before, under this or
+// another name, and unchanged since, is not read again, and a file being
+// read is waited for (the audit, the system store and the build tools'
+// stores start at once); otherwise read reads it, with the caller's bounds
+// and error wording, and its blocks are remembered. A failed read is not:
+// the next caller reads with its own words.
+func Bundle(path string, info os.FileInfo, read func(string) ([]byte, error)) ([]Block, error) {
+	id := identity(path, info)
+	for range 2 {
+		bundlesMu.Lock()
+		e, ok := bundles[id]
+		if ok && unchanged(e.info, info) {
+			bundlesMu.Unlock()
+			<-e.done
+			if e.err == nil {
+				return e.blocks, nil
+			}
+			continue // read again, once, by this caller
+		}
+		e = &bundleEntry{info: info, done: make(chan struct{})}
+		bundles[id] = e
+		bundlesMu.Unlock()
+		data, err := read(path)
+		if err == nil {
+			e.blocks = decodeBlocks(data)
+		}
+		e.err = err
+		if err != nil {
+			bundlesMu.Lock()
+			if bundles[id] == e {
+				delete(bundles, id)
+			}
+			bundlesMu.Unlock()
+		}
+		close(e.done)
+		return e.blocks, err
+	}
+	data, err := read(path)
+	if err != nil {
+		return nil, err
+	}
+	return decodeBlocks(data), nil
+}
+
+// ReadBundle is Bundle for a regular file of bounded size, with the
+// errors LoadPEM gives.
+func ReadBundle(path string) ([]Block, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("PEM bundle %s: %w", path, unwrapPath(err))
+	}
+	return Bundle(path, info, readRegular)
+}
+
+// decodeBlocks decodes every PEM block of data. Each block's DER is its
+// own allocation, as pem.Decode makes it; the file's text is not kept.
+func decodeBlocks(data []byte) []Block {
+	var out []Block
+	line, counted := 1, 0
+	for rest := data; ; {
+		start := bytes.Index(rest, []byte("-----BEGIN"))
+		if start < 0 {
+			return out
+		}
+		at := len(data) - len(rest) + start
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return out
+		}
+		line += bytes.Count(data[counted:at], []byte("\n"))
+		counted = at
+		out = append(out, Block{Type: block.Type, DER: block.Bytes, Sum: sha256.Sum256(block.Bytes), Line: line, Headers: len(block.Headers) > 0})
+	}
+}
+
+// certFiles and certDirs are where Go's crypto/x509 looks for the system
+// store on Linux: the first file that reads, and every directory.
+var (
+	certFiles = []string{
+		"/etc/ssl/certs/ca-certificates.crt",
+		"/etc/pki/tls/certs/ca-bundle.crt",
+		"/etc/ssl/ca-bundle.pem",
+		"/etc/pki/tls/cacert.pem",
+		"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+		"/etc/ssl/cert.pem",
+	}
+	certDirs = []string{"/etc/ssl/certs", "/etc/pki/tls/certs"}
+)
+
+// systemCerts reads the system store as crypto/x509 reads it on Linux
+// (SSL_CERT_FILE replaces the file list, SSL_CERT_DIR the directories; the
+// first file that reads, then every file of every directory), through the
+// process's shared reads and parses. Certificates that x509 would skip
+// (headers, unparsable) are skipped; duplicates are dropped. ok is false
+// where the store is not files (another OS), for x509 to load it.
+func systemCerts() (certs []*x509.Certificate, ok bool, err error) {
+	if runtime.GOOS != "linux" {
+		return nil, false, nil
+	}
+	seen := map[[32]byte]bool{}
+	add := func(blocks []Block) {
+		for _, b := range blocks {
+			if b.Type != "CERTIFICATE" || b.Headers || seen[b.Sum] {
+				continue
+			}
+			seen[b.Sum] = true
+			if c, err := b.Cert(); err == nil {
+				certs = append(certs, c)
+			}
+		}
+	}
+	files := certFiles
+	if f := os.Getenv("SSL_CERT_FILE"); f != "" {
+		files = []string{f}
+	}
+	var firstErr error
+	for _, f := range files {
+		blocks, err := readAny(f)
+		if err == nil {
+			add(blocks)
+			break
+		}
+		if firstErr == nil && !os.IsNotExist(err) {
+			firstErr = err
+		}
+	}
+	dirs := certDirs
+	if d := os.Getenv("SSL_CERT_DIR"); d != "" {
+		dirs = strings.Split(d, ":")
+	}
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			if firstErr == nil && !os.IsNotExist(err) {
+				firstErr = err
+			}
+			continue
+		}
+		for _, e := range entries {
+			if blocks, err := readAny(filepath.Join(dir, e.Name())); err == nil {
+				add(blocks)
+			}
+		}
+	}
+	if len(certs) > 0 || firstErr == nil {
+		return certs, true, nil
+	}
+	return nil, true, firstErr
+}
+
+// readAny reads a store file as x509 does, any size, through the shared
+// cache; what is not a regular file is an error.
+func readAny(path string) ([]Block, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		// x509 would fail on a directory and hang on a FIFO.
+		return nil, &os.PathError{Op: "read", Path: path, Err: errNotRegular}
+	}
+	return Bundle(path, info, os.ReadFile)
+}
+
+var errNotRegular = errors.New("not a regular file")

@@ -1,0 +1,243 @@
+package trust
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// TestSystemRootsAsX509: the system store mitmwatch reads is the one Go's
+// own crypto/x509 reads on this machine, certificate for certificate.
+func TestSystemRootsAsX509(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the store is files on Linux only")
+	}
+	want, err := x509.SystemCertPool()
+	if err != nil {
+		t.Skipf("x509 has no system store here: %v", err)
+	}
+	got, err := SystemRoots(System)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equal(want) {
+		t.Error("SystemRoots(System) differs from x509.SystemCertPool")
+	}
+}
+
+func pemOf(certs ...*x509.Certificate) string {
+	var b strings.Builder
+	for _, c := range certs {
+		b.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+	}
+	return b.String()
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSystemCertsEnv reads a store laid out as distributions lay theirs
+// out, through SSL_CERT_FILE and SSL_CERT_DIR as x509 honours them.
+func TestSystemCertsEnv(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the store is files on Linux only")
+	}
+	a, b, c, d := newRoot(t, "Bundle Root"), newRoot(t, "Dir Root"), newRoot(t, "Second Dir Root"), newRoot(t, "Headers Root")
+	dir := t.TempDir()
+	bundle := filepath.Join(dir, "bundle.crt")
+	write(t, bundle, "# comment\n"+pemOf(a, b))
+	certs := filepath.Join(dir, "certs")
+	write(t, filepath.Join(dir, "share", "dir-root.crt"), pemOf(b))
+	write(t, filepath.Join(certs, "second.pem"), pemOf(c))
+	write(t, filepath.Join(certs, "notes.txt"), "not a certificate\n")
+	write(t, filepath.Join(certs, "headers.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Headers: map[string]string{"Proc-Type": "4,ENCRYPTED"}, Bytes: d.Raw})))
+	if err := os.Mkdir(filepath.Join(certs, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A distribution's links: the .pem name to the shipped file, and
+	// c_rehash's hash name to the .pem name.
+	if err := os.Symlink(filepath.Join(dir, "share", "dir-root.crt"), filepath.Join(certs, "dir-root.pem")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("dir-root.pem", filepath.Join(certs, "1a2b3c4d.0")); err != nil {
+		t.Fatal(err)
+	}
+	empty := t.TempDir()
+
+	tests := []struct {
+		name, file, dirs string
+		want             []*x509.Certificate
+		err              string
+	}{
+		{"file and directory", bundle, certs, []*x509.Certificate{a, b, c}, ""},
+		{"directory alone", filepath.Join(dir, "missing.crt"), certs, []*x509.Certificate{b, c}, ""},
+		{"two directories", filepath.Join(dir, "missing.crt"), empty + ":" + certs, []*x509.Certificate{b, c}, ""},
+		{"nothing there", filepath.Join(dir, "missing.crt"), empty, nil, ""},
+		{"file is a directory", certs, empty, nil, "not a regular file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("SSL_CERT_FILE", tt.file)
+			t.Setenv("SSL_CERT_DIR", tt.dirs)
+			got, ok, err := systemCerts()
+			if !ok {
+				t.Fatal("not read from files")
+			}
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d certificates, want %d", len(got), len(tt.want))
+			}
+			for i := range got {
+				if !got[i].Equal(tt.want[i]) {
+					t.Errorf("certificate %d is %s, want %s", i, got[i].Subject, tt.want[i].Subject)
+				}
+			}
+		})
+	}
+}
+
+// countingRead counts the reads a Bundle call makes.
+func countingRead(n *atomic.Int32) func(string) ([]byte, error) {
+	return func(path string) ([]byte, error) {
+		n.Add(1)
+		return os.ReadFile(path)
+	}
+}
+
+func bundleVia(t *testing.T, path string, read func(string) ([]byte, error)) []Block {
+	t.Helper()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, err := Bundle(path, info, read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return blocks
+}
+
+// TestBundleReadsOnce: a file is read once however many names reach it
+// and however many readers ask at once, and again when it changes.
+func TestBundleReadsOnce(t *testing.T) {
+	t.Parallel()
+	a, b := newRoot(t, "Once A"), newRoot(t, "Once B")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bundle.pem")
+	write(t, path, pemOf(a))
+	link := filepath.Join(dir, "link.pem")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			p := path
+			if i%2 == 1 {
+				p = link
+			}
+			if blocks := bundleVia(t, p, countingRead(&n)); len(blocks) != 1 {
+				t.Errorf("%d blocks, want 1", len(blocks))
+			}
+		})
+	}
+	wg.Wait()
+	if got := n.Load(); got != 1 {
+		t.Errorf("8 readers through 2 names read the file %d times, want 1", got)
+	}
+	write(t, path, pemOf(a, b))
+	if blocks := bundleVia(t, link, countingRead(&n)); len(blocks) != 2 {
+		t.Errorf("after the file changed: %d blocks, want 2", len(blocks))
+	}
+	if got := n.Load(); got != 2 {
+		t.Errorf("a changed file was read %d times in all, want 2", got)
+	}
+}
+
+// TestBundleFailureNotKept: a failed read is the caller's; the next
+// caller reads with its own reader.
+func TestBundleFailureNotKept(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "bundle.pem")
+	write(t, path, pemOf(newRoot(t, "Retry")))
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refuse := errors.New("refused by this reader")
+	if _, err := Bundle(path, info, func(string) ([]byte, error) { return nil, refuse }); !errors.Is(err, refuse) {
+		t.Fatalf("err = %v, want the reader's", err)
+	}
+	var n atomic.Int32
+	if blocks := bundleVia(t, path, countingRead(&n)); len(blocks) != 1 || n.Load() != 1 {
+		t.Errorf("after a failed read: %d blocks from %d reads, want 1 from 1", len(blocks), n.Load())
+	}
+}
+
+// TestBlocks: each block keeps its type, the line of its BEGIN marker and
+// whether it had headers; a certificate found in two files is parsed once.
+func TestBlocks(t *testing.T) {
+	t.Parallel()
+	a, b := newRoot(t, "Lines A"), newRoot(t, "Lines B")
+	key := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1, 2, 3}}))
+	withHeaders := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Headers: map[string]string{"X": "y"}, Bytes: b.Raw}))
+	first := "# line 1\n# line 2\n" + pemOf(a) + "\n-----BEGIN garbage\n" + key + withHeaders
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "one.pem"), first)
+	write(t, filepath.Join(dir, "two.pem"), "\n"+pemOf(a))
+	blocks := bundleVia(t, filepath.Join(dir, "one.pem"), os.ReadFile)
+	aLines := strings.Count(pemOf(a), "\n")
+	want := []struct {
+		typ     string
+		line    int
+		headers bool
+	}{
+		{"CERTIFICATE", 3, false},
+		{"PRIVATE KEY", 3 + aLines + 1, false}, // the garbage BEGIN line is where pem.Decode resumed
+		{"CERTIFICATE", 3 + aLines + 2 + strings.Count(key, "\n"), true},
+	}
+	if len(blocks) != len(want) {
+		t.Fatalf("%d blocks, want %d", len(blocks), len(want))
+	}
+	for i, w := range want {
+		if b := blocks[i]; b.Type != w.typ || b.Line != w.line || b.Headers != w.headers {
+			t.Errorf("block %d = %s line %d headers %v, want %s line %d headers %v", i, b.Type, b.Line, b.Headers, w.typ, w.line, w.headers)
+		}
+	}
+	other := bundleVia(t, filepath.Join(dir, "two.pem"), os.ReadFile)
+	if len(other) != 1 || other[0].Line != 2 {
+		t.Fatalf("two.pem: %+v", other)
+	}
+	c1, err1 := blocks[0].Cert()
+	c2, err2 := other[0].Cert()
+	c3, err3 := Parse(a.Raw)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatal(err)
+	}
+	if c1 != c2 || c2 != c3 || !c1.Equal(a) {
+		t.Error("one certificate in two files was parsed more than once, or wrongly")
+	}
+}
