@@ -77,7 +77,7 @@ func Predict(t Tool, h Host, r detector.Result, c Context) Prediction {
 		p.Note = joinNotes("the probe completed no handshake ("+string(r.Obs.Failure)+"), so there is no chain to judge", p.Note)
 		return p
 	}
-	v := examine(st, h.Host, store.Pool(), c.Now)
+	v := examine(st, h.Host, store.PoolFor(st.Chain), c.Now)
 	prob := v.first(t.Flavour)
 	if store.Err != "" {
 		prob = badStore

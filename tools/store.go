@@ -84,7 +84,9 @@ func parseInline(v string) []*x509.Certificate {
 		if b, data = pem.Decode(data); b == nil {
 			return out
 		}
-		if c, err := x509.ParseCertificate(b.Bytes); err == nil && b.Type == "CERTIFICATE" {
+		// Node's bundled roots, mostly the Mozilla roots the check has
+		// already parsed.
+		if c, err := trust.Parse(b.Bytes); err == nil && b.Type == "CERTIFICATE" {
 			out = append(out, c)
 		}
 	}

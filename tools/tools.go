@@ -15,6 +15,7 @@
 package tools
 
 import (
+	"bytes"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -149,11 +150,21 @@ type Store struct {
 	Err string
 }
 
-// Pool is the store as a certificate pool.
-func (s Store) Pool() *x509.CertPool {
+// PoolFor is the part of the store that can anchor chain, as a
+// certificate pool: the roots whose subject is the issuer of one of its
+// certificates, or that are one of them. crypto/x509 finds parents by
+// exactly that name, so a chain verifies against it as against the whole
+// store, and a prediction for each tool and target does not build a pool
+// of every root.
+func (s Store) PoolFor(chain []*x509.Certificate) *x509.CertPool {
 	pool := x509.NewCertPool()
-	for _, c := range s.Certs {
-		pool.AddCert(c)
+	for _, root := range s.Certs {
+		for _, c := range chain {
+			if bytes.Equal(root.RawSubject, c.RawIssuer) || bytes.Equal(root.Raw, c.Raw) {
+				pool.AddCert(root)
+				break
+			}
+		}
 	}
 	return pool
 }
