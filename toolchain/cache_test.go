@@ -1,25 +1,27 @@
 package toolchain
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
 
-// TestCached: an installation's answer is asked once, kept in the file
+// TestCached: an installation's answer is asked once, kept in its file
 // across runners (processes), and asked again when the binary changes,
-// when a variable it depends on changes, when it is too old, or when the
-// command failed.
+// when a variable it depends on changes, when it is too old, when the
+// command failed, or when its file is corrupt.
 func TestCached(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "tool")
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho v1\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(dir, "cache", "answers.json")
+	file := filepath.Join(dir, "cache", "answers")
 	calls := 0
 	fail := false
 	run := func(context.Context, string, ...string) ([]byte, error) {
@@ -70,12 +72,57 @@ func TestCached(t *testing.T) {
 	if calls != 6 {
 		t.Fatalf("%d runs, want 6: a failure older than the ttl is asked again", calls)
 	}
-	if err := os.WriteFile(file, []byte("{not json"), 0o644); err != nil {
-		t.Fatal(err)
+	entries, err := os.ReadDir(file)
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("no answer files in %s: %v", file, err)
+	}
+	for _, e := range entries {
+		if err := os.WriteFile(filepath.Join(file, e.Name()), []byte("{not json"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	fail = false
 	ask(Cached(run, file, time.Hour))
 	if calls != 7 {
 		t.Fatalf("%d runs, want 7: a corrupt file is empty", calls)
+	}
+}
+
+// TestCachedKeepsOutputAndBounds: an answer comes back byte for byte
+// (Node's roots are PEM text with every kind of line end), and the
+// directory keeps the newest maxAnswers answers.
+func TestCachedKeepsOutputAndBounds(t *testing.T) {
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "answers")
+	var bins []string
+	for i := range maxAnswers + 3 {
+		bin := filepath.Join(dir, "tool"+strconv.Itoa(i))
+		if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		bins = append(bins, bin)
+	}
+	output := []byte("line one\r\nline two\n\x00binary\n\n")
+	calls := 0
+	run := func(context.Context, string, ...string) ([]byte, error) {
+		calls++
+		return output, nil
+	}
+	for _, bin := range bins {
+		if _, err := Cached(run, cache, time.Hour)(context.Background(), bin, "--roots"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := bins[len(bins)-1]
+	out, err := Cached(run, cache, time.Hour)(context.Background(), last, "--roots")
+	if err != nil || !bytes.Equal(out, output) || calls != len(bins) {
+		t.Fatalf("cached answer %q, %v after %d runs; want %q from %d runs", out, err, calls, output, len(bins))
+	}
+	entries, err := os.ReadDir(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != maxAnswers {
+		t.Errorf("%d answers kept, want %d", len(entries), maxAnswers)
 	}
 }

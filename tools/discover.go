@@ -106,7 +106,7 @@ func Discover(ctx context.Context, opts Options) Inventory {
 		d.installed = d.run
 		// What depends on a tool's installation alone is asked once a
 		// day or when the tool changes, not at every check.
-		if f := toolchain.AnswersFile(); f != "" {
+		if f := toolchain.AnswersDir(); f != "" {
 			d.installed = toolchain.Cached(d.run, f, toolchain.DefaultAnswersTTL,
 				"PATH", "HOME", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV",
 				"GOTOOLCHAIN", "GOROOT", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_HOME")
