@@ -3,6 +3,8 @@ package tools
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
 	"debug/elf"
 	"encoding/json"
 	"errors"
@@ -88,7 +90,8 @@ type discoverer struct {
 	installed toolchain.Runner
 	settings  map[string][]audit.Setting // by tool
 	system    func() Store
-	envOnce   func() Store // the store OpenSSL's variables make, for the tools that read them
+	envOnce   func() Store               // the store OpenSSL's variables make, for the tools that read them
+	dirCerts  func() []*x509.Certificate // the system store's directories, read once
 }
 
 // Discover reads each tool's configuration and asks the tools themselves
@@ -126,6 +129,13 @@ func Discover(ctx context.Context, opts Options) Inventory {
 	}
 	d.system = sync.OnceValue(func() Store { return d.systemStore(bundle) })
 	d.envOnce = sync.OnceValue(d.readEnvStore)
+	d.dirCerts = sync.OnceValue(func() []*x509.Certificate {
+		var all []*x509.Certificate
+		for _, dir := range systemDirs {
+			all = append(all, readDir(d.sys(dir), all)...)
+		}
+		return all
+	})
 
 	steps := map[Name]func(context.Context) Tool{
 		Go: d.goTool, Git: d.gitTool, NPM: d.npmTool, Pip: d.pipTool, Cargo: d.cargoTool, Docker: d.dockerTool,
@@ -166,9 +176,7 @@ func (d *discoverer) systemStore(bundle string) Store {
 			s.Err = err.Error()
 		}
 	}
-	for _, dir := range systemDirs {
-		s.Certs = append(s.Certs, readDir(d.sys(dir), s.Certs)...)
-	}
+	s.Certs = append(s.Certs, d.systemDirCerts(s.Certs)...)
 	if bundle == "" && len(s.Certs) == 0 {
 		s.Err = "no system store found"
 	}
@@ -234,10 +242,33 @@ func (d *discoverer) readEnvStore() Store {
 			dirs = append(dirs, d.sys(one))
 		}
 	}
+	if dir == "" {
+		s.Certs = append(s.Certs, d.systemDirCerts(s.Certs)...)
+		return s
+	}
 	for _, one := range dirs {
 		s.Certs = append(s.Certs, readDir(one, s.Certs)...)
 	}
 	return s
+}
+
+// systemDirCerts are the certificates of the system store's directories
+// that have lacks. The directories are read once a discovery: the system
+// store and the one SSL_CERT_FILE makes both hold them, and each read is a
+// stat of hundreds of links.
+func (d *discoverer) systemDirCerts(have []*x509.Certificate) []*x509.Certificate {
+	all := d.dirCerts()
+	known := make(map[[32]byte]bool, len(have))
+	for _, c := range have {
+		known[sha256.Sum256(c.Raw)] = true
+	}
+	var out []*x509.Certificate
+	for _, c := range all {
+		if !known[sha256.Sum256(c.Raw)] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // systemInstall is how this machine's distribution adds a CA to the
