@@ -30,8 +30,9 @@ type Config struct {
 	// are configured to use (toolchain: auto).
 	Toolchain bool
 
-	PublicRoots       *x509.CertPool // stands for the public web PKI
-	SystemRoots       *x509.CertPool // what this machine trusts; nil while it loads (Options.SystemStoreLater)
+	PublicRoots       *x509.CertPool // stands for the public web PKI; nil while it loads (Options.StoresLater)
+	SystemRoots       *x509.CertPool // what this machine trusts; nil while it loads (Options.StoresLater)
+	publicLater       func() (*x509.CertPool, error)
 	systemLater       func() (*x509.CertPool, error)
 	PublicRootsSource string // "mozilla" or the PEM bundle path read
 	SystemRootsSource string // "system" or the PEM bundle path read
@@ -158,15 +159,29 @@ type Options struct {
 	// working directory). Empty, or absent on disk: the snapshot built into
 	// mitmwatch. The mitmwatch command passes DefaultRangesFile.
 	RangesFile string
-	// SystemStoreLater loads the machine's own store ("system") in the
-	// background: SystemRoots stays nil and SystemStore waits for it, so
-	// `check` probes while it loads. A PEM bundle is read at once, as its
-	// errors belong to the file.
-	SystemStoreLater bool
+	// StoresLater loads the public roots and the machine's own store
+	// ("system") in the background: PublicRoots and SystemRoots stay nil,
+	// PublicStore and SystemStore wait for them, so `check` starts its
+	// round trips before any root is parsed, which needs the roots only
+	// once a chain arrives. A public_roots bundle that fails to load is
+	// then StoreErr's, with its line; a system_roots bundle is read at
+	// once, as before.
+	StoresLater bool
+}
+
+// PublicStore returns the public roots, waiting for them when they are
+// still loading (Options.StoresLater). A bundle that failed to load is
+// empty here, and StoreErr says why.
+func (c *Config) PublicStore() *x509.CertPool {
+	if c.publicLater != nil {
+		p, _ := c.publicLater()
+		return p
+	}
+	return c.PublicRoots
 }
 
 // SystemStore returns the system store, waiting for it when it is still
-// loading (Options.SystemStoreLater). An error loading it later leaves it
+// loading (Options.StoresLater). An error loading it later leaves it
 // empty: every chain then fails against it, which the report shows.
 func (c *Config) SystemStore() *x509.CertPool {
 	if c.systemLater != nil {
@@ -174,6 +189,17 @@ func (c *Config) SystemStore() *x509.CertPool {
 		return p
 	}
 	return c.SystemRoots
+}
+
+// StoreErr waits for the public roots (Options.StoresLater) and returns
+// the error that loading them from the configured bundle met, as Parse
+// would have returned it (file, line, field); nil when they loaded.
+func (c *Config) StoreErr() error {
+	if c.publicLater == nil {
+		return nil
+	}
+	_, err := c.publicLater()
+	return err
 }
 
 // Load reads and parses the rules file at path.
@@ -193,6 +219,11 @@ func Parse(name string, data []byte, opts Options) (*Config, error) {
 	d := newDecoder(name, opts)
 	cfg := d.decode(data)
 	if len(d.errs) > 0 {
+		// A file with errors lists them all, the later store's too.
+		var e *Error
+		if errors.As(cfg.StoreErr(), &e) {
+			d.errs = append(d.errs, e)
+		}
 		return nil, d.err()
 	}
 	return cfg, nil

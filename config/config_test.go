@@ -545,15 +545,17 @@ func TestGradeSection(t *testing.T) {
 	}
 }
 
-// With SystemStoreLater the machine's store loads in the background and is
-// the same store once waited for; a PEM bundle is still read at once.
-func TestSystemStoreLater(t *testing.T) {
-	cfg, err := Parse("rules.yaml", nil, Options{SystemStoreLater: true})
+// With StoresLater both stores load in the background and are the same
+// stores once waited for; a system_roots bundle is still read at once, and
+// a public_roots bundle that fails is StoreErr's, as Parse would have
+// said it.
+func TestStoresLater(t *testing.T) {
+	cfg, err := Parse("rules.yaml", nil, Options{StoresLater: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.SystemRoots != nil || cfg.SystemRootsSource != trust.System {
-		t.Fatalf("SystemRoots %v from %q: loaded at once", cfg.SystemRoots, cfg.SystemRootsSource)
+	if cfg.SystemRoots != nil || cfg.SystemRootsSource != trust.System || cfg.PublicRoots != nil || cfg.PublicRootsSource != trust.Mozilla {
+		t.Fatalf("stores %v from %q and %v from %q: loaded at once", cfg.PublicRoots, cfg.PublicRootsSource, cfg.SystemRoots, cfg.SystemRootsSource)
 	}
 	want, err := trust.SystemRoots(trust.System)
 	if err != nil {
@@ -562,11 +564,34 @@ func TestSystemStoreLater(t *testing.T) {
 	if got := cfg.SystemStore(); got == nil || !got.Equal(want) {
 		t.Errorf("SystemStore() is not the system's store")
 	}
-	bundle, err := Parse("testdata/good/lab.yaml", []byte("trust:\n  system_roots: lab-roots.pem\n"), Options{SystemStoreLater: true})
+	if want, err = trust.PublicRoots(trust.Mozilla); err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.PublicStore(); got == nil || !got.Equal(want) || cfg.StoreErr() != nil {
+		t.Errorf("PublicStore() is not the Mozilla roots, or StoreErr() = %v", cfg.StoreErr())
+	}
+	bundle, err := Parse("testdata/good/lab.yaml", []byte("trust:\n  system_roots: lab-roots.pem\n  public_roots: lab-roots.pem\n"), Options{StoresLater: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if bundle.SystemRoots == nil || bundle.SystemStore() != bundle.SystemRoots {
-		t.Errorf("a PEM bundle was not read at once")
+		t.Errorf("a system_roots bundle was not read at once")
+	}
+	if got, want := bundle.PublicStore(), bundle.SystemStore(); got == nil || !got.Equal(want) {
+		t.Errorf("the public_roots bundle loaded later is not the bundle")
+	}
+	missing, err := Parse("testdata/good/lab.yaml", []byte("trust:\n  public_roots: missing.pem\n"), Options{StoresLater: true})
+	if err != nil {
+		t.Fatalf("a public_roots bundle was read at once: %v", err)
+	}
+	var e *Error
+	if err := missing.StoreErr(); !errors.As(err, &e) || e.Line != 2 || e.Path != "trust.public_roots" || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("StoreErr() = %v, want the *Error for line 2, trust.public_roots, not exist", err)
+	}
+	if _, err := Parse("testdata/good/lab.yaml", []byte("trust:\n  public_roots: missing.pem\n"), Options{}); err == nil || err.Error() != missing.StoreErr().Error() {
+		t.Errorf("later error %q differs from Parse's %v", missing.StoreErr(), err)
+	}
+	if missing.PublicStore() == nil {
+		t.Error("a store that failed to load is nil, want empty")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
@@ -34,7 +35,7 @@ type decoder struct {
 	exhausted bool
 
 	defaultRanges string          // Options.RangesFile
-	systemLater   bool            // Options.SystemStoreLater
+	storesLater   bool            // Options.StoresLater
 	ranges        ranges.Snapshot // what "provider:NAME" resolves against
 	rangesSource  string
 
@@ -50,7 +51,7 @@ type spec struct {
 }
 
 func newDecoder(name string, opts Options) *decoder {
-	return &decoder{file: name, dir: filepath.Dir(name), budget: maxNodes, defaultRanges: opts.RangesFile, systemLater: opts.SystemStoreLater}
+	return &decoder{file: name, dir: filepath.Dir(name), budget: maxNodes, defaultRanges: opts.RangesFile, storesLater: opts.StoresLater}
 }
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
@@ -81,8 +82,12 @@ func (d *decoder) decode(data []byte) *Config {
 	if root != nil {
 		d.document(root)
 	}
-	d.cfg.PublicRoots, d.cfg.PublicRootsSource = d.pool(d.public, trust.Mozilla, trust.PublicRoots)
-	if d.systemLater && d.system.value == trust.System {
+	if d.storesLater {
+		d.cfg.publicLater, d.cfg.PublicRootsSource = d.poolLater(d.public, trust.Mozilla, trust.PublicRoots)
+	} else {
+		d.cfg.PublicRoots, d.cfg.PublicRootsSource = d.pool(d.public, trust.Mozilla, trust.PublicRoots)
+	}
+	if d.storesLater && d.system.value == trust.System {
 		d.cfg.systemLater, d.cfg.SystemRootsSource = trust.SystemRootsLater(trust.System), trust.System
 	} else {
 		d.cfg.SystemRoots, d.cfg.SystemRootsSource = d.pool(d.system, trust.System, trust.SystemRoots)
@@ -343,13 +348,43 @@ func values[T any](d *decoder, convert func(string) (T, string), dst *[]T) field
 	return func(v *yaml.Node, p string) { *dst = each(d, v, p, convert) }
 }
 
+// poolLater is pool in the background: the returned function waits for
+// the store, and gives a failure as the *Error pool would have recorded
+// (an empty pool with it).
+func (d *decoder) poolLater(s spec, keyword string, load func(string) (*x509.CertPool, error)) (func() (*x509.CertPool, error), string) {
+	src := d.source(s, keyword)
+	file := d.file
+	type loaded struct {
+		pool *x509.CertPool
+		err  error
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		p, err := load(src)
+		done <- loaded{p, err}
+	}()
+	return sync.OnceValues(func() (*x509.CertPool, error) {
+		l := <-done
+		if l.err != nil {
+			return x509.NewCertPool(), &Error{File: file, Line: s.line, Path: s.path, Err: l.err}
+		}
+		return l.pool, nil
+	}), src
+}
+
+// source is where a store's setting points: a keyword, or a path
+// relative to the config file.
+func (d *decoder) source(s spec, keyword string) string {
+	if s.value != keyword && !filepath.IsAbs(s.value) {
+		return filepath.Join(d.dir, s.value)
+	}
+	return s.value
+}
+
 // pool builds a trust store from its setting; paths are relative to the
 // config file. The error keeps its cause for errors.Is.
 func (d *decoder) pool(s spec, keyword string, load func(string) (*x509.CertPool, error)) (*x509.CertPool, string) {
-	src := s.value
-	if src != keyword && !filepath.IsAbs(src) {
-		src = filepath.Join(d.dir, src)
-	}
+	src := d.source(s, keyword)
 	p, err := load(src)
 	if err != nil {
 		d.errs = append(d.errs, &Error{File: d.file, Line: s.line, Path: s.path, Err: err})

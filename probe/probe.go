@@ -46,6 +46,9 @@ type Resolver interface {
 type Prober struct {
 	PublicRoots *x509.CertPool // the public (Mozilla) roots
 	SystemRoots *x509.CertPool // this machine's trust store
+	// PublicStore, when set, gives the public roots instead of
+	// PublicRoots, at the moment a chain is verified, as SystemStore does.
+	PublicStore func() *x509.CertPool
 	// SystemStore, when set, gives the system store instead of
 	// SystemRoots, at the moment a chain is verified: a store still
 	// loading (parsing the system's takes tens of milliseconds) then loads
@@ -66,6 +69,14 @@ type Prober struct {
 // nextProtos is what build tools offer: Go's net/http, curl and npm all
 // offer h2 first.
 var nextProtos = []string{"h2", "http/1.1"}
+
+// publicRoots is the public roots, waiting for them if still loading.
+func (p *Prober) publicRoots() *x509.CertPool {
+	if p.PublicStore != nil {
+		return p.PublicStore()
+	}
+	return p.PublicRoots
+}
 
 // systemRoots is the system store, waiting for it if it is still loading.
 func (p *Prober) systemRoots() *x509.CertPool {
@@ -177,7 +188,7 @@ func (p *Prober) tlsState(host string, cs tls.ConnectionState) *detector.TLSStat
 	}
 	leaf := cs.PeerCertificates[0]
 	st.NameMatch = leaf.VerifyHostname(host) == nil
-	st.Public = trust.Verify(cs.PeerCertificates, p.PublicRoots, p.now())
+	st.Public = trust.Verify(cs.PeerCertificates, p.publicRoots(), p.now())
 	st.System = trust.Verify(cs.PeerCertificates, p.systemRoots(), p.now())
 	return st
 }

@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,6 +23,10 @@ type Client struct {
 	// TLSConfig holds the roots for DoT and DoH; nil means the system's.
 	// The server name is set per server.
 	TLSConfig *tls.Config
+	// Roots, when set, gives TLSConfig's roots as a DoT or DoH server is
+	// first dialled: a store still loading is waited for then, not before
+	// the lookups that need no roots.
+	Roots func() *x509.CertPool
 	// HTTPClient carries DoH; nil builds one from TLSConfig per lookup,
 	// direct (no proxy), not following redirects, and finding servers
 	// given by name without the system resolver (see Bootstrap).
@@ -130,7 +135,7 @@ func (c *Client) exchanger(srv Server) (exchangeFunc, func(), error) {
 			cfg.ServerName, _, _ = net.SplitHostPort(srv.Addr)
 		}
 		return func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-			return c.exchangeDoT(ctx, srv.Addr, cfg, q)
+			return c.exchangeDoT(ctx, srv.Addr, c.withRoots(cfg), q)
 		}, nothing, nil
 	case "https":
 		c.learnBootstrap(srv)
@@ -140,6 +145,18 @@ func (c *Client) exchanger(srv Server) (exchangeFunc, func(), error) {
 		}, done, nil
 	}
 	return nil, nil, fmt.Errorf("unsupported protocol %q", srv.Proto)
+}
+
+// withRoots is cfg with the roots Roots gives, when it is set.
+func (c *Client) withRoots(cfg *tls.Config) *tls.Config {
+	if c.Roots == nil {
+		return cfg
+	}
+	if cfg = cfg.Clone(); cfg == nil {
+		cfg = &tls.Config{}
+	}
+	cfg.RootCAs = c.Roots()
+	return cfg
 }
 
 // longAgo is a deadline in the past, to unblock a read at once.

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -463,5 +465,59 @@ func TestLookupUnusable(t *testing.T) {
 	got := c.Lookup(testContext(t), Server{Spec: "quic://127.0.0.1", Proto: "quic"}, "registry.lab.example")
 	if got.Failure != detector.FailureUnknown || got.Detail != `unsupported protocol "quic"` || got.Resolver != "quic://127.0.0.1" {
 		t.Errorf("unsupported protocol: %+v", got)
+	}
+}
+
+// TestRootsLater: with Roots set, DoT and DoH servers are verified against
+// the roots it gives, asked when a TLS server is dialled and never for a
+// plain one: a store still loading does not hold up UDP lookups.
+func TestRootsLater(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	dot, err := lab.NewDoTServer(p, lab.DNSOptions{Zone: honestZone()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeAtEnd(t, dot)
+	doh, err := lab.NewDoHServer(p, lab.DNSOptions{Zone: honestZone()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeAtEnd(t, doh)
+	udp, err := lab.NewDNSServer(lab.DNSOptions{Zone: honestZone()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeAtEnd(t, udp)
+	for _, tt := range []struct {
+		name  string
+		roots *x509.CertPool
+		want  detector.Failure
+	}{
+		{"the lab's roots", p.PublicPool(), detector.FailureNone},
+		{"another PKI's roots", newPKI(t).PublicPool(), detector.FailureUnknownAuthority},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var asked atomic.Int32
+			c := &Client{Roots: func() *x509.CertPool { asked.Add(1); return tt.roots }, Timeout: 2 * time.Second}
+			plain := c.Lookup(testContext(t), Server{Proto: "udp", Addr: udp.Addr()}, "registry.lab.example")
+			if !plain.Answered() || asked.Load() != 0 {
+				t.Fatalf("udp lookup: %+v, roots asked %d times, want an answer and none", plain, asked.Load())
+			}
+			for _, spec := range []string{"tls://" + dot.Addr() + "#" + lab.DNSHost, doh.URL()} {
+				srv, err := ParseServer(spec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := c.Lookup(testContext(t), srv, "registry.lab.example")
+				if got.Failure != tt.want || got.Answered() != (tt.want == detector.FailureNone) {
+					t.Errorf("%s: got %+v, want %s", spec, got, tt.want)
+				}
+			}
+			if asked.Load() == 0 {
+				t.Error("Roots was never asked")
+			}
+		})
 	}
 }

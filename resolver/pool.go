@@ -69,7 +69,7 @@ func (c *Client) dohTransport() *http.Transport {
 	defer c.pool.mu.Unlock()
 	if c.pool.doh == nil {
 		c.pool.doh = &http.Transport{
-			TLSClientConfig: c.TLSConfig.Clone(),
+			TLSClientConfig: c.withRoots(c.TLSConfig.Clone()),
 			// Never the system resolver: see dialDoH.
 			DialContext:       c.dialDoH,
 			ForceAttemptHTTP2: true,

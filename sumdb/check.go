@@ -36,6 +36,10 @@ type Checker struct {
 	// Roots verify TLS to the proxy and the database, as the go command
 	// verifies it with the system store; nil means the system store.
 	Roots *x509.CertPool
+	// SystemStore, when set, gives Roots at the first request instead: a
+	// store still loading beside the probes (config.Config.SystemStore),
+	// never a second parse of the system's own.
+	SystemStore func() *x509.CertPool
 	// Proxy picks the HTTPS proxy, as http.Transport.Proxy does; nil
 	// means direct. The command wires it to HTTPS_PROXY and NO_PROXY.
 	Proxy  func(*url.URL) (*url.URL, error)
@@ -233,11 +237,15 @@ func (c *Checker) httpClient() *http.Client {
 		if c.Proxy != nil {
 			proxy = func(req *http.Request) (*url.URL, error) { return c.Proxy(req.URL) }
 		}
+		roots := c.Roots
+		if c.SystemStore != nil {
+			roots = c.SystemStore()
+		}
 		c.client = &http.Client{
 			Transport: &http.Transport{
 				Proxy:               proxy,
 				DialContext:         d.DialContext,
-				TLSClientConfig:     &tls.Config{RootCAs: c.Roots},
+				TLSClientConfig:     &tls.Config{RootCAs: roots},
 				TLSHandshakeTimeout: 10 * time.Second,
 				MaxIdleConnsPerHost: 2,
 				IdleConnTimeout:     90 * time.Second,

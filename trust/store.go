@@ -57,7 +57,14 @@ func parseSum(sum [32]byte, der []byte) (*x509.Certificate, error) {
 		v, _ = parsedCerts.LoadOrStore(sum, &parsed{})
 	}
 	p := v.(*parsed)
-	p.once.Do(func() { p.cert, p.err = x509.ParseCertificate(der) })
+	p.once.Do(func() {
+		p.cert, p.err = x509.ParseCertificate(der)
+		// Parsing a store is tens of milliseconds of CPU beside the
+		// probes, whose goroutines need a moment of it whenever an answer
+		// arrives: yield between certificates rather than hold a P until
+		// the scheduler's 10 ms preemption.
+		runtime.Gosched()
+	})
 	return p.cert, p.err
 }
 
@@ -107,6 +114,7 @@ func Bundle(path string, info os.FileInfo, read func(string) ([]byte, error)) ([
 		data, err := read(path)
 		if err == nil {
 			e.blocks = decodeBlocks(data)
+			runtime.Gosched() // as between parses
 		}
 		e.err = err
 		if err != nil {

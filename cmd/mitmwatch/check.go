@@ -40,8 +40,8 @@ type roundFlags struct {
 	timeout     time.Duration
 	concurrency int
 	toolchain   bool
-	// storeLater loads the system store while the probes make their
-	// round trips (config.Options.SystemStoreLater).
+	// storeLater loads the trust stores while the probes make their
+	// round trips (config.Options.StoresLater).
 	storeLater bool
 	// sumdbLater leaves the checksum database's target (which asks the go
 	// command) to be added to a round already under way.
@@ -81,7 +81,7 @@ func (f *roundFlags) load(ctx context.Context, e env, tools func(context.Context
 // loadWith is load with the toolchain's settings read by tools; nil adds
 // no toolchain hosts (they are added to the round as they are found).
 func (f *roundFlags) loadWith(ctx context.Context, e env, tools func(context.Context) toolchain.Settings) (*round, error) {
-	cfg, targets, err := loadConfigWith(ctx, e, f.config, tools, config.Options{RangesFile: e.rangesFile, SystemStoreLater: f.storeLater})
+	cfg, targets, err := loadConfigWith(ctx, e, f.config, tools, config.Options{RangesFile: e.rangesFile, StoresLater: f.storeLater})
 	if err != nil {
 		return nil, &exitError{check.ExitUsage, err}
 	}
@@ -162,7 +162,7 @@ func toolchainSettings(e env, on bool) func(context.Context) toolchain.Settings 
 // the proxy the environment names) and the resolvers.
 func newRunner(cfg *config.Config, e env) *check.Runner {
 	runner := &check.Runner{
-		Prober: &probe.Prober{PublicRoots: cfg.PublicRoots, SystemRoots: cfg.SystemRoots, SystemStore: cfg.SystemStore,
+		Prober: &probe.Prober{PublicRoots: cfg.PublicRoots, SystemRoots: cfg.SystemRoots, PublicStore: cfg.PublicStore, SystemStore: cfg.SystemStore,
 			Proxy: proxyFromEnv(e.getenv), Path: cfg.Path},
 		Policy:      cfg.Policy,
 		Concurrency: cfg.Concurrency,
@@ -197,7 +197,7 @@ func dnsFor(cfg *config.Config, warn func(err error, consequence string)) (*chec
 		warn(err, "the hosts file is read before DNS, the default")
 	}
 	d := &check.DNS{
-		Client: &resolver.Client{TLSConfig: &tls.Config{RootCAs: cfg.PublicRoots},
+		Client: &resolver.Client{TLSConfig: &tls.Config{RootCAs: cfg.PublicRoots}, Roots: cfg.PublicStore,
 			Bootstrap: cfg.DNS.Reference},
 		System:    sys,
 		Reference: cfg.DNS.Reference,
@@ -429,6 +429,11 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 			rd.Add(more...)
 		}
 		targets, obs := rd.Wait()
+		if err := r.cfg.StoreErr(); err != nil {
+			// The public roots loaded beside the probes: their bundle's
+			// error is the config's, as if it had been read first.
+			return &exitError{check.ExitUsage, err}
+		}
 		results := r.runner.Judge(targets, obs)
 		// An interceptor found is graded with one more round through
 		// the same path; nothing intercepted, nothing is sent.

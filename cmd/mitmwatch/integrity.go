@@ -30,7 +30,7 @@ import (
 // stateDir; an empty stateDir keeps none.
 func withIntegrity(runner *check.Runner, cfg *config.Config, e env, stateDir string) *check.Runner {
 	runner.SSH = &sshprobe.Prober{}
-	runner.SumDB = &sumdb.Checker{Roots: cfg.SystemRoots, Proxy: proxyFromEnv(e.getenv)}
+	runner.SumDB = &sumdb.Checker{Roots: cfg.SystemRoots, SystemStore: cfg.SystemStore, Proxy: proxyFromEnv(e.getenv)}
 	if stateDir != "" {
 		runner.SumDB.Store = &sumdb.Store{Path: filepath.Join(stateDir, sumdb.StateFile)}
 	}

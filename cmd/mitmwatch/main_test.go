@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -506,5 +507,23 @@ func TestCheckDoHBootstrapWiring(t *testing.T) {
 	}
 	if doh.Queries() != 4 {
 		t.Errorf("the DoH server got %d queries, want 4", doh.Queries())
+	}
+}
+
+// TestCheckPublicRootsBundleError: check loads the public roots beside
+// the probes, and a bundle that cannot be loaded is still a config error,
+// exit 2 naming the file, line and field, with nothing judged.
+func TestCheckPublicRootsBundleError(t *testing.T) {
+	e := newEnv(t)
+	rules := writeRules(t, e, "", labTarget{"github.com", e.Origin.Addr()})
+	data, err := os.ReadFile(rules)
+	must(t, err)
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	bad := regexp.MustCompile(`public_roots: \S+`).ReplaceAllString(string(data), "public_roots: "+missing)
+	must(t, os.WriteFile(rules, []byte(bad), 0o644))
+	code, stdout, stderr := cli{t: t}.run("check", "--config", rules, "-o", "json")
+	want := rules + ":3: trust.public_roots: PEM bundle " + missing + ": no such file or directory"
+	if code != 2 || stdout != "" || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 2, nothing judged, and %q", code, stdout, stderr, want)
 	}
 }
