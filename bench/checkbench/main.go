@@ -239,10 +239,10 @@ func parent(ctx context.Context, bin, against, keep string, rtt time.Duration, r
 }
 
 // runVariant runs one program once and checks its result: the bare
-// program must succeed; check must report every host ok, except with the
-// references blackholed, where its report is returned for the summary;
-// and a check that reads the checksum database must have verified it,
-// blackholed or not.
+// program must succeed; check must write nothing to stderr and report
+// every host ok, except with the references blackholed, where its report
+// is returned for the summary; and a check that reads the checksum
+// database must have verified it, blackholed or not.
 func runVariant(l *launcher, b *benchLab, env []string, dir, self, bin string, v variant) (sample, roundDoc, error) {
 	if v.bare {
 		var eps []string
@@ -251,7 +251,7 @@ func runVariant(l *launcher, b *benchLab, env []string, dir, self, bin string, v
 		}
 		s, err := l.run(env, dir, self, append([]string{"-bare"}, eps...)...)
 		if err == nil && s.code != 0 {
-			err = fmt.Errorf("bare handshakes failed (exit %d)", s.code)
+			err = fmt.Errorf("bare handshakes failed (exit %d): %s", s.code, strings.TrimSpace(string(s.stderr)))
 		}
 		return s, roundDoc{}, err
 	}
@@ -276,6 +276,11 @@ func runVariant(l *launcher, b *benchLab, env []string, dir, self, bin string, v
 	}
 	if err != nil {
 		return s, roundDoc{}, err
+	}
+	if len(s.stderr) > 0 {
+		// Whatever check says there is a problem of the lab's or of
+		// check's, and no part of a default round on a sound machine.
+		return s, roundDoc{}, fmt.Errorf("check wrote to stderr (exit %d):\n%s", s.code, strings.TrimRight(string(s.stderr), "\n"))
 	}
 	doc, err := parseRound(s.out)
 	if err != nil {
