@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Measures `mitmwatch check` in its default configuration (path probes,
 # reference resolvers, canary, audit and toolchain discovery on) against 5
-# hosts and their resolvers behind 20 ms of round-trip latency between
-# network namespaces (netlab's wan relay), beside a bare Go program making
-# the same verified handshakes concurrently, and prints the figures with
-# the targets of the check issue.
+# hosts, their resolvers and the Go checksum database the toolchain names
+# (a signed log, verified and proved consistent on every run) behind 20 ms
+# of round-trip latency between network namespaces (netlab's wan relay),
+# beside a bare Go program making the same verified handshakes
+# concurrently, and prints the figures with the targets of the check
+# issue.
 #
 # Needs root (network namespaces, mounts) and the ip command. Flags go to
 # the benchmark: -runs N (default 7), -rtt 20ms, -mitmwatch BINARY (to

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -88,6 +87,7 @@ type sample struct {
 	maxRSS int64         // bytes
 	code   int           // exit code
 	out    []byte
+	stderr []byte // kept for the caller to judge, not printed
 }
 
 // childTimeout bounds every child: a check whose references are dropped
@@ -95,14 +95,14 @@ type sample struct {
 const childTimeout = 60 * time.Second
 
 // run starts name in the namespaces with exactly env, in dir, and waits
-// for it. An exit code other than 0 is not an error: callers judge it.
+// for it. An exit code other than 0 is not an error: callers judge it, and
+// what the child wrote to stderr, which is kept, not shown.
 func (l *launcher) run(env []string, dir, name string, args ...string) (sample, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env, cmd.Dir, cmd.Stderr = env, dir, os.Stderr
-	out := &limitedBuffer{limit: 4 << 20}
-	cmd.Stdout = out
+	out, errOut := &limitedBuffer{limit: 4 << 20}, &limitedBuffer{limit: 64 << 10}
+	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = env, dir, out, errOut
 	start := time.Now()
 	r := launchReq{cmd, make(chan error, 1)}
 	l.reqs <- r
@@ -112,7 +112,7 @@ func (l *launcher) run(env []string, dir, name string, args ...string) (sample, 
 	err := cmd.Wait()
 	wall := time.Since(start)
 	if ctx.Err() != nil {
-		return sample{}, fmt.Errorf("%s: killed after %v", name, childTimeout)
+		return sample{}, fmt.Errorf("%s: killed after %v; its stderr: %q", name, childTimeout, errOut.buf)
 	}
 	if _, ok := err.(*exec.ExitError); err != nil && !ok {
 		return sample{}, fmt.Errorf("%s: %w", name, err)
@@ -124,6 +124,7 @@ func (l *launcher) run(env []string, dir, name string, args ...string) (sample, 
 		maxRSS: ru.Maxrss * 1024,
 		code:   cmd.ProcessState.ExitCode(),
 		out:    out.buf,
+		stderr: errOut.buf,
 	}, nil
 }
 

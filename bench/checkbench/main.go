@@ -17,6 +17,13 @@
 // and git settings name the benchmark's hosts: discovery and the audit do
 // their real work and add no target.
 //
+// The checksum database the go settings name (GOSUMDB, with its key and
+// its address) is real too: a signed log served over TLS in the internet
+// namespace, behind the same delay, growing before every check that reads
+// it. Each such check reads its signed tree head, verifies the signature
+// and proves with the log's tiles that the tree extends the one the last
+// check kept, as on a build machine; a run that did not is refused.
+//
 // Each round runs, in an order that rotates: the bare program, check,
 // check with every reference resolver blackholed at the router, and check
 // with toolchain discovery and the audit off. The first round warms caches
@@ -38,6 +45,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,10 +60,28 @@ import (
 )
 
 // hosts are the targets: five names under .example, each played by one of
-// netlab's origins. The home directory's toolchain settings name them too.
+// netlab's origins but the checksum database, which the benchmark serves
+// itself (on sumdbPort: see endpoint). The home directory's toolchain
+// settings name them too.
 var hosts = []string{
-	"git.bench.example", "modules.bench.example", "sumdb.bench.example",
+	"git.bench.example", "modules.bench.example", sumdbHost,
 	"npm.bench.example", "index.bench.example",
+}
+
+// sumdbHost is the checksum database: its name, in its key, and the host
+// of the URL GOSUMDB gives for it.
+const sumdbHost = "sumdb.bench.example"
+
+// endpoint is where host is reached, host:port: 443 but for the checksum
+// database, which cannot have the origins' port 443. Its TLS target is
+// where the go command reaches it, as the default database's is on a
+// build machine, so discovery finds it listed and adds no target.
+func endpoint(host string) string {
+	port := "443"
+	if host == sumdbHost {
+		port = strconv.Itoa(sumdbPort)
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func main() {
@@ -87,19 +114,19 @@ func main() {
 // bareChild is the program check is compared with: what any Go client does
 // to reach every host at once — resolve through the system's resolver,
 // connect, and complete a TLS handshake verified against the system's
-// roots — and nothing else. It prints each handshake's time in
-// milliseconds.
-func bareChild(names []string) error {
+// roots — and nothing else. Its arguments are host:port; it prints each
+// handshake's time in milliseconds.
+func bareChild(endpoints []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ms := make([]float64, len(names))
-	errs := make([]error, len(names))
+	ms := make([]float64, len(endpoints))
+	errs := make([]error, len(endpoints))
 	var wg sync.WaitGroup
-	for i, name := range names {
+	for i, ep := range endpoints {
 		wg.Go(func() {
 			start := time.Now()
 			d := tls.Dialer{Config: &tls.Config{NextProtos: []string{"h2", "http/1.1"}}}
-			c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(name, "443"))
+			c, err := d.DialContext(ctx, "tcp", ep)
 			if err != nil {
 				errs[i] = err
 				return
@@ -122,6 +149,9 @@ type variant struct {
 	args      []string // after the binary
 	bare      bool
 	blackhole bool // reference resolvers dropped while it runs
+	// sumdb says the run checks the checksum database, as check does
+	// with toolchain discovery on: its report must show it verified.
+	sumdb bool
 }
 
 func parent(ctx context.Context, bin, against, keep string, rtt time.Duration, runs int) error {
@@ -155,7 +185,7 @@ func parent(ctx context.Context, bin, against, keep string, rtt time.Duration, r
 		return err
 	}
 	defer b.Close()
-	f, err := writeFiles(dir, b.net.PKI)
+	f, err := writeFiles(dir, b.net.PKI, b.sumdb.VerifierKey())
 	if err != nil {
 		return err
 	}
@@ -168,12 +198,13 @@ func parent(ctx context.Context, bin, against, keep string, rtt time.Duration, r
 
 	variants := []variant{
 		{name: "bare", bare: true},
-		{name: "check", args: []string{"check", "--config", f.rules, "-o", "json"}},
-		{name: "blackholed", args: []string{"check", "--config", f.rules, "-o", "json"}, blackhole: true},
+		{name: "check", args: []string{"check", "--config", f.rules, "-o", "json"}, sumdb: true},
+		{name: "blackholed", args: []string{"check", "--config", f.rules, "-o", "json"}, blackhole: true, sumdb: true},
+		// Without discovery, nothing asks the go settings for GOSUMDB.
 		{name: "no-discovery", args: []string{"check", "--config", f.rules, "-o", "json", "--no-toolchain", "--no-audit"}},
 	}
 	if against != "" {
-		variants = append(variants, variant{name: "against", bin: against, args: []string{"check", "--config", f.rules, "-o", "json"}})
+		variants = append(variants, variant{name: "against", bin: against, args: []string{"check", "--config", f.rules, "-o", "json"}, sumdb: true})
 	}
 	got := map[string][]sample{}
 	var blackholed []roundDoc
@@ -208,15 +239,28 @@ func parent(ctx context.Context, bin, against, keep string, rtt time.Duration, r
 }
 
 // runVariant runs one program once and checks its result: the bare
-// program must succeed; check must report every host ok, except with the
-// references blackholed, where its report is returned for the summary.
+// program must succeed; check must write nothing to stderr and report
+// every host ok, except with the references blackholed, where its report
+// is returned for the summary; and a check that reads the checksum
+// database must have verified it, blackholed or not.
 func runVariant(l *launcher, b *benchLab, env []string, dir, self, bin string, v variant) (sample, roundDoc, error) {
 	if v.bare {
-		s, err := l.run(env, dir, self, append([]string{"-bare"}, hosts...)...)
+		var eps []string
+		for _, h := range hosts {
+			eps = append(eps, endpoint(h))
+		}
+		s, err := l.run(env, dir, self, append([]string{"-bare"}, eps...)...)
 		if err == nil && s.code != 0 {
-			err = fmt.Errorf("bare handshakes failed (exit %d)", s.code)
+			err = fmt.Errorf("bare handshakes failed (exit %d): %s", s.code, strings.TrimSpace(string(s.stderr)))
 		}
 		return s, roundDoc{}, err
+	}
+	var wantSumDB string
+	if v.sumdb {
+		var err error
+		if wantSumDB, err = b.growSumDB(); err != nil {
+			return sample{}, roundDoc{}, err
+		}
 	}
 	if v.blackhole {
 		if err := b.blackhole(true); err != nil {
@@ -233,12 +277,22 @@ func runVariant(l *launcher, b *benchLab, env []string, dir, self, bin string, v
 	if err != nil {
 		return s, roundDoc{}, err
 	}
+	if len(s.stderr) > 0 {
+		// Whatever check says there is a problem of the lab's or of
+		// check's, and no part of a default round on a sound machine.
+		return s, roundDoc{}, fmt.Errorf("check wrote to stderr (exit %d):\n%s", s.code, strings.TrimRight(string(s.stderr), "\n"))
+	}
 	doc, err := parseRound(s.out)
 	if err != nil {
 		return s, doc, err
 	}
 	if !v.blackhole {
 		err = doc.clean(s.code)
+	}
+	if err == nil && v.sumdb {
+		if err = doc.sumdbVerified(wantSumDB); err == nil {
+			b.sumdbKept = true
+		}
 	}
 	return s, doc, err
 }
@@ -251,8 +305,9 @@ type files struct {
 	home       string // HOME, with the toolchain's settings
 }
 
-// writeFiles writes the configuration of the children into dir.
-func writeFiles(dir string, pki *lab.PKI) (files, error) {
+// writeFiles writes the configuration of the children into dir; sumdbKey
+// is the checksum database's verifier key.
+func writeFiles(dir string, pki *lab.PKI, sumdbKey string) (files, error) {
 	f := files{
 		rules:      filepath.Join(dir, "rules.yaml"),
 		resolvConf: filepath.Join(dir, "resolv.conf"),
@@ -278,7 +333,7 @@ func writeFiles(dir string, pki *lab.PKI) (files, error) {
 		f.rules:      rulesYAML(public),
 		f.resolvConf: "nameserver " + systemDNS.String() + "\n",
 	}
-	for name, content := range homeFiles() {
+	for name, content := range homeFiles(gosumdb(sumdbKey)) {
 		writes[filepath.Join(f.home, name)] = content
 	}
 	for path, content := range writes {
@@ -318,6 +373,9 @@ func rulesYAML(publicPEM string) string {
 	b.WriteString("targets:\n")
 	for _, h := range hosts {
 		fmt.Fprintf(&b, "  - host: %s\n", h)
+		if _, port, _ := net.SplitHostPort(endpoint(h)); port != "443" {
+			fmt.Fprintf(&b, "    port: %s\n", port)
+		}
 	}
 	return b.String()
 }
@@ -337,14 +395,23 @@ func labBogons() []netip.Prefix {
 // homeFiles are the children's home directory: go, npm, pip and git
 // settings naming the benchmark's own hosts, so that discovery and the
 // audit read and run what they would on a build machine and find targets
-// already listed.
-func homeFiles() map[string]string {
+// already listed. gosumdb is GOSUMDB's value. The go env file is what
+// `go env` reads, and what mitmwatch reads when it reads the file itself.
+func homeFiles(gosumdb string) map[string]string {
 	return map[string]string{
-		".config/go/env":       "GOPROXY=https://modules.bench.example,direct\nGOSUMDB=sumdb.bench.example\n",
+		".config/go/env":       "GOPROXY=https://modules.bench.example,direct\nGOSUMDB=" + gosumdb + "\n",
 		".npmrc":               "registry=https://npm.bench.example/\n",
 		".config/pip/pip.conf": "[global]\nindex-url = https://index.bench.example/simple\n",
 		".gitconfig":           "[url \"https://git.bench.example/\"]\n\tinsteadOf = git@git.bench.example:\n",
 	}
+}
+
+// gosumdb is the GOSUMDB value naming the benchmark's checksum database:
+// its verifier key (name+hash+key), which any database but the go
+// command's default needs, and the URL it is served at, since it cannot
+// be on port 443.
+func gosumdb(key string) string {
+	return key + " https://" + endpoint(sumdbHost)
 }
 
 // childEnv is the children's environment: this one without what would
@@ -371,13 +438,32 @@ func childEnv(environ []string, home, systemPEM string) []string {
 // roundDoc is what the benchmark reads of `check -o json`.
 type roundDoc struct {
 	Targets []struct {
-		Host     string `json:"host"`
-		Verdict  string `json:"verdict"`
-		Findings []struct {
+		Host string `json:"host"`
+		Port int    `json:"port"`
+		// Protocol is empty for TLS, "gosumdb" for the checksum
+		// database.
+		Protocol      string `json:"protocol"`
+		Verdict       string `json:"verdict"`
+		Failure       string `json:"failure"`
+		FailureDetail string `json:"failure_detail"`
+		Findings      []struct {
 			Reason string `json:"reason"`
 		} `json:"findings"`
+		SumDB *struct {
+			Name        string `json:"name"`
+			URL         string `json:"url"`
+			Signature   string `json:"signature"`
+			Consistency string `json:"consistency"`
+			Detail      string `json:"consistency_detail"`
+			Tree        *struct {
+				Size int64 `json:"size"`
+			} `json:"tree"`
+		} `json:"sumdb"`
 	} `json:"targets"`
 }
+
+// protocolSumDB is the checksum database target's protocol in the report.
+const protocolSumDB = "gosumdb"
 
 func parseRound(out []byte) (roundDoc, error) {
 	var doc roundDoc
@@ -387,23 +473,72 @@ func parseRound(out []byte) (roundDoc, error) {
 	return doc, nil
 }
 
-// clean refuses a round whose figures would mean nothing: a target
-// missing or added, or not ok.
+// clean refuses a round whose figures would mean nothing: a TLS target
+// missing or added, or any target not ok.
 func (d roundDoc) clean(code int) error {
-	if len(d.Targets) != len(hosts) {
-		var got []string
-		for _, t := range d.Targets {
-			got = append(got, t.Host)
+	var got, want []string
+	for _, t := range d.Targets {
+		if t.Protocol == "" {
+			got = append(got, net.JoinHostPort(t.Host, strconv.Itoa(t.Port)))
 		}
-		return fmt.Errorf("check reported %d targets %v, want the %d benchmark hosts", len(d.Targets), got, len(hosts))
+	}
+	for _, h := range hosts {
+		want = append(want, endpoint(h))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("check reported the TLS targets %v, want the %d benchmark hosts %v", got, len(want), want)
 	}
 	for _, t := range d.Targets {
 		if t.Verdict != "ok" {
-			return fmt.Errorf("check: %s is %s, want ok: the benchmark measures a clean round", t.Host, t.Verdict)
+			what := t.Host
+			if t.Protocol != "" {
+				what = t.Protocol + "://" + t.Host
+			}
+			return fmt.Errorf("check: %s is %s, want ok: the benchmark measures a clean round", what, t.Verdict)
 		}
 	}
 	if code != 0 {
 		return fmt.Errorf("check exited %d on a clean round", code)
+	}
+	return nil
+}
+
+// sumdbVerified refuses a round that did not check the benchmark's
+// checksum database for real: no result for it, a failure, a signature
+// that did not verify, or a consistency other than want ("first" before
+// any tree was kept, "extends" after, the log having grown since).
+func (d roundDoc) sumdbVerified(want string) error {
+	found := 0
+	for _, t := range d.Targets {
+		if t.Protocol != protocolSumDB {
+			continue
+		}
+		found++
+		st := t.SumDB
+		switch {
+		case t.Host != sumdbHost:
+			return fmt.Errorf("check reported the checksum database %s, want %s: the go settings the benchmark wrote name that one", t.Host, sumdbHost)
+		case t.Failure != "":
+			return fmt.Errorf("checksum database %s: %s: %s", t.Host, t.Failure, t.FailureDetail)
+		case st == nil:
+			return fmt.Errorf("checksum database %s: the report has no sumdb state", t.Host)
+		case st.Signature != "verified" || st.Tree == nil:
+			return fmt.Errorf("checksum database %s: tree head at %s not verified (signature %q)", t.Host, st.URL, st.Signature)
+		case st.Consistency != want:
+			why := "no check had kept a tree yet"
+			if want == "extends" {
+				why = "the log grew since the last check kept its tree"
+			}
+			if st.Detail != "" {
+				why = st.Detail + "; " + why
+			}
+			return fmt.Errorf("checksum database %s: consistency %q, want %q (%s)", t.Host, st.Consistency, want, why)
+		}
+	}
+	if found != 1 {
+		return fmt.Errorf("check reported %d checksum database results, want 1 for %s: the go settings name it (GOSUMDB), so a default check must verify it", found, sumdbHost)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -12,6 +13,9 @@ import (
 
 	"github.com/mitmwatch/mitmwatch/config"
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/sumdb"
+	"github.com/mitmwatch/mitmwatch/sumdb/sumdbtest"
+	"github.com/mitmwatch/mitmwatch/toolchain"
 )
 
 func TestSpread(t *testing.T) {
@@ -42,6 +46,16 @@ func TestRulesAreDefault(t *testing.T) {
 		t.Errorf("not the default configuration: toolchain %v, canary %v, path %+v, %d references, %d targets",
 			cfg.Toolchain, cfg.DNS.Canary, cfg.Path, len(cfg.DNS.Reference), len(cfg.Targets))
 	}
+	var keys, want []string
+	for _, tg := range cfg.Targets {
+		keys = append(keys, tg.Key())
+	}
+	for _, h := range hosts {
+		want = append(want, endpoint(h))
+	}
+	if !slices.Equal(keys, want) {
+		t.Errorf("targets %v, want %v", keys, want)
+	}
 	// Every default bogon but the benchmarking range the lab lives in.
 	if len(cfg.Policy.Bogons) != len(detector.DefaultBogons)-1 || slices.Contains(cfg.Policy.Bogons, netip.MustParsePrefix("198.18.0.0/15")) {
 		t.Errorf("bogons %v, want the defaults less 198.18.0.0/15", cfg.Policy.Bogons)
@@ -59,38 +73,63 @@ func TestChildEnv(t *testing.T) {
 	}
 }
 
-// TestClean: figures of a round that was not clean, or lacks or adds
-// targets, are refused.
-func TestClean(t *testing.T) {
-	doc := func(verdicts ...string) roundDoc {
-		var b strings.Builder
-		b.WriteString(`{"targets":[`)
-		for i, v := range verdicts {
-			if i > 0 {
-				b.WriteString(",")
-			}
-			fmt.Fprintf(&b, `{"host":"h%d.bench.example","verdict":%q,"findings":[{"reason":"dns-unverified"}]}`, i, v)
-		}
-		b.WriteString("]}")
-		d, err := parseRound([]byte(b.String()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
+// tlsTargets is the report's JSON for the benchmark hosts as TLS targets,
+// with the verdicts given, in order, each carrying dns-unverified.
+func tlsTargets(verdicts ...string) []string {
+	var out []string
+	for i, v := range verdicts {
+		host, port, _ := strings.Cut(endpoint(hosts[i%len(hosts)]), ":")
+		out = append(out, fmt.Sprintf(`{"host":%q,"port":%s,"verdict":%q,"findings":[{"reason":"dns-unverified"}]}`, host, port, v))
 	}
+	return out
+}
+
+// sumdbTarget is the report's JSON for a checksum database result.
+func sumdbTarget(name, verdict, signature, consistency string) string {
+	return fmt.Sprintf(`{"host":%q,"port":%d,"protocol":"gosumdb","verdict":%q,"findings":[],`+
+		`"sumdb":{"name":%q,"url":"https://%s","signature":%q,"tree":{"size":10100,"hash":"AA=="},"consistency":%q}}`,
+		name, sumdbPort, verdict, name, endpoint(name), signature, consistency)
+}
+
+func roundOf(t *testing.T, targets ...string) roundDoc {
+	t.Helper()
+	d, err := parseRound([]byte(`{"schema_version":1,"targets":[` + strings.Join(targets, ",") + `]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestClean: figures of a round that was not clean, or lacks or adds
+// targets, are refused. The checksum database's result is no host.
+func TestClean(t *testing.T) {
+	doc := func(verdicts ...string) roundDoc { return roundOf(t, tlsTargets(verdicts...)...) }
 	clean := slices.Repeat([]string{"ok"}, len(hosts))
 	if err := doc(clean...).clean(0); err != nil {
 		t.Errorf("clean round refused: %v", err)
 	}
-	if n := doc(clean...).withReason("dns-unverified"); n != len(hosts) {
+	withDB := roundOf(t, append(tlsTargets(clean...), sumdbTarget(sumdbHost, "ok", "verified", "extends"))...)
+	if err := withDB.clean(0); err != nil {
+		t.Errorf("clean round with the checksum database refused: %v", err)
+	}
+	if n := withDB.withReason("dns-unverified"); n != len(hosts) {
 		t.Errorf("withReason counted %d, want %d", n, len(hosts))
 	}
 	dirty := slices.Clone(clean)
 	dirty[3] = "intercepted"
+	i := slices.Index(hosts, sumdbHost)
+	sumdbOn443 := slices.Clone(tlsTargets(clean...))
+	sumdbOn443[i] = strings.Replace(sumdbOn443[i], fmt.Sprint(sumdbPort), "443", 1)
+	// Five results, as many as hosts, but one is the database's.
+	dbForHost := append(slices.Delete(tlsTargets(clean...), i, i+1), sumdbTarget(sumdbHost, "ok", "verified", "first"))
 	for name, err := range map[string]error{
-		"intercepted": doc(dirty...).clean(1),
-		"one target":  doc("ok").clean(0),
-		"exit 3":      doc(clean...).clean(3),
+		"intercepted":        doc(dirty...).clean(1),
+		"one target":         doc("ok").clean(0),
+		"a target added":     doc(append(clean, "ok")...).clean(0),
+		"exit 3":             doc(clean...).clean(3),
+		"database not ok":    roundOf(t, append(tlsTargets(clean...), sumdbTarget(sumdbHost, "blocked", "", ""))...).clean(0),
+		"database on 443":    roundOf(t, sumdbOn443...).clean(0),
+		"database as a host": roundOf(t, dbForHost...).clean(0),
 	} {
 		if err == nil {
 			t.Errorf("%s: accepted", name)
@@ -98,6 +137,81 @@ func TestClean(t *testing.T) {
 	}
 	if _, err := parseRound([]byte("not json")); err == nil {
 		t.Error("garbage accepted")
+	}
+}
+
+// TestSumDBVerified: a run must show the benchmark's checksum database
+// read, verified and, once a tree was kept, proved to extend it.
+func TestSumDBVerified(t *testing.T) {
+	hostsOK := tlsTargets(slices.Repeat([]string{"ok"}, len(hosts))...)
+	with := func(db ...string) roundDoc { return roundOf(t, append(slices.Clone(hostsOK), db...)...) }
+	for _, c := range []struct {
+		name, want string
+		doc        roundDoc
+		ok         bool
+	}{
+		{"first", "first", with(sumdbTarget(sumdbHost, "ok", "verified", "first")), true},
+		{"extends", "extends", with(sumdbTarget(sumdbHost, "ok", "verified", "extends")), true},
+		{"no result (GOSUMDB unreadable)", "first", with(), false},
+		{"first again: the tree was not kept", "extends", with(sumdbTarget(sumdbHost, "ok", "verified", "first")), false},
+		{"same: the log did not grow", "extends", with(sumdbTarget(sumdbHost, "ok", "verified", "same")), false},
+		{"unverified proof", "extends", with(sumdbTarget(sumdbHost, "ok", "verified", "unverified")), false},
+		{"unknown key", "first", with(sumdbTarget(sumdbHost, "intercepted", "unknown-key", "")), false},
+		{"another database", "first", with(sumdbTarget("other.bench.example", "ok", "verified", "first")), false},
+		{"two results", "first", with(sumdbTarget(sumdbHost, "ok", "verified", "first"), sumdbTarget(sumdbHost, "ok", "verified", "first")), false},
+		{"failure", "first", with(strings.Replace(sumdbTarget(sumdbHost, "unreachable", "", ""), `"findings"`, `"failure":"timeout","failure_detail":"GET https://x/latest: timeout","findings"`, 1)), false},
+		{"no state", "first", with(fmt.Sprintf(`{"host":%q,"port":%d,"protocol":"gosumdb","verdict":"ok","findings":[]}`, sumdbHost, sumdbPort)), false},
+	} {
+		err := c.doc.sumdbVerified(c.want)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: sumdbVerified(%q) = %v, want ok %v", c.name, c.want, err, c.ok)
+		}
+	}
+}
+
+// TestGOSUMDB: the go env file names the benchmark's checksum database as
+// the go command and mitmwatch read it, key and address, under .example;
+// the address is a listed target, so discovery adds none.
+func TestGOSUMDB(t *testing.T) {
+	dbLog, err := sumdbtest.NewLog(sumdbHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := homeFiles(gosumdb(dbLog.VerifierKey()))[".config/go/env"]
+	var value string
+	for line := range strings.Lines(env) {
+		// As the go command reads its env file: KEY=VALUE, nothing quoted.
+		if v, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "GOSUMDB="); ok {
+			value = v
+		}
+	}
+	if value != gosumdb(dbLog.VerifierKey()) {
+		t.Fatalf("go env file %q: GOSUMDB=%q, want %q", env, value, gosumdb(dbLog.VerifierKey()))
+	}
+	db, off, err := sumdb.ParseGOSUMDB(value)
+	if err != nil || off {
+		t.Fatalf("ParseGOSUMDB(%q) = off %v, %v", value, off, err)
+	}
+	if db.Name != sumdbHost || db.Key != dbLog.VerifierKey() || db.URL != "https://"+endpoint(sumdbHost) {
+		t.Errorf("ParseGOSUMDB(%q) = %+v, want %s with its key at https://%s", value, db, sumdbHost, endpoint(sumdbHost))
+	}
+	if !strings.HasSuffix(db.Name, ".bench.example") {
+		t.Errorf("database name %q is not under .bench.example", db.Name)
+	}
+	tg, ok, err := config.SumDBTarget(config.SumDB{}, value, "https://modules.bench.example,direct", "go env GOSUMDB")
+	if err != nil || !ok || tg.Host != sumdbHost || tg.SumDB.URL != db.URL {
+		t.Errorf("SumDBTarget = %+v, %v, %v", tg, ok, err)
+	}
+	found := toolchain.ParseGOSUMDB(value)
+	if len(found) != 1 || net.JoinHostPort(found[0].Host, fmt.Sprint(found[0].Port)) != endpoint(sumdbHost) {
+		t.Fatalf("discovery reads GOSUMDB %q as %+v, want %s", value, found, endpoint(sumdbHost))
+	}
+	cfg, err := config.Parse("rules.yaml", []byte(rulesYAML("mozilla")), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if more, errs := config.WithToolchain(cfg.Targets, found); len(more) != len(cfg.Targets) || len(errs) > 0 {
+		t.Errorf("discovery adds %v (%v) to the listed targets", more[len(cfg.Targets):], errs)
 	}
 }
 

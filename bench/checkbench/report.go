@@ -99,7 +99,9 @@ func writeReport(w io.Writer, got map[string][]sample, blackholed []roundDoc, ag
 	var unverified []float64
 	for _, d := range blackholed {
 		for _, t := range d.Targets {
-			verdicts[t.Verdict]++
+			if t.Protocol == "" { // the hosts; the checksum database is judged without DNS
+				verdicts[t.Verdict]++
+			}
 		}
 		unverified = append(unverified, float64(d.withReason("dns-unverified")))
 	}
