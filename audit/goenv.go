@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -207,17 +206,16 @@ func (a *auditor) goEnvPath() string {
 	return filepath.Join(a.xdg, "go", "env")
 }
 
-// parseGoEnvFile reads a go env file the way cmd/go does: KEY=value lines,
-// anything not starting with an upper-case letter ignored, the last value
-// of a key kept.
+// parseGoEnvFile reads a go env file the way cmd/go does
+// (toolchain.ParseGoEnvFile: KEY=value lines, anything not starting with an
+// upper-case letter ignored, the last value of a key kept), but without
+// the "\r" of a CRLF line, which go keeps. When go's value has it, the
+// file's then differs and the source is reported as "go env", as it
+// always was.
 func parseGoEnvFile(data []byte) map[string]envLine {
 	out := map[string]envLine{}
-	for i, line := range bytes.Split(data, []byte("\n")) {
-		eq := bytes.IndexByte(line, '=')
-		if eq < 0 || line[0] < 'A' || line[0] > 'Z' {
-			continue
-		}
-		out[string(line[:eq])] = envLine{string(bytes.TrimSuffix(line[eq+1:], []byte("\r"))), i + 1}
+	for k, l := range toolchain.ParseGoEnvFile(data) {
+		out[k] = envLine{strings.TrimSuffix(l.Value, "\r"), l.Line}
 	}
 	return out
 }
