@@ -13,9 +13,13 @@
 // safer fix, which is never to switch verification off.
 //
 // The audit only reads: configuration files, the environment, the trust
-// stores, and the output of `go env -json` and `git config --list` (run
-// once each). It never dials. A file it cannot read or parse becomes a
-// warning; nothing aborts the audit.
+// stores, and the output of `git config --list` (run once). The go
+// command's settings are read from the environment and the go env files
+// the way go reads them (toolchain.ResolveGoEnv), because starting go
+// costs more CPU than the rest of the audit's reading; `go env -json`
+// runs, once, only where those files cannot answer (a Go before 1.21,
+// whose defaults are built into the binary). It never dials. A file it
+// cannot read or parse becomes a warning; nothing aborts the audit.
 package audit
 
 import (
@@ -23,6 +27,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -121,12 +126,20 @@ type Options struct {
 	// the empty string counts as set; when nil only the usual spellings
 	// are asked of Getenv.
 	Environ []string
-	// Run runs `go env -json` and `git config --list`. Nil runs the real
-	// binaries in the audited environment (Environ whole, else this
-	// process's with HOME, XDG_CONFIG_HOME and the Go and git variables
-	// taken from Getenv and the options), each bounded by a timeout and
-	// never allowed to download a Go toolchain.
+	// Run runs `go env -json` (where the go env files cannot answer; see
+	// LookPath) and `git config --list`. Nil runs the real binaries in the
+	// audited environment (Environ whole, else this process's with HOME,
+	// XDG_CONFIG_HOME and the Go and git variables taken from Getenv and
+	// the options), each bounded by a timeout and never allowed to
+	// download a Go toolchain.
 	Run toolchain.Runner
+	// LookPath finds the go command, as exec.Command would. The audit then
+	// reads go's settings from the audited environment and the go env
+	// files as go itself would, and asks `go env -json` through Run only
+	// where those cannot answer. Nil means exec.LookPath when Run is nil;
+	// with Run set and LookPath nil, go is always asked through Run, which
+	// then stands in for every installed tool.
+	LookPath func(file string) (string, error)
 	// AllUsers adds the system-wide files: /etc/gitconfig, the global
 	// npmrc, /etc/pip.conf, /etc/docker/daemon.json, the system CARGO_HOME.
 	AllUsers bool
@@ -221,9 +234,11 @@ type auditor struct {
 	opts Options
 	env  environment
 	run  toolchain.Runner
-	home string
-	xdg  string // XDG config home
-	dir  string
+	// lookPath finds go for toolchain.ResolveGoEnv; nil asks go itself.
+	lookPath func(string) (string, error)
+	home     string
+	xdg      string // XDG config home
+	dir      string
 	// distro holds the DER hashes of the roots the distribution's CA package
 	// ships, read when first needed.
 	distro func() map[[32]byte]bool
@@ -251,6 +266,10 @@ func newAuditor(opts Options) *auditor {
 	a.run = opts.Run
 	if a.run == nil {
 		a.run = a.execRunner()
+	}
+	a.lookPath = opts.LookPath
+	if a.lookPath == nil && opts.Run == nil {
+		a.lookPath = exec.LookPath
 	}
 	return a
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -116,9 +117,11 @@ var runnerVars = []string{
 	"GIT_CONFIG_PARAMETERS", "GIT_DIR", "GIT_CEILING_DIRECTORIES",
 }
 
-// execRunner returns the default Runner: the real binary, in a.dir, with
-// the audited environment.
-func (a *auditor) execRunner() toolchain.Runner {
+// commandEnv is the audited environment as the default Runner hands it to
+// go and git, KEY=value, a later value of a variable overriding an earlier
+// one. The go settings are read from it too, so that they are what `go
+// env` would print.
+func (a *auditor) commandEnv() []string {
 	var env []string
 	if a.env.all != nil {
 		for _, n := range a.env.names {
@@ -168,6 +171,25 @@ func (a *auditor) execRunner() toolchain.Runner {
 	case a.opts.Root != "" && a.env.get("GIT_CONFIG_SYSTEM") == "":
 		env = append(env, "GIT_CONFIG_SYSTEM="+a.sys("/etc/gitconfig"))
 	}
+	return env
+}
+
+// getenvIn reads a variable of a commandEnv list: its last value, as
+// os/exec passes it on.
+func getenvIn(env []string, name string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		k, v, _ := strings.Cut(env[i], "=")
+		if k == name || runtime.GOOS == "windows" && strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+// execRunner returns the default Runner: the real binary, in a.dir, with
+// the audited environment.
+func (a *auditor) execRunner() toolchain.Runner {
+	env := a.commandEnv()
 	dir := a.dir
 	return func(ctx context.Context, name string, args ...string) ([]byte, error) {
 		ctx, cancel := context.WithTimeout(ctx, commandTimeout)

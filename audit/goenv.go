@@ -1,11 +1,11 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os/exec"
 	"path"
 	"path/filepath"
@@ -15,7 +15,8 @@ import (
 	"github.com/mitmwatch/mitmwatch/toolchain"
 )
 
-// goVars are the variables `go env -json` is asked for.
+// goVars are the variables the audit reads, as `go env -json` prints
+// them.
 var goVars = []string{
 	"GOPROXY", "GOSUMDB", "GOINSECURE", "GONOSUMDB", "GONOSUMCHECK",
 	"GOPRIVATE", "GONOPROXY", "GOFLAGS", "GOENV", "GOROOT",
@@ -34,12 +35,14 @@ type envLine struct {
 	line  int
 }
 
-// goChecks audits the Go module settings: from `go env -json` when go is
-// installed, else from the environment and the go env files. Either way the
-// files are read to name the line each value came from.
+// goChecks audits the Go module settings: the values `go env` prints when
+// go is installed (read from the files as go reads them, or from `go env
+// -json` where they cannot answer), else the environment's and the go env
+// files'. Either way the files name the line each value came from.
 func (a *auditor) goChecks(ctx context.Context) *part {
 	p := &part{}
-	vals, fromGo := a.goEnvJSON(ctx, p)
+	files := goFiles{}
+	vals, fromGo := a.goValues(ctx, p, files)
 
 	userPath := vals["GOENV"]
 	if !fromGo {
@@ -47,7 +50,7 @@ func (a *auditor) goChecks(ctx context.Context) *part {
 	}
 	var user, goroot map[string]envLine
 	if userPath != "" && userPath != "off" {
-		if data, ok := p.load(userPath); ok {
+		if data, ok := files.load(p, userPath); ok {
 			user = parseGoEnvFile(data)
 		}
 	}
@@ -58,7 +61,7 @@ func (a *auditor) goChecks(ctx context.Context) *part {
 	rootPath := ""
 	if rootDir != "" {
 		rootPath = filepath.Join(rootDir, "go.env")
-		if data, ok := p.load(rootPath); ok {
+		if data, ok := files.load(p, rootPath); ok {
 			goroot = parseGoEnvFile(data)
 		}
 	}
@@ -106,6 +109,73 @@ func (a *auditor) goChecks(ctx context.Context) *part {
 	return p
 }
 
+// goValues returns what `go env -json` prints for goVars. When go is
+// found, the environment it would run with and its go env files answer
+// (toolchain.ResolveGoEnv) unless only go can say, and then go is asked.
+// ok is false when go is not installed or failed, which is then a warning.
+func (a *auditor) goValues(ctx context.Context, p *part, files goFiles) (map[string]string, bool) {
+	if a.lookPath != nil {
+		env := a.commandEnv()
+		r := toolchain.ResolveGoEnv(toolchain.GoEnvOptions{
+			Getenv:   func(k string) string { return getenvIn(env, k) },
+			LookPath: a.lookPath,
+			ReadFile: files.read,
+		})
+		switch {
+		case r.Missing:
+			return map[string]string{}, false
+		case r.Answered:
+			vals := map[string]string{}
+			for _, k := range goVars {
+				if v, ok := r.Lookup(k); ok {
+					vals[k] = v.Value
+				}
+			}
+			return vals, true
+		}
+	}
+	return a.goEnvJSON(ctx, p)
+}
+
+// goFiles reads each go env file once, for the resolver and then for the
+// lines that name a value's source.
+type goFiles map[string]goFile
+
+type goFile struct {
+	data []byte
+	ok   bool
+	err  error
+}
+
+func (f goFiles) get(path string) goFile {
+	r, done := f[path]
+	if !done {
+		r.data, r.ok, r.err = readFile(path, maxConfigSize)
+		f[path] = r
+	}
+	return r
+}
+
+// read is toolchain.GoEnvOptions.ReadFile: a file that does not exist is
+// fs.ErrNotExist.
+func (f goFiles) read(path string) ([]byte, error) {
+	r := f.get(path)
+	if !r.ok && r.err == nil {
+		return nil, fs.ErrNotExist
+	}
+	return r.data, r.err
+}
+
+// load is part.load through the cache: a file that cannot be read is a
+// warning.
+func (f goFiles) load(p *part, path string) ([]byte, bool) {
+	r := f.get(path)
+	if r.err != nil {
+		p.warn(r.err.Error())
+	}
+	return r.data, r.ok
+}
+
 // goEnvJSON runs `go env -json`. ok is false when go is not installed or
 // failed, which is then a warning.
 func (a *auditor) goEnvJSON(ctx context.Context, p *part) (map[string]string, bool) {
@@ -136,17 +206,16 @@ func (a *auditor) goEnvPath() string {
 	return filepath.Join(a.xdg, "go", "env")
 }
 
-// parseGoEnvFile reads a go env file the way cmd/go does: KEY=value lines,
-// anything not starting with an upper-case letter ignored, the last value
-// of a key kept.
+// parseGoEnvFile reads a go env file the way cmd/go does
+// (toolchain.ParseGoEnvFile: KEY=value lines, anything not starting with an
+// upper-case letter ignored, the last value of a key kept), but without
+// the "\r" of a CRLF line, which go keeps. When go's value has it, the
+// file's then differs and the source is reported as "go env", as it
+// always was.
 func parseGoEnvFile(data []byte) map[string]envLine {
 	out := map[string]envLine{}
-	for i, line := range bytes.Split(data, []byte("\n")) {
-		eq := bytes.IndexByte(line, '=')
-		if eq < 0 || line[0] < 'A' || line[0] > 'Z' {
-			continue
-		}
-		out[string(line[:eq])] = envLine{string(bytes.TrimSuffix(line[eq+1:], []byte("\r"))), i + 1}
+	for k, l := range toolchain.ParseGoEnvFile(data) {
+		out[k] = envLine{strings.TrimSuffix(l.Value, "\r"), l.Line}
 	}
 	return out
 }

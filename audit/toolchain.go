@@ -11,8 +11,9 @@ import (
 // ToolchainSettings reads where Go, npm (and pnpm, yarn) and pip fetch
 // packages from — go env's values, every .npmrc and pip.conf layer, the
 // variables that override them — for toolchain.Discover. It is the part of
-// Run that discovery needs, for callers that do not audit: it runs `go env`
-// (never git) and reads no trust store. System-wide files are read for
+// Run that discovery needs, for callers that do not audit: it reads the go
+// settings as Run does (running `go env` only where the go env files
+// cannot answer; never git) and reads no trust store. System-wide files are read for
 // their registries even without AllUsers, as the tools read them for
 // every user.
 func ToolchainSettings(ctx context.Context, opts Options) toolchain.Settings {

@@ -4,14 +4,15 @@
 // name, and where an intercepting middlebox does the most harm. The names
 // are read at run time from the tools' configuration, never assumed.
 //
-// The configuration itself — go env's values, the .npmrc and pip.conf
+// The configuration itself — the go settings, the .npmrc and pip.conf
 // layers and the variables that override them — is read by package audit,
 // which judges the same settings; it hands this package Settings. Starting
 // npm or pip costs more wall time than a whole probe round, so a tool is
-// only asked where its files cannot answer: npm, for its built-in default
-// registry when nothing configures one, and then once per npm binary (the
-// answer is cached). pip is never started: `pip config list` reports only
-// what its files and variables already say.
+// only asked where its files cannot answer: go, when no $GOROOT/go.env
+// holds its defaults (ResolveGoEnv reads its settings as go itself does);
+// npm, for its built-in default registry when nothing configures one, and
+// then once per npm binary (the answer is cached). pip is never started:
+// `pip config list` reports only what its files and variables already say.
 package toolchain
 
 import (
