@@ -275,6 +275,22 @@ func proxyFromEnv(getenv func(string) string) func(*url.URL) (*url.URL, error) {
 	return cfg.ProxyFunc()
 }
 
+// sumdbLast orders a round's results as they were when the checksum
+// database was added last: it now joins whenever the go settings are read,
+// and a report must not change its order from run to run.
+func sumdbLast(targets []config.Target, obs []detector.Observation) ([]config.Target, []detector.Observation) {
+	var ts []config.Target
+	var ob []detector.Observation
+	for _, last := range []bool{false, true} {
+		for i, t := range targets {
+			if (t.Protocol == detector.ProtocolSumDB) == last {
+				ts, ob = append(ts, t), append(ob, obs[i])
+			}
+		}
+	}
+	return ts, ob
+}
+
 // checkGCPercent is check's GOGC unless the environment sets one. A check
 // allocates a few tens of megabytes in all and lives a fraction of a
 // second, and every collection scans the ~5 MB of pointerful package
@@ -379,12 +395,20 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		}
 		rd := r.runner.Start(ctx)
 		rd.Add(r.targets...)
-		// The checksum database is found by asking the go command: beside
-		// the probes, not before them.
-		var sumdb chan []config.Target
+		// The checksum database joins the round as soon as the go
+		// settings name it: its check is the longest chain of round trips
+		// (a lookup, a connection, the signed head, then the tiles), so it
+		// must not wait for the audit or the build tools.
+		var sumdbDone chan error
 		if streaming {
-			sumdb = make(chan []config.Target, 1)
-			go func() { sumdb <- sumdbTargets(ctx, e, r.cfg, rf.toolchain) }()
+			sumdbDone = make(chan error, 1)
+			go func() {
+				more, err := withBaseline(sumdbTargets(ctx, e, r.cfg, rf.toolchain))
+				if err == nil {
+					rd.Add(more...)
+				}
+				sumdbDone <- err
+			}()
 		}
 		if streaming && r.cfg.Toolchain {
 			settings, extra := toolchain.Settings{}, []toolchain.Host(nil)
@@ -421,14 +445,12 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 				rd.Add(more...)
 			}
 		}
-		if sumdb != nil {
-			more, err := withBaseline(<-sumdb)
-			if err != nil {
+		if sumdbDone != nil {
+			if err := <-sumdbDone; err != nil {
 				return &exitError{check.ExitUsage, err}
 			}
-			rd.Add(more...)
 		}
-		targets, obs := rd.Wait()
+		targets, obs := sumdbLast(rd.Wait())
 		if err := r.cfg.StoreErr(); err != nil {
 			// The public roots loaded beside the probes: their bundle's
 			// error is the config's, as if it had been read first.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmwatch/mitmwatch/config"
+	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/lab"
 	"github.com/mitmwatch/mitmwatch/scenario"
 )
@@ -525,5 +527,23 @@ func TestCheckPublicRootsBundleError(t *testing.T) {
 	want := rules + ":3: trust.public_roots: PEM bundle " + missing + ": no such file or directory"
 	if code != 2 || stdout != "" || !strings.Contains(stderr, want) {
 		t.Errorf("exit %d, stdout %q, stderr %q; want 2, nothing judged, and %q", code, stdout, stderr, want)
+	}
+}
+
+// TestSumDBLast: however early the checksum database joined the round, it
+// is reported after the other targets, each result with its own target.
+func TestSumDBLast(t *testing.T) {
+	sum := config.Target{Host: "sumdb.example", Protocol: detector.ProtocolSumDB}
+	a, b := config.Target{Host: "a.example", Protocol: detector.ProtocolTLS}, config.Target{Host: "b.example", Protocol: detector.ProtocolSSH}
+	ts, obs := sumdbLast([]config.Target{a, sum, b}, []detector.Observation{{Host: "a.example"}, {Host: "sumdb.example"}, {Host: "b.example"}})
+	var got []string
+	for i, tg := range ts {
+		if obs[i].Host != tg.Host {
+			t.Fatalf("result %d is %s's, target %s", i, obs[i].Host, tg.Host)
+		}
+		got = append(got, tg.Host)
+	}
+	if want := "a.example b.example sumdb.example"; strings.Join(got, " ") != want {
+		t.Errorf("order %v, want %s", got, want)
 	}
 }
