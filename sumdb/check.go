@@ -237,24 +237,53 @@ func (c *Checker) httpClient() *http.Client {
 		if c.Proxy != nil {
 			proxy = func(req *http.Request) (*url.URL, error) { return c.Proxy(req.URL) }
 		}
-		roots := c.Roots
-		if c.SystemStore != nil {
-			roots = c.SystemStore()
+		tr := &http.Transport{
+			Proxy:               proxy,
+			DialContext:         d.DialContext,
+			TLSHandshakeTimeout: 10 * time.Second,
+			MaxIdleConnsPerHost: 2,
+			IdleConnTimeout:     90 * time.Second,
+			ForceAttemptHTTP2:   true,
+		}
+		switch {
+		case c.SystemStore != nil && proxy == nil:
+			// Direct: the lookup and the connection go ahead while the
+			// store loads; it is asked for at the handshake.
+			tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return c.dialTLS(ctx, d, network, addr)
+			}
+		case c.SystemStore != nil:
+			tr.TLSClientConfig = &tls.Config{RootCAs: c.SystemStore()}
+		default:
+			tr.TLSClientConfig = &tls.Config{RootCAs: c.Roots}
 		}
 		c.client = &http.Client{
-			Transport: &http.Transport{
-				Proxy:               proxy,
-				DialContext:         d.DialContext,
-				TLSClientConfig:     &tls.Config{RootCAs: roots},
-				TLSHandshakeTimeout: 10 * time.Second,
-				MaxIdleConnsPerHost: 2,
-				IdleConnTimeout:     90 * time.Second,
-				ForceAttemptHTTP2:   true,
-			},
+			Transport:     tr,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	})
 	return c.client
+}
+
+// dialTLS connects to addr and verifies it as http.Transport would, with
+// the system store asked for only once the connection is up.
+func (c *Checker) dialTLS(ctx context.Context, d Dialer, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	tc := tls.Client(conn, &tls.Config{ServerName: host, RootCAs: c.SystemStore(), NextProtos: []string{"h2", "http/1.1"}})
+	if err := tc.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
 func hostPort(raw string) (string, int, bool) {

@@ -3,6 +3,7 @@ package sumdb_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -396,4 +398,42 @@ func TestBrokenStateFile(t *testing.T) {
 	}
 	_, r = check(t, w.checker(dir, time.Now()), database(t, log.VerifierKey(), "direct"))
 	want(t, r, detector.OK)
+}
+
+// TestSystemStoreAtHandshake: with SystemStore, the store is asked for
+// once the connection is up, not before, and verifies the database as
+// Roots does: the lab's roots prove the tree, another PKI's fail it as an
+// unknown authority. The store is asked once per connection, so a store
+// still loading holds up only the handshake.
+func TestSystemStoreAtHandshake(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	log := newLog(t, 300, "a")
+	w.serve(proxyName, sumdbtest.NewProxy(log))
+	other, err := lab.NewPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := database(t, log.VerifierKey(), "https://"+proxyName+",direct")
+	for _, tt := range []struct {
+		name  string
+		roots *x509.CertPool
+		ok    bool
+	}{{"the lab's roots", w.pki.PublicPool(), true}, {"another PKI's roots", other.PublicPool(), false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			var asked atomic.Int32
+			c := w.checker(t.TempDir(), time.Now())
+			c.Roots = nil
+			c.SystemStore = func() *x509.CertPool { asked.Add(1); return tt.roots }
+			obs, r := check(t, c, db)
+			if tt.ok {
+				want(t, r, detector.OK, detector.ReasonSumDBFirstTree)
+			} else if obs.Failure != detector.FailureUnknownAuthority {
+				t.Errorf("failure %v (%+v), want %v", obs.Failure, obs.SumDB, detector.FailureUnknownAuthority)
+			}
+			if asked.Load() == 0 {
+				t.Error("SystemStore was never asked")
+			}
+		})
+	}
 }
