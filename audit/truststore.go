@@ -20,20 +20,6 @@ import (
 // 1 MiB.
 const maxBundleSize = 16 << 20
 
-// Where Go (crypto/x509) and OpenSSL look for the system store on Linux:
-// the first file that exists, and every directory.
-var (
-	defaultCertFiles = []string{
-		"/etc/ssl/certs/ca-certificates.crt",
-		"/etc/pki/tls/certs/ca-bundle.crt",
-		"/etc/ssl/ca-bundle.pem",
-		"/etc/pki/tls/cacert.pem",
-		"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-		"/etc/ssl/cert.pem",
-	}
-	defaultCertDirs = []string{"/etc/ssl/certs", "/etc/pki/tls/certs"}
-)
-
 // publicSPKIs holds the key pins of the Mozilla roots compiled into the
 // binary (never the OS's: an inspection root pushed into the OS store must
 // not make itself look public). Built once; never modified.
@@ -77,8 +63,8 @@ func (a *auditor) systemStoreChecks(context.Context) *part {
 	s := a.newRootScan(p)
 	files, fileSetting := a.opts.SystemCertFiles, "system store"
 	if files == nil {
-		files = make([]string, len(defaultCertFiles))
-		for i, f := range defaultCertFiles {
+		files = make([]string, len(trust.CertFiles))
+		for i, f := range trust.CertFiles {
 			files[i] = a.sys(f)
 		}
 	}
@@ -99,7 +85,7 @@ func (a *auditor) systemStoreChecks(context.Context) *part {
 	}
 	dirs, dirSetting := a.opts.SystemCertDirs, "system store"
 	if dirs == nil && runtime.GOOS == "linux" {
-		for _, d := range defaultCertDirs {
+		for _, d := range trust.CertDirs {
 			dirs = append(dirs, a.sys(d))
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/audit"
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/toolchain"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // Options say whose tools to discover. The zero value discovers this
@@ -120,7 +121,7 @@ func Discover(ctx context.Context, opts Options) Inventory {
 	}
 	bundle := opts.SystemBundle
 	if bundle == "" {
-		for _, f := range systemBundles {
+		for _, f := range trust.CertFiles {
 			if isFile(d.sys(f)) {
 				bundle = d.sys(f)
 				break
@@ -131,7 +132,7 @@ func Discover(ctx context.Context, opts Options) Inventory {
 	d.envOnce = sync.OnceValue(d.readEnvStore)
 	d.dirCerts = sync.OnceValue(func() []*x509.Certificate {
 		var all []*x509.Certificate
-		for _, dir := range systemDirs {
+		for _, dir := range trust.CertDirs {
 			all = append(all, readDir(d.sys(dir), all)...)
 		}
 		return all
@@ -202,7 +203,7 @@ func (d *discoverer) isSystemBundle(path string) bool {
 	if d.opts.SystemBundle != "" && clean == filepath.Clean(d.opts.SystemBundle) {
 		return true
 	}
-	for _, f := range systemBundles {
+	for _, f := range trust.CertFiles {
 		if clean == d.sys(f) {
 			return true
 		}
@@ -238,7 +239,7 @@ func (d *discoverer) readEnvStore() Store {
 		dirs = filepath.SplitList(dir)
 		s.Description += " + SSL_CERT_DIR " + dir
 	} else {
-		for _, one := range systemDirs {
+		for _, one := range trust.CertDirs {
 			dirs = append(dirs, d.sys(one))
 		}
 	}

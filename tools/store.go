@@ -14,20 +14,6 @@ import (
 	"github.com/mitmwatch/mitmwatch/trust"
 )
 
-// Where Linux distributions keep the system store, as Go and OpenSSL look
-// for it: the first bundle file that exists, and every directory.
-var (
-	systemBundles = []string{
-		"/etc/ssl/certs/ca-certificates.crt",
-		"/etc/pki/tls/certs/ca-bundle.crt",
-		"/etc/ssl/ca-bundle.pem",
-		"/etc/pki/tls/cacert.pem",
-		"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-		"/etc/ssl/cert.pem",
-	}
-	systemDirs = []string{"/etc/ssl/certs", "/etc/pki/tls/certs"}
-)
-
 // readBundle reads the certificates of a PEM bundle file.
 func readBundle(path string) ([]*x509.Certificate, error) {
 	_, certs, err := trust.LoadPEM(path)

@@ -166,10 +166,11 @@ func decodeBlocks(data []byte) []Block {
 	}
 }
 
-// certFiles and certDirs are where Go's crypto/x509 looks for the system
-// store on Linux: the first file that reads, and every directory.
+// CertFiles and CertDirs are where Go's crypto/x509 (and OpenSSL) look for
+// the system store on Linux: the first file that reads, and every
+// directory. The audit and the build tools' stores look there too.
 var (
-	certFiles = []string{
+	CertFiles = []string{
 		"/etc/ssl/certs/ca-certificates.crt",
 		"/etc/pki/tls/certs/ca-bundle.crt",
 		"/etc/ssl/ca-bundle.pem",
@@ -177,7 +178,7 @@ var (
 		"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
 		"/etc/ssl/cert.pem",
 	}
-	certDirs = []string{"/etc/ssl/certs", "/etc/pki/tls/certs"}
+	CertDirs = []string{"/etc/ssl/certs", "/etc/pki/tls/certs"}
 )
 
 // systemCerts reads the system store as crypto/x509 reads it on Linux
@@ -202,7 +203,7 @@ func systemCerts() (certs []*x509.Certificate, ok bool, err error) {
 			}
 		}
 	}
-	files := certFiles
+	files := CertFiles
 	if f := os.Getenv("SSL_CERT_FILE"); f != "" {
 		files = []string{f}
 	}
@@ -217,7 +218,7 @@ func systemCerts() (certs []*x509.Certificate, ok bool, err error) {
 			firstErr = err
 		}
 	}
-	dirs := certDirs
+	dirs := CertDirs
 	if d := os.Getenv("SSL_CERT_DIR"); d != "" {
 		dirs = strings.Split(d, ":")
 	}
