@@ -3,7 +3,6 @@ package tools
 import (
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,19 +62,15 @@ func readDir(dir string, have []*x509.Certificate) []*x509.Certificate {
 // parseInline reads certificates written inline in a setting (npm's ca),
 // where newlines may be written as \n.
 func parseInline(v string) []*x509.Certificate {
-	data := []byte(strings.ReplaceAll(v, `\n`, "\n"))
 	var out []*x509.Certificate
-	for {
-		var b *pem.Block
-		if b, data = pem.Decode(data); b == nil {
-			return out
-		}
+	for _, b := range trust.Blocks([]byte(strings.ReplaceAll(v, `\n`, "\n"))) {
 		// Node's bundled roots, mostly the Mozilla roots the check has
 		// already parsed.
-		if c, err := trust.Parse(b.Bytes); err == nil && b.Type == "CERTIFICATE" {
+		if c, err := b.Cert(); err == nil && b.Type == "CERTIFICATE" {
 			out = append(out, c)
 		}
 	}
+	return out
 }
 
 // fileStore is the store a setting names: a bundle file that replaces the

@@ -1,12 +1,15 @@
 package trust
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -240,4 +243,101 @@ func TestBlocks(t *testing.T) {
 	if c1 != c2 || c2 != c3 || !c1.Equal(a) {
 		t.Error("one certificate in two files was parsed more than once, or wrongly")
 	}
+}
+
+// pemOnly is decodeBlocks as it was before its canonical fast path: every
+// block through pem.Decode. The two must agree on any input.
+func pemOnly(data []byte) []Block {
+	var out []Block
+	line, counted := 1, 0
+	for rest := data; ; {
+		start := bytes.Index(rest, []byte("-----BEGIN"))
+		if start < 0 {
+			return out
+		}
+		at := len(data) - len(rest) + start
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			return out
+		}
+		line += bytes.Count(data[counted:at], []byte("\n"))
+		counted = at
+		out = append(out, Block{Type: block.Type, DER: block.Bytes, Sum: sha256.Sum256(block.Bytes), Line: line, Headers: len(block.Headers) > 0})
+	}
+}
+
+func sameBlocks(a, b []Block) bool {
+	return slices.EqualFunc(a, b, func(x, y Block) bool {
+		return x.Type == y.Type && bytes.Equal(x.DER, y.DER) && x.Sum == y.Sum && x.Line == y.Line && x.Headers == y.Headers
+	})
+}
+
+// FuzzBlocks: the fast path for canonical blocks decodes exactly what
+// pem.Decode decodes, and skips exactly what it skips.
+func FuzzBlocks(f *testing.F) {
+	key := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1, 2, 3}})
+	headers := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Headers: map[string]string{"X": "y"}, Bytes: []byte("abc")})
+	for _, seed := range []string{
+		"", string(key), "# c\n" + string(key) + string(headers),
+		"-----BEGIN A-----\nAQID\n-----END B-----\n" + string(key),
+		"-----BEGIN A-----\r\nAQID\r\n-----END A-----\r\n",
+		"-----BEGIN A-----\nAQ ID\n-----END A-----",
+		"-----BEGIN A-----\n-----END A-----\n",
+		"x-----BEGIN A-----\nAQID\n-----END A-----\n",
+		"-----BEGIN A-----\nAQID\n-----END A----- \n",
+		"-----BEGIN A-----\nAQI=\n-----END A-----\n-----BEGIN A-----\nAQ=D\n-----END A-----\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	if data, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt"); err == nil {
+		f.Add(data[:min(len(data), 8<<10)])
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if got, want := decodeBlocks(data), pemOnly(data); !sameBlocks(got, want) {
+			t.Errorf("decodeBlocks = %d blocks, pem.Decode gives %d (or they differ)", len(got), len(want))
+		}
+	})
+}
+
+// TestBlocksAsPEM runs the comparison over every store file of this
+// machine, where the fast path is taken.
+func TestBlocksAsPEM(t *testing.T) {
+	t.Parallel()
+	n := 0
+	for _, dir := range append([]string{"/usr/share/ca-certificates/mozilla"}, CertDirs...) {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				continue
+			}
+			n++
+			if got, want := decodeBlocks(data), pemOnly(data); !sameBlocks(got, want) {
+				t.Errorf("%s: decodeBlocks and pem.Decode differ", e.Name())
+			}
+		}
+	}
+	if n == 0 {
+		t.Skip("no store files here")
+	}
+}
+
+// BenchmarkBlocks decodes this machine's bundle: the fast path against
+// pem.Decode.
+func BenchmarkBlocks(b *testing.B) {
+	data, err := os.ReadFile(CertFiles[0])
+	if err != nil {
+		b.Skip(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.Run("canonical", func(b *testing.B) {
+		for b.Loop() {
+			decodeBlocks(data)
+		}
+	})
+	b.Run("pem.Decode", func(b *testing.B) {
+		for b.Loop() {
+			pemOnly(data)
+		}
+	})
 }
