@@ -18,7 +18,8 @@ import (
 
 // fakeTools answers as installed tools would, without running any.
 func fakeTools(t *testing.T, pki *lab.PKI, certifi string) func(ctx context.Context, name string, args ...string) ([]byte, error) {
-	node, _ := json.Marshal(map[string]any{"version": "v20.20.2", "openssl": "3.0.19", "roots": []string{string(pki.PublicRoot.PEM)}})
+	node, _ := json.Marshal(map[string]any{"version": "v20.20.2", "openssl": "3.0.19", "roots": 1})
+	node = append(append(node, '\n'), pki.PublicRoot.PEM...)
 	py, _ := json.Marshal(map[string]string{"openssl": "OpenSSL 3.0.19", "pip": "23.2.1", "certifi": certifi,
 		"index": "https://index.lab.example/simple/", "files": "https://files.lab.example/"})
 	return func(_ context.Context, name string, args ...string) ([]byte, error) {

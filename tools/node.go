@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -14,17 +15,19 @@ import (
 // nodeScript asks Node for its version, its OpenSSL and the roots it
 // bundles (tls.rootCertificates: the Mozilla copy fixed at its release,
 // whatever NODE_EXTRA_CA_CERTS adds), and whether it was built to use
-// OpenSSL's store instead.
+// OpenSSL's store instead: a line of JSON, then the roots as PEM, which
+// decode in a fraction of the time the same ~200 KB take as JSON strings.
 const nodeScript = `const tls = require("tls");
 console.log(JSON.stringify({version: process.version, openssl: process.versions.openssl,
-  roots: tls.rootCertificates, defStore: !!process.config.variables.openssl_use_def_ca_store}))`
+  roots: tls.rootCertificates.length, defStore: !!process.config.variables.openssl_use_def_ca_store}));
+console.log(tls.rootCertificates.join("\n"))`
 
-// nodeInfo is nodeScript's answer.
+// nodeInfo is the first line of nodeScript's answer.
 type nodeInfo struct {
-	Version  string   `json:"version"`
-	OpenSSL  string   `json:"openssl"`
-	Roots    []string `json:"roots"`
-	DefStore bool     `json:"defStore"`
+	Version  string `json:"version"`
+	OpenSSL  string `json:"openssl"`
+	Roots    int    `json:"roots"`
+	DefStore bool   `json:"defStore"`
 }
 
 // npmTool reads npm's TLS settings: cafile or ca replace Node's roots,
@@ -35,8 +38,9 @@ func (d *discoverer) npmTool(ctx context.Context) Tool {
 	t := Tool{Name: NPM, Flavour: FlavourNode, OpenSSL3: true}
 	var node nodeInfo
 	out, installed, err := d.askInstalled(ctx, "node", "-e", nodeScript)
+	header, roots, _ := bytes.Cut(out, []byte("\n"))
 	if err == nil && installed {
-		err = decodeJSON(out, &node)
+		err = decodeJSON(header, &node)
 	}
 	if err != nil {
 		t.Notes = append(t.Notes, err.Error())
@@ -61,10 +65,10 @@ func (d *discoverer) npmTool(ctx context.Context) Tool {
 	default:
 		t.Store = Store{Description: "Node's bundled roots"}
 		if node.Version != "" {
-			t.Store.Description += fmt.Sprintf(" (%s, %d)", node.Version, len(node.Roots))
+			t.Store.Description += fmt.Sprintf(" (%s, %d)", node.Version, node.Roots)
 		}
-		for _, r := range node.Roots {
-			t.Store.Certs = append(t.Store.Certs, parseInline(r)...)
+		if node.Version != "" {
+			t.Store.Certs = pemCerts(roots)
 		}
 	}
 	if s, ok := d.env("NODE_EXTRA_CA_CERTS"); ok {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"net/url"
 	"os"
 	"os/exec"
@@ -384,6 +385,7 @@ func TestRealTools(t *testing.T) {
 				if p.Outcome != tools.Fails {
 					t.Errorf("npm: predicted %s, want fails: Node's roots lack the inspection root", p.Outcome)
 				}
+				sameAsNode(t, tool.Store)
 			}
 			out, err := l.run(r, nil, true)
 			check(t, p, out, err)
@@ -449,5 +451,30 @@ func TestRealToolsWithoutTheRoot(t *testing.T) {
 				t.Errorf("git: after the fix mitmwatch predicts %s (%s), want verifies", q.Outcome, q.Error)
 			}
 		})
+	}
+}
+
+// sameAsNode: the store discovery read for npm is Node's own
+// tls.rootCertificates, root for root.
+func sameAsNode(t *testing.T, s tools.Store) {
+	t.Helper()
+	out, err := exec.Command("node", "-e", `console.log(require("tls").rootCertificates.join("\n"))`).Output()
+	if err != nil {
+		t.Fatalf("asking node for its roots: %v", err)
+	}
+	var want [][]byte
+	for rest := out; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		want = append(want, b.Bytes)
+	}
+	got := make([][]byte, len(s.Certs))
+	for i, c := range s.Certs {
+		got[i] = c.Raw
+	}
+	if len(want) == 0 || !slices.EqualFunc(got, want, bytes.Equal) {
+		t.Errorf("npm's store (%s) has %d roots; node has %d, or they differ", s.Description, len(got), len(want))
 	}
 }

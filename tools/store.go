@@ -62,8 +62,13 @@ func readDir(dir string, have []*x509.Certificate) []*x509.Certificate {
 // parseInline reads certificates written inline in a setting (npm's ca),
 // where newlines may be written as \n.
 func parseInline(v string) []*x509.Certificate {
+	return pemCerts([]byte(strings.ReplaceAll(v, `\n`, "\n")))
+}
+
+// pemCerts parses the certificates of PEM text.
+func pemCerts(data []byte) []*x509.Certificate {
 	var out []*x509.Certificate
-	for _, b := range trust.Blocks([]byte(strings.ReplaceAll(v, `\n`, "\n"))) {
+	for _, b := range trust.Blocks(data) {
 		// Node's bundled roots, mostly the Mozilla roots the check has
 		// already parsed.
 		if c, err := b.Cert(); err == nil && b.Type == "CERTIFICATE" {
