@@ -59,14 +59,29 @@ func parseSum(sum [32]byte, der []byte) (*x509.Certificate, error) {
 	}
 	p := v.(*parsed)
 	p.once.Do(func() {
+		release := background()
+		defer release()
 		p.cert, p.err = x509.ParseCertificate(der)
-		// Parsing a store is tens of milliseconds of CPU beside the
-		// probes, whose goroutines need a moment of it whenever an answer
-		// arrives: yield between certificates rather than hold a P until
-		// the scheduler's 10 ms preemption.
-		runtime.Gosched()
 	})
 	return p.cert, p.err
+}
+
+// busy is the one slot the stores' reads and parses share.
+//
+// Reading and parsing the stores is tens of milliseconds of CPU that a
+// check spends while its probes wait on the network. Go polls the network
+// from a scheduler with nothing else to run, or from sysmon every 10 ms:
+// with every P busy parsing (yielding to one another), a DNS answer or a
+// ServerHello that has arrived waits up to 10 ms to be read, at every
+// step of every probe. Holding the parsing to one P at a time leaves the
+// others free to notice the network at once; the stores still load long
+// before the first handshake needs them.
+var busy = make(chan struct{}, 1)
+
+// background waits for the slot and returns its release.
+func background() (release func()) {
+	busy <- struct{}{}
+	return func() { <-busy }
 }
 
 // bundleEntry is a file's blocks, read or being read, with what
@@ -112,11 +127,12 @@ func Bundle(path string, info os.FileInfo, read func(string) ([]byte, error)) ([
 		e = &bundleEntry{info: info, done: make(chan struct{})}
 		bundles[id] = e
 		bundlesMu.Unlock()
+		release := background()
 		data, err := read(path)
 		if err == nil {
 			e.blocks = decodeBlocks(data)
-			runtime.Gosched() // as between parses
 		}
+		release()
 		e.err = err
 		if err != nil {
 			bundlesMu.Lock()
