@@ -200,8 +200,12 @@ func parent(ctx context.Context, bin, against, keep string, rtt time.Duration, r
 		{name: "bare", bare: true},
 		{name: "check", args: []string{"check", "--config", f.rules, "-o", "json"}, sumdb: true},
 		{name: "blackholed", args: []string{"check", "--config", f.rules, "-o", "json"}, blackhole: true, sumdb: true},
-		// Without discovery, nothing asks the go settings for GOSUMDB.
-		{name: "no-discovery", args: []string{"check", "--config", f.rules, "-o", "json", "--no-toolchain", "--no-audit"}},
+		// Discovery's own cost, the targets held equal: without it the
+		// rules name the checksum database the go settings name.
+		{name: "no-discovery", args: []string{"check", "--config", f.rulesNamed, "-o", "json", "--no-toolchain", "--no-audit"}, sumdb: true},
+		// And without it at all, nothing asks the go settings for
+		// GOSUMDB: the database discovery adds is not checked.
+		{name: "no-discovery-no-sumdb", args: []string{"check", "--config", f.rules, "-o", "json", "--no-toolchain", "--no-audit"}},
 	}
 	if against != "" {
 		variants = append(variants, variant{name: "against", bin: against, args: []string{"check", "--config", f.rules, "-o", "json"}, sumdb: true})
@@ -299,7 +303,10 @@ func runVariant(l *launcher, b *benchLab, env []string, dir, self, bin string, v
 
 // files are what the children read.
 type files struct {
-	rules      string // rules.yaml
+	rules string // rules.yaml
+	// rulesNamed is rules.yaml naming the checksum database and module
+	// proxy the go settings name, for a check without discovery.
+	rulesNamed string
 	resolvConf string // mounted over /etc/resolv.conf in the client namespace
 	systemPEM  string // SSL_CERT_FILE: this machine's store and the lab's public root
 	home       string // HOME, with the toolchain's settings
@@ -310,6 +317,7 @@ type files struct {
 func writeFiles(dir string, pki *lab.PKI, sumdbKey string) (files, error) {
 	f := files{
 		rules:      filepath.Join(dir, "rules.yaml"),
+		rulesNamed: filepath.Join(dir, "rules-sumdb.yaml"),
 		resolvConf: filepath.Join(dir, "resolv.conf"),
 		systemPEM:  filepath.Join(dir, "system.pem"),
 		home:       filepath.Join(dir, "home"),
@@ -331,6 +339,7 @@ func writeFiles(dir string, pki *lab.PKI, sumdbKey string) (files, error) {
 		public:       string(mozilla) + string(pki.PublicRoot.PEM),
 		f.systemPEM:  string(system) + "\n" + string(pki.PublicRoot.PEM),
 		f.rules:      rulesYAML(public),
+		f.rulesNamed: rulesYAML(public) + fmt.Sprintf("checksum_database:\n  gosumdb: %q\n  goproxy: %q\n", gosumdb(sumdbKey), goproxy),
 		f.resolvConf: "nameserver " + systemDNS.String() + "\n",
 	}
 	for name, content := range homeFiles(gosumdb(sumdbKey)) {
@@ -399,12 +408,15 @@ func labBogons() []netip.Prefix {
 // `go env` reads, and what mitmwatch reads when it reads the file itself.
 func homeFiles(gosumdb string) map[string]string {
 	return map[string]string{
-		".config/go/env":       "GOPROXY=https://modules.bench.example,direct\nGOSUMDB=" + gosumdb + "\n",
+		".config/go/env":       "GOPROXY=" + goproxy + "\nGOSUMDB=" + gosumdb + "\n",
 		".npmrc":               "registry=https://npm.bench.example/\n",
 		".config/pip/pip.conf": "[global]\nindex-url = https://index.bench.example/simple\n",
 		".gitconfig":           "[url \"https://git.bench.example/\"]\n\tinsteadOf = git@git.bench.example:\n",
 	}
 }
+
+// goproxy is the GOPROXY value of the go settings.
+const goproxy = "https://modules.bench.example,direct"
 
 // gosumdb is the GOSUMDB value naming the benchmark's checksum database:
 // its verifier key (name+hash+key), which any database but the go
