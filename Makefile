@@ -3,8 +3,9 @@
 #
 #   make release        clean dist/, then: static binaries for RELEASE_PLATFORMS,
 #                       the .deb and .rpm for PKG_ARCHS, and SHA256SUMS
-#   make build          dist/mitmwatch-<os>-<arch> for this machine
-#   make binaries       dist/mitmwatch-<os>-<arch>[.exe] for RELEASE_PLATFORMS
+#   make build          dist/mitmwatch-<os>-<arch> and dist/mitmwatch-agent-<os>-<arch>
+#                       for this machine
+#   make binaries       the same [.exe] for RELEASE_PLATFORMS
 #   make packages       dist/mitmwatch_<version>_<arch>.deb and .rpm for PKG_ARCHS
 #   make version        the stamp, as shell variables: eval "$(make -s version)"
 #   make test-packages  install, upgrade, remove and purge the .deb in a fresh
@@ -44,6 +45,7 @@ export SOURCE_DATE_EPOCH
 HOST_OS := $(shell $(GO) env GOOS)
 HOST_ARCH := $(shell $(GO) env GOARCH)
 HOST_BIN := $(DIST)/mitmwatch-$(HOST_OS)-$(HOST_ARCH)$(if $(filter windows,$(HOST_OS)),.exe)
+HOST_AGENT := $(DIST)/mitmwatch-agent-$(HOST_OS)-$(HOST_ARCH)$(if $(filter windows,$(HOST_OS)),.exe)
 BUILD := $(DIST)/.build
 NFPM := $(BUILD)/tools/nfpm-$(NFPM_VERSION)
 
@@ -54,24 +56,34 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION) -X main
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)'
 
 platform_bin = $(DIST)/mitmwatch-$(subst /,-,$(1))$(if $(filter windows/%,$(1)),.exe)
-BINARIES := $(foreach p,$(RELEASE_PLATFORMS),$(call platform_bin,$(p)))
+platform_agent = $(DIST)/mitmwatch-agent-$(subst /,-,$(1))$(if $(filter windows/%,$(1)),.exe)
+BINARIES := $(foreach p,$(RELEASE_PLATFORMS),$(call platform_bin,$(p)) $(call platform_agent,$(p)))
 
 .PHONY: build binaries packages docs release version test-packages clean stamp FORCE
 .DEFAULT_GOAL := build
 
-build: $(HOST_BIN)
+build: $(HOST_BIN) $(HOST_AGENT)
 
 binaries: $(BINARIES)
+
+# Two binaries per platform. mitmwatch-agent is the whole command; mitmwatch
+# is built with -tags lean: it runs check, audit, baseline, validate, ranges
+# and version itself, without the package inits of the service's and
+# capture's libraries (~7 ms a check), and execs the agent beside it for the
+# rest (cmd/mitmwatch/lean.go). The more specific rule, the agent's, wins.
+$(DIST)/mitmwatch-agent-%: FORCE | stamp
+	GOOS=$(word 1,$(subst -, ,$(basename $*))) GOARCH=$(word 2,$(subst -, ,$(basename $*))) \
+		$(GOBUILD) -o $@ ./cmd/mitmwatch
 
 # dist/mitmwatch-linux-amd64, dist/mitmwatch-windows-amd64.exe, …: the stem
 # names the platform. Always handed to go build, whose cache knows better
 # than make whether anything changed.
 $(DIST)/mitmwatch-%: FORCE | stamp
 	GOOS=$(word 1,$(subst -, ,$(basename $*))) GOARCH=$(word 2,$(subst -, ,$(basename $*))) \
-		$(GOBUILD) -o $@ ./cmd/mitmwatch
+		$(GOBUILD) -tags lean -o $@ ./cmd/mitmwatch
 
 # The man page and completions, from the help of a binary this machine runs.
-docs: $(HOST_BIN)
+docs: $(HOST_BIN) $(HOST_AGENT)
 	$(GO) run ./packaging/gendocs -bin $(HOST_BIN) -version $(VERSION) \
 		-date $(firstword $(subst T, ,$(BUILD_DATE))) -out $(BUILD)/docs
 
@@ -80,7 +92,7 @@ $(NFPM):
 	GOBIN=$(abspath $(BUILD)/tools) CGO_ENABLED=0 $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
 	mv $(BUILD)/tools/nfpm $@
 
-packages: $(foreach a,$(PKG_ARCHS),$(DIST)/mitmwatch-linux-$(a)) docs $(NFPM) | stamp
+packages: $(foreach a,$(PKG_ARCHS),$(DIST)/mitmwatch-linux-$(a) $(DIST)/mitmwatch-agent-linux-$(a)) docs $(NFPM) | stamp
 	set -e; for arch in $(PKG_ARCHS); do for pkg in deb rpm; do \
 		VERSION='$(VERSION)' GOARCH=$$arch DIST='$(DIST)' MAINTAINER='$(MAINTAINER)' \
 			$(NFPM) package --config packaging/nfpm.yaml --packager $$pkg --target $(DIST)/; \

@@ -191,6 +191,7 @@ func (l *lifecycle) install(t *testing.T, deb string) {
 	}
 	checkInstalled(t, l.r, l.repo, "deb")
 	checkBinary(t, l.r.path("/usr/bin/mitmwatch"))
+	checkBinary(t, l.r.path("/usr/bin/mitmwatch-agent"))
 
 	// Nothing but the listed files.
 	var want, got []string
@@ -439,8 +440,10 @@ func (l *lifecycle) rpm(t *testing.T, rpm1, rpm2 string) {
 
 	rpm("-e", "mitmwatch")
 	l.wantCalls(t, "stop mitmwatch.service", "daemon-reload")
-	if _, err := os.Lstat(l.r.path("/usr/bin/mitmwatch")); err == nil {
-		t.Error("/usr/bin/mitmwatch is still there")
+	for _, bin := range []string{"/usr/bin/mitmwatch", "/usr/bin/mitmwatch-agent"} {
+		if _, err := os.Lstat(l.r.path(bin)); err == nil {
+			t.Errorf("%s is still there", bin)
+		}
 	}
 	l.wantEdited(t, rules+".rpmsave")
 }

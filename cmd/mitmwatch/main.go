@@ -17,8 +17,6 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/common/promslog"
-	promslogflag "github.com/prometheus/common/promslog/flag"
 
 	"github.com/mitmwatch/mitmwatch/check"
 	"github.com/mitmwatch/mitmwatch/config"
@@ -83,6 +81,9 @@ type terminate struct{ code int }
 
 // run parses args and runs one command, returning the process exit code.
 func run(ctx context.Context, args []string, e env) (code int) {
+	if code, ok := handOver(args, e); ok {
+		return code
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			t, ok := r.(terminate)
@@ -107,11 +108,7 @@ func run(ctx context.Context, args []string, e env) (code int) {
 	registerValidate(app, e, set)
 	registerRanges(app, ctx, e, set)
 	registerAudit(app, ctx, e, set)
-	registerPcap(app, ctx, e, set)
-	registerSniff(app, ctx, e, set)
-	logCfg := &promslog.Config{}
-	promslogflag.AddFlags(app, logCfg)
-	registerRun(app, ctx, e, set, logCfg)
+	registerAgent(app, ctx, e, set)
 	app.Command("version", "Print the version, and the commit and date it was built from.").Action(func(*kingpin.ParseContext) error {
 		fmt.Fprint(e.stdout, currentBuild())
 		return nil

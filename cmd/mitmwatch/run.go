@@ -1,3 +1,5 @@
+//go:build !lean
+
 package main
 
 import (
@@ -33,6 +35,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/exporter"
 	"github.com/mitmwatch/mitmwatch/termsafe"
+	"github.com/mitmwatch/mitmwatch/tools"
 )
 
 // defaultListen is mitmwatch's port: above 10000 and unused by the
@@ -273,4 +276,19 @@ func watchdog() func() {
 		return nil
 	}
 	return func() { sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog) }
+}
+
+// toolOutcomes is the daemon's Tools hook over one reading of the
+// toolchain: each tool's predicted outcome for a judged target it uses,
+// for mitmwatch_tool_verifies.
+func toolOutcomes(inv tools.Inventory, pol detector.Policy) func(detector.Result) []exporter.ToolOutcome {
+	return func(r detector.Result) []exporter.ToolOutcome {
+		var out []exporter.ToolOutcome
+		for _, f := range tools.PredictAll(inv.Tools, []detector.Result{r}, inv.Context(time.Now(), pol.ApprovedInspection, "")) {
+			for _, p := range f.Predictions {
+				out = append(out, exporter.ToolOutcome{Tool: string(p.Tool), Outcome: string(p.Outcome)})
+			}
+		}
+		return out
+	}
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/mitmwatch/mitmwatch/audit"
 	"github.com/mitmwatch/mitmwatch/config"
 	"github.com/mitmwatch/mitmwatch/detector"
-	"github.com/mitmwatch/mitmwatch/exporter"
 	"github.com/mitmwatch/mitmwatch/toolchain"
 	"github.com/mitmwatch/mitmwatch/tools"
 )
@@ -117,21 +116,6 @@ func forecastTools(e env, f toolFlags, inv tools.Inventory, results []detector.R
 		}
 	}
 	return fs
-}
-
-// toolOutcomes is the daemon's Tools hook over one reading of the
-// toolchain: each tool's predicted outcome for a judged target it uses,
-// for mitmwatch_tool_verifies.
-func toolOutcomes(inv tools.Inventory, pol detector.Policy) func(detector.Result) []exporter.ToolOutcome {
-	return func(r detector.Result) []exporter.ToolOutcome {
-		var out []exporter.ToolOutcome
-		for _, f := range tools.PredictAll(inv.Tools, []detector.Result{r}, inv.Context(time.Now(), pol.ApprovedInspection, "")) {
-			for _, p := range f.Predictions {
-				out = append(out, exporter.ToolOutcome{Tool: string(p.Tool), Outcome: string(p.Outcome)})
-			}
-		}
-		return out
-	}
 }
 
 // inventoryOf asks the build tools what they verify with, in the
