@@ -221,7 +221,8 @@ func (s *rootScan) dir(dir, tool, setting string) bool {
 // kernel resolves, tells a file already read, and the links are resolved
 // by name only for a finding, which names the file itself.
 func (s *rootScan) file(path, tool, setting string) {
-	if fi, err := os.Stat(path); err == nil {
+	fi, err := os.Stat(path)
+	if err == nil {
 		if fi.IsDir() {
 			return // a subdirectory of a certificate directory
 		}
@@ -240,7 +241,7 @@ func (s *rootScan) file(path, tool, setting string) {
 		}
 		return path
 	})
-	blocks, err := readBlocks(path)
+	blocks, err := readStatted(path, fi, err)
 	if err != nil {
 		s.p.warn(err.Error())
 		return
@@ -275,6 +276,12 @@ func (s *rootScan) file(path, tool, setting string) {
 // that does not exist has none.
 func readBlocks(path string) ([]trust.Block, error) {
 	fi, err := os.Stat(path)
+	return readStatted(path, fi, err)
+}
+
+// readStatted is readBlocks for a path the caller has just stat'ed: a
+// store directory is hundreds of links, each stat a walk of them.
+func readStatted(path string, fi os.FileInfo, err error) ([]trust.Block, error) {
 	if err != nil {
 		_, _, err = readFile(path, maxBundleSize) // its words for a missing or dangling file
 		return nil, err

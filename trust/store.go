@@ -172,19 +172,19 @@ func decodeBlocks(data []byte) []Block {
 			return out
 		}
 		at := len(data) - len(rest) + start
-		typ, der, after, ok := canonicalBlock(rest, start)
+		typ, d, after, ok := canonicalBlock(rest, start)
 		headers := false
 		if !ok {
 			var block *pem.Block
 			if block, after = pem.Decode(rest); block == nil {
 				return out
 			}
-			typ, der, headers = block.Type, block.Bytes, len(block.Headers) > 0
+			typ, d, headers = block.Type, decoded{block.Bytes, sha256.Sum256(block.Bytes)}, len(block.Headers) > 0
 		}
 		rest = after
 		line += bytes.Count(data[counted:at], []byte("\n"))
 		counted = at
-		out = append(out, Block{Type: typ, DER: der, Sum: sha256.Sum256(der), Line: line, Headers: headers})
+		out = append(out, Block{Type: typ, DER: d.der, Sum: d.sum, Line: line, Headers: headers})
 	}
 }
 
@@ -198,35 +198,35 @@ func Blocks(data []byte) []Block { return decodeBlocks(data) }
 // decoding its base64 takes (a Debian store is ~1 MB of PEM across the
 // files a check reads); anything else is left to it (ok false), which
 // then decodes this same block or skips it exactly as it always did.
-func canonicalBlock(rest []byte, start int) (typ string, der, after []byte, ok bool) {
+func canonicalBlock(rest []byte, start int) (typ string, d decoded, after []byte, ok bool) {
 	const begin, end, dashes = "-----BEGIN ", "\n-----END ", "-----"
 	if start > 0 && rest[start-1] != '\n' {
-		return "", nil, nil, false // pem.Decode would look past it
+		return "", d, nil, false // pem.Decode would look past it
 	}
 	text := rest[start:]
 	if !bytes.HasPrefix(text, []byte(begin)) {
-		return "", nil, nil, false
+		return "", d, nil, false
 	}
 	nl := bytes.IndexByte(text, '\n')
 	if nl < 0 {
-		return "", nil, nil, false
+		return "", d, nil, false
 	}
 	typeLine := text[len(begin):nl]
 	if !bytes.HasSuffix(typeLine, []byte(dashes)) {
-		return "", nil, nil, false
+		return "", d, nil, false
 	}
 	typeName := typeLine[:len(typeLine)-len(dashes)]
 	body := text[nl+1:]
 	if bytes.HasPrefix(body, []byte(end[1:])) {
-		return "", nil, nil, false // an empty block
+		return "", d, nil, false // an empty block
 	}
 	e := bytes.Index(body, []byte(end))
 	if e < 0 {
-		return "", nil, nil, false
+		return "", d, nil, false
 	}
 	trailer := body[e+len(end):]
 	if !bytes.HasPrefix(trailer, typeName) || !bytes.HasPrefix(trailer[len(typeName):], []byte(dashes)) {
-		return "", nil, nil, false
+		return "", d, nil, false
 	}
 	after = trailer[len(typeName)+len(dashes):]
 	switch {
@@ -234,20 +234,54 @@ func canonicalBlock(rest []byte, start int) (typ string, der, after []byte, ok b
 	case after[0] == '\n':
 		after = after[1:]
 	default:
-		return "", nil, nil, false
+		return "", d, nil, false
 	}
 	b64 := body[:e]
 	if bytes.IndexByte(b64, '\r') >= 0 {
 		// base64 skips it, pem.Decode too, but its lines then end
 		// differently. A space, tab or header's colon fails the decode.
-		return "", nil, nil, false
+		return "", d, nil, false
 	}
-	der = make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
+	if d, ok = decodedBefore(b64); ok {
+		return string(typeName), d, after, true
+	}
+	der := make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
 	n, err := base64.StdEncoding.Decode(der, b64)
 	if err != nil {
-		return "", nil, nil, false
+		return "", d, nil, false
 	}
-	return string(typeName), der[:n:n], after, true
+	d = decoded{der[:n:n], sha256.Sum256(der[:n])}
+	remember(b64, d)
+	return string(typeName), d, after, true
+}
+
+// decoded is a block's DER and its SHA-256.
+type decoded struct {
+	der []byte
+	sum [32]byte
+}
+
+// The same roots arrive as text several times a check: the system bundle,
+// the store directory's files, the public roots, Node's bundled roots, a
+// tool's bundle. Looking a block's base64 text up costs a hash of it;
+// decoding it and hashing the DER cost ten times as much. The texts kept
+// are the stores' own, which change rarely.
+var (
+	decodedMu   sync.Mutex
+	decodedText = map[string]decoded{}
+)
+
+func decodedBefore(b64 []byte) (decoded, bool) {
+	decodedMu.Lock()
+	defer decodedMu.Unlock()
+	d, ok := decodedText[string(b64)]
+	return d, ok
+}
+
+func remember(b64 []byte, d decoded) {
+	decodedMu.Lock()
+	defer decodedMu.Unlock()
+	decodedText[string(b64)] = d
 }
 
 // CertFiles and CertDirs are where Go's crypto/x509 (and OpenSSL) look for
