@@ -11,7 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/out
-# Built as `make release` builds it: static, as the packages ship it.
-CGO_ENABLED=0 go build -trimpath -o bench/out/mitmwatch ./cmd/mitmwatch
+# Built as `make release` builds mitmwatch-agent, which runs the service:
+# static and stripped, as the packages ship it.
+CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w" -o bench/out/mitmwatch-agent ./cmd/mitmwatch
 go build -o bench/out/daemonbench ./bench/daemon
-exec bench/out/daemonbench -mitmwatch bench/out/mitmwatch "$@"
+exec bench/out/daemonbench -mitmwatch bench/out/mitmwatch-agent "$@"
