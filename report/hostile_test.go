@@ -5,13 +5,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mitmwatch/mitmwatch/detector"
-	"github.com/mitmwatch/mitmwatch/passive"
 	"github.com/mitmwatch/mitmwatch/termsafe"
 	"github.com/mitmwatch/mitmwatch/termsafe/termsafetest"
 )
@@ -96,40 +94,4 @@ func TestJSONKeepsHostileTextExact(t *testing.T) {
 	if got, want := doc.Targets[1].HTTP.Title, results[1].Obs.Plain.Title; got != want {
 		t.Errorf("JSON title %q, want %q", got, want)
 	}
-}
-
-// TestCaptureEscapesHostileText feeds a capture a connection whose SNI,
-// ALPN, certificates and notes carry escape sequences, as a hostile
-// client and server would send them: the capture's table shows them
-// escaped and its JSON holds none of them raw.
-func TestCaptureEscapesHostileText(t *testing.T) {
-	t.Parallel()
-	cert := termsafetest.Chain(t)
-	start := time.Now().Add(-time.Minute)
-	a := &passive.Analysis{PublicRoots: x509.NewCertPool(), SystemRoots: x509.NewCertPool()}
-	a.Add(&passive.Conn{
-		Client: netip.MustParseAddrPort("192.0.2.7:40000"), Server: netip.MustParseAddrPort("192.0.2.80:443"),
-		Start: start, SYN: start, SYNACK: start.Add(time.Millisecond), SYNACKTTL: 64,
-		ClientHelloAt: start.Add(2 * time.Millisecond), ServerHelloAt: start.Add(3 * time.Millisecond),
-		Hello: &passive.ClientHello{LegacyVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
-			ServerName: termsafetest.Hostile("sni"), ALPN: []string{termsafetest.Hostile("h2")}},
-		ServerHello: &passive.ServerHello{LegacyVersion: tls.VersionTLS12, CipherSuite: tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-			ALPN: termsafetest.Hostile("h2")},
-		Certificates: cert.Certificate,
-		End:          passive.EndHandshake,
-		Note:         termsafetest.Hostile("note"),
-	})
-	pc := a.Capture()
-	c := Capture{Capture: pc, Judged: detector.Judge(pc.Cases(), detector.Policy{}, pc.At)}
-	var text, js bytes.Buffer
-	if err := CaptureTable(&text, c, false); err != nil {
-		t.Fatal(err)
-	}
-	termsafetest.Check(t, text.String())
-	checkEscaped(t, text.String())
-	t.Logf("\n%s", text.String())
-	if err := CaptureJSON(&js, c); err != nil {
-		t.Fatal(err)
-	}
-	termsafetest.Check(t, js.String())
 }
