@@ -26,8 +26,11 @@
 //
 // Each round runs, in an order that rotates: the bare program, check,
 // check with every reference resolver blackholed at the router, and check
-// with toolchain discovery and the audit off. The first round warms caches
-// and is dropped. It prints medians with their spread.
+// with toolchain discovery and the audit off, twice: with the rules naming
+// the checksum database the go settings name (the same checks, so the
+// difference is discovery's and the audit's own cost) and without it (the
+// database discovery adds left out). The first round warms caches and is
+// dropped. It prints medians with their spread.
 //
 // Run it through bench/check.sh, which builds the binary first.
 package main
