@@ -59,8 +59,7 @@ func parseSum(sum [32]byte, der []byte) (*x509.Certificate, error) {
 	}
 	p := v.(*parsed)
 	p.once.Do(func() {
-		release := background()
-		defer release()
+		defer background()()
 		p.cert, p.err = x509.ParseCertificate(der)
 	})
 	return p.cert, p.err
@@ -127,12 +126,14 @@ func Bundle(path string, info os.FileInfo, read func(string) ([]byte, error)) ([
 		e = &bundleEntry{info: info, done: make(chan struct{})}
 		bundles[id] = e
 		bundlesMu.Unlock()
-		release := background()
-		data, err := read(path)
-		if err == nil {
-			e.blocks = decodeBlocks(data)
-		}
-		release()
+		err := func() error {
+			defer background()()
+			data, err := read(path)
+			if err == nil {
+				e.blocks = decodeBlocks(data)
+			}
+			return err
+		}()
 		e.err = err
 		if err != nil {
 			bundlesMu.Lock()
@@ -265,11 +266,15 @@ type decoded struct {
 // the store directory's files, the public roots, Node's bundled roots, a
 // tool's bundle. Looking a block's base64 text up costs a hash of it;
 // decoding it and hashing the DER cost ten times as much. The texts kept
-// are the stores' own, which change rarely.
+// are the stores' own, which change rarely; past maxDecoded (a few
+// stores' worth, ~2 MB of text) the memory starts again, so that a
+// long-running daemon fed ever new bundles stays bounded.
 var (
 	decodedMu   sync.Mutex
 	decodedText = map[string]decoded{}
 )
+
+const maxDecoded = 1024
 
 func decodedBefore(b64 []byte) (decoded, bool) {
 	decodedMu.Lock()
@@ -281,6 +286,9 @@ func decodedBefore(b64 []byte) (decoded, bool) {
 func remember(b64 []byte, d decoded) {
 	decodedMu.Lock()
 	defer decodedMu.Unlock()
+	if len(decodedText) >= maxDecoded {
+		clear(decodedText)
+	}
 	decodedText[string(b64)] = d
 }
 

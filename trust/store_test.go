@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -350,4 +351,33 @@ func BenchmarkBlocks(b *testing.B) {
 			pemOnly(data)
 		}
 	})
+}
+
+// TestDecodedBounded: the memory of decoded texts stays bounded however
+// many distinct blocks pass, and what it forgets is decoded again, right.
+func TestDecodedBounded(t *testing.T) {
+	var all []byte
+	var want [][]byte
+	for i := range maxDecoded + 100 {
+		der := []byte(fmt.Sprintf("block %d of a bundle no store has", i))
+		want = append(want, der)
+		all = append(all, pem.EncodeToMemory(&pem.Block{Type: "TEST", Bytes: der})...)
+	}
+	for range 2 {
+		got := Blocks(all)
+		if len(got) != len(want) {
+			t.Fatalf("%d blocks, want %d", len(got), len(want))
+		}
+		for i, b := range got {
+			if !bytes.Equal(b.DER, want[i]) || b.Sum != sha256.Sum256(want[i]) {
+				t.Fatalf("block %d: %q", i, b.DER)
+			}
+		}
+		decodedMu.Lock()
+		n := len(decodedText)
+		decodedMu.Unlock()
+		if n > maxDecoded {
+			t.Errorf("%d texts kept, want at most %d", n, maxDecoded)
+		}
+	}
 }
