@@ -91,8 +91,8 @@ func (a *auditor) gitFromFilesAlone() (settings []gitSetting, ok bool) {
 }
 
 // plainRepo reports whether git finds dir's repository (if any) as gitDir
-// does: the nearest .git above it is a directory git accepts, owned by
-// this user, on dir's file system, and no directory on the way is a bare
+// does: the nearest .git above it is a directory git accepts, it and its
+// work tree owned by this user, on dir's file system, and no directory on the way is a bare
 // repository. Anything else (a worktree's or submodule's .git file, a
 // stray .git, a mount point crossed) is git's to resolve.
 func plainRepo(dir string) bool {
@@ -109,7 +109,8 @@ func plainRepo(dir string) bool {
 		}
 		dot := filepath.Join(d, ".git")
 		if fi, err := os.Lstat(dot); err == nil {
-			return fi.IsDir() && isGitDir(dot) && sameDevice(start, fi) && ownedByMe(fi)
+			top, err := os.Stat(d)
+			return err == nil && fi.IsDir() && isGitDir(dot) && sameDevice(start, fi) && ownedByMe(fi) && ownedByMe(top)
 		}
 		parent := filepath.Dir(d)
 		if parent == d {
