@@ -3,6 +3,8 @@ package audit
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -96,6 +98,22 @@ func TestGitFilesAsGit(t *testing.T) {
 		}, false, false},
 		{"worktree", func(tr *tree) {
 			tr.write(filepath.Join(tr.proj, ".git"), "gitdir: "+filepath.Join(tr.base, "elsewhere")+"\n")
+		}, false, false},
+		{"another user's repository", func(tr *tree) {
+			if os.Geteuid() != 0 {
+				tr.t.Skip("needs root to give a repository away")
+			}
+			repo := filepath.Join(tr.home, "src")
+			gitInit(tr, repo)
+			tr.write(filepath.Join(repo, ".git", "config"), sample)
+			if err := filepath.WalkDir(repo, func(path string, _ fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				return os.Lchown(path, 65534, 65534)
+			}); err != nil {
+				tr.t.Fatal(err)
+			}
 		}, false, false},
 		{"a file git refuses", func(tr *tree) {
 			tr.write(filepath.Join(tr.home, ".gitconfig"), "[http\n\tsslVerify = false\n")
