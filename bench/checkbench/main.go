@@ -342,7 +342,7 @@ func writeFiles(dir string, pki *lab.PKI, sumdbKey string) (files, error) {
 		public:       string(mozilla) + string(pki.PublicRoot.PEM),
 		f.systemPEM:  string(system) + "\n" + string(pki.PublicRoot.PEM),
 		f.rules:      rulesYAML(public),
-		f.rulesNamed: rulesYAML(public) + fmt.Sprintf("checksum_database:\n  gosumdb: %q\n  goproxy: %q\n", gosumdb(sumdbKey), goproxy),
+		f.rulesNamed: rulesNamingSumDB(public, sumdbKey),
 		f.resolvConf: "nameserver " + systemDNS.String() + "\n",
 	}
 	for name, content := range homeFiles(gosumdb(sumdbKey)) {
@@ -390,6 +390,13 @@ func rulesYAML(publicPEM string) string {
 		}
 	}
 	return b.String()
+}
+
+// rulesNamingSumDB is rulesYAML naming, in its checksum_database section,
+// the database and module proxy the go settings name: without discovery,
+// check then checks the database discovery would add.
+func rulesNamingSumDB(publicPEM, sumdbKey string) string {
+	return rulesYAML(publicPEM) + fmt.Sprintf("checksum_database:\n  gosumdb: %q\n  goproxy: %q\n", gosumdb(sumdbKey), goproxy)
 }
 
 // labBogons is detector.DefaultBogons without the prefixes holding the

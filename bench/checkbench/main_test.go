@@ -62,6 +62,29 @@ func TestRulesAreDefault(t *testing.T) {
 	}
 }
 
+// TestRulesNameTheSumDB: the rules of the runs without discovery name
+// the database and proxy the go settings name, and nothing else changes.
+func TestRulesNameTheSumDB(t *testing.T) {
+	dbLog, err := sumdbtest.NewLog(sumdbHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := dbLog.VerifierKey()
+	y := rulesNamingSumDB("/lab/public.pem", key)
+	if !strings.HasPrefix(y, rulesYAML("/lab/public.pem")) {
+		t.Errorf("the rules differ from the default run's beyond the database:\n%s", y)
+	}
+	cfg, err := config.Parse("rules.yaml", []byte(strings.Replace(y, "/lab/public.pem", "mozilla", 1)), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := homeFiles(gosumdb(key))[".config/go/env"]
+	if cfg.SumDB.GOSUMDB != gosumdb(key) || cfg.SumDB.GOPROXY != goproxy ||
+		!strings.Contains(env, "GOSUMDB="+cfg.SumDB.GOSUMDB+"\n") || !strings.Contains(env, "GOPROXY="+cfg.SumDB.GOPROXY+"\n") {
+		t.Errorf("rules name GOSUMDB %q and GOPROXY %q; the go settings are:\n%s", cfg.SumDB.GOSUMDB, cfg.SumDB.GOPROXY, env)
+	}
+}
+
 // TestChildEnv: the children see the benchmark's home and trust store,
 // and nothing of this shell's proxies or tool settings.
 func TestChildEnv(t *testing.T) {
