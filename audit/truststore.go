@@ -209,7 +209,9 @@ func (s *rootScan) dir(dir, tool, setting string) bool {
 		return false
 	}
 	for _, e := range entries {
-		if !e.IsDir() {
+		// A hash link to a file of this directory: the file is read
+		// under its own name, which a finding names anyway.
+		if !e.IsDir() && !trust.SameDirLink(dir, e) {
 			s.file(filepath.Join(dir, e.Name()), tool, setting)
 		}
 	}

@@ -36,6 +36,9 @@ func readDir(dir string, have []*x509.Certificate) []*x509.Certificate {
 	var read []os.FileInfo
 	var out []*x509.Certificate
 	for _, e := range entries {
+		if trust.SameDirLink(dir, e) {
+			continue // its file is read under its own name
+		}
 		path := filepath.Join(dir, e.Name())
 		fi, err := os.Stat(path)
 		if err != nil || !fi.Mode().IsRegular() || slices.ContainsFunc(read, func(o os.FileInfo) bool { return os.SameFile(o, fi) }) {

@@ -381,3 +381,35 @@ func TestDecodedBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestSameDirLink: c_rehash's hash links (to a name in the same directory)
+// are skipped as x509 skips them; links elsewhere and files are not.
+func TestSameDirLink(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS == "windows" {
+		t.Skip("symbolic links")
+	}
+	dir, other := t.TempDir(), t.TempDir()
+	write(t, filepath.Join(dir, "Root.pem"), "x")
+	write(t, filepath.Join(other, "Elsewhere.crt"), "x")
+	for name, target := range map[string]string{
+		"1a2b3c4d.0": "Root.pem", "5e6f7a8b.0": "./Root.pem", "Elsewhere.pem": filepath.Join(other, "Elsewhere.crt"), "dangling.0": "Missing.pem",
+	} {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var skipped []string
+	for _, e := range entries {
+		if SameDirLink(dir, e) {
+			skipped = append(skipped, e.Name())
+		}
+	}
+	if want := []string{"1a2b3c4d.0", "dangling.0"}; !slices.Equal(skipped, want) {
+		t.Errorf("skipped %q, want %q", skipped, want)
+	}
+}
