@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -55,13 +56,15 @@ func (a *auditor) gitChecks(ctx context.Context) *part {
 // resolve is in play (includeIf's conditions, %(prefix), per-worktree
 // config, settings given in the environment, a repository git would find
 // differently or refuse as another user's); the system file, when read,
-// is one the environment or Options.Root names; and every file parses.
+// is /etc/gitconfig of a distribution's git or one the environment or
+// Options.Root names; and every file parses.
 // ok is false otherwise, and git is asked.
 func (a *auditor) gitFromFilesAlone() (settings []gitSetting, ok bool) {
 	if a.lookPath == nil {
 		return nil, false // Run stands in for every tool: ask it
 	}
-	if _, err := a.lookPath("git"); err != nil {
+	git, err := a.lookPath("git")
+	if err != nil {
 		return nil, false
 	}
 	for _, v := range []string{"GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "GIT_DIR", "GIT_COMMON_DIR",
@@ -70,7 +73,7 @@ func (a *auditor) gitFromFilesAlone() (settings []gitSetting, ok bool) {
 			return nil, false
 		}
 	}
-	if a.opts.AllUsers && a.env.get("GIT_CONFIG_NOSYSTEM") == "" && a.env.get("GIT_CONFIG_SYSTEM") == "" && a.opts.Root == "" {
+	if a.opts.AllUsers && a.env.get("GIT_CONFIG_NOSYSTEM") == "" && a.env.get("GIT_CONFIG_SYSTEM") == "" && a.opts.Root == "" && !distroGit(git) {
 		return nil, false // where the system file is was git's build's choice
 	}
 	if !plainRepo(a.dir) {
@@ -88,6 +91,15 @@ func (a *auditor) gitFromFilesAlone() (settings []gitSetting, ok bool) {
 		}
 	}
 	return settings, true
+}
+
+// distroGit reports whether git is a Linux distribution's, built with
+// prefix /usr and so reading /etc/gitconfig as its system file, as every
+// distribution's is (git's Makefile: sysconfdir is /etc when prefix is
+// /usr). A git built elsewhere (/usr/local, Homebrew, Xcode) keeps its own.
+func distroGit(path string) bool {
+	real, err := filepath.EvalSymlinks(path)
+	return err == nil && runtime.GOOS == "linux" && real == "/usr/bin/git"
 }
 
 // plainRepo reports whether git finds dir's repository (if any) as gitDir

@@ -82,6 +82,10 @@ func TestGitFilesAsGit(t *testing.T) {
 		{"system file under Root", func(tr *tree) {
 			tr.write(filepath.Join(tr.root, "etc", "gitconfig"), sample)
 		}, true, true},
+		{"the system file of this machine's git", func(tr *tree) {
+			tr.root = "" // the real /etc/gitconfig, read only
+			tr.write(filepath.Join(tr.home, ".gitconfig"), sample)
+		}, true, distroGit(mustLookPath(t, "git"))},
 		{"GIT_CONFIG_NOSYSTEM", func(tr *tree) {
 			tr.env["GIT_CONFIG_NOSYSTEM"] = "1"
 			tr.write(filepath.Join(tr.root, "etc", "gitconfig"), sample)
@@ -124,7 +128,7 @@ func TestGitFilesAsGit(t *testing.T) {
 			tr := newTree(t)
 			c.setup(tr)
 			opts := tr.options(c.allUsers)
-			opts.Run = nil
+			opts.Run, opts.Root = nil, tr.root
 			a := newAuditor(opts)
 			got, alone := a.gitFromFilesAlone()
 			if alone != c.alone {
@@ -153,4 +157,13 @@ func gitInit(tr *tree, dir string) {
 	if out, err := exec.Command("git", "init", "-q", dir).CombinedOutput(); err != nil {
 		tr.t.Fatal(fmt.Errorf("git init: %v: %s", err, out))
 	}
+}
+
+func mustLookPath(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("%s is not installed", name)
+	}
+	return p
 }
