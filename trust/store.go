@@ -167,6 +167,7 @@ func ReadBundle(path string) ([]Block, error) {
 // own allocation, as pem.Decode makes it; the file's text is not kept.
 func decodeBlocks(data []byte) []Block {
 	var out []Block
+	var scratch []byte
 	line, counted := 1, 0
 	for rest := data; ; {
 		start := bytes.Index(rest, []byte("-----BEGIN"))
@@ -174,7 +175,7 @@ func decodeBlocks(data []byte) []Block {
 			return out
 		}
 		at := len(data) - len(rest) + start
-		typ, d, after, ok := canonicalBlock(rest, start)
+		typ, d, after, ok := canonicalBlock(rest, start, &scratch)
 		headers := false
 		if !ok {
 			var block *pem.Block
@@ -196,11 +197,11 @@ func Blocks(data []byte) []Block { return decodeBlocks(data) }
 // canonicalBlock decodes the block whose BEGIN line starts at rest[start]
 // when it is written the way every store writes them: no headers, no
 // spaces, tabs or carriage returns, an END line of the same type ending
-// the line. pem.Decode spends four times as long on such a block as
+// the line. scratch is the caller's buffer for the block's text. pem.Decode spends four times as long on such a block as
 // decoding its base64 takes (a Debian store is ~1 MB of PEM across the
 // files a check reads); anything else is left to it (ok false), which
 // then decodes this same block or skips it exactly as it always did.
-func canonicalBlock(rest []byte, start int) (typ string, d decoded, after []byte, ok bool) {
+func canonicalBlock(rest []byte, start int, scratch *[]byte) (typ string, d decoded, after []byte, ok bool) {
 	const begin, end, dashes = "-----BEGIN ", "\n-----END ", "-----"
 	if start > 0 && rest[start-1] != '\n' {
 		return "", d, nil, false // pem.Decode would look past it
@@ -244,16 +245,28 @@ func canonicalBlock(rest []byte, start int) (typ string, d decoded, after []byte
 		// differently. A space, tab or header's colon fails the decode.
 		return "", d, nil, false
 	}
-	if d, ok = decodedBefore(b64); ok {
+	// The text without its line breaks is the key: Node wraps its roots
+	// at 72 columns, OpenSSL and Go at 64.
+	key := (*scratch)[:0]
+	for rest := b64; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			key = append(key, rest...)
+			break
+		}
+		key, rest = append(key, rest[:i]...), rest[i+1:]
+	}
+	*scratch = key
+	if d, ok = decodedBefore(key); ok {
 		return string(typeName), d, after, true
 	}
-	der := make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
-	n, err := base64.StdEncoding.Decode(der, b64)
+	der := make([]byte, base64.StdEncoding.DecodedLen(len(key)))
+	n, err := base64.StdEncoding.Decode(der, key)
 	if err != nil {
 		return "", d, nil, false
 	}
 	d = decoded{der[:n:n], sha256.Sum256(der[:n])}
-	remember(b64, d)
+	remember(key, d)
 	return string(typeName), d, after, true
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -411,5 +412,37 @@ func TestSameDirLink(t *testing.T) {
 	}
 	if want := []string{"1a2b3c4d.0", "dangling.0"}; !slices.Equal(skipped, want) {
 		t.Errorf("skipped %q, want %q", skipped, want)
+	}
+}
+
+// TestBlocksRewrapped: a block wrapped at other widths (Node writes 72
+// columns, OpenSSL 64) is the same text to the memory of decoded blocks.
+func TestBlocksRewrapped(t *testing.T) {
+	der := []byte("a certificate's bytes, wrapped at two widths: " + strings.Repeat("x", 200))
+	b64 := base64.StdEncoding.EncodeToString(der)
+	wrap := func(width int) []byte {
+		var b strings.Builder
+		b.WriteString("-----BEGIN CERTIFICATE-----\n")
+		for s := b64; len(s) > 0; {
+			n := min(width, len(s))
+			b.WriteString(s[:n] + "\n")
+			s = s[n:]
+		}
+		b.WriteString("-----END CERTIFICATE-----\n")
+		return []byte(b.String())
+	}
+	first := Blocks(wrap(64))
+	decodedMu.Lock()
+	n := len(decodedText)
+	decodedMu.Unlock()
+	second := Blocks(wrap(72))
+	decodedMu.Lock()
+	m := len(decodedText)
+	decodedMu.Unlock()
+	if len(first) != 1 || len(second) != 1 || !bytes.Equal(first[0].DER, der) || !bytes.Equal(second[0].DER, der) {
+		t.Fatalf("decoded %v and %v", first, second)
+	}
+	if m != n {
+		t.Errorf("the 72-column text was decoded again: %d texts kept, then %d", n, m)
 	}
 }
