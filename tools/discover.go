@@ -3,7 +3,6 @@ package tools
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
 	"debug/elf"
 	"encoding/json"
@@ -254,18 +253,19 @@ func (d *discoverer) readEnvStore() Store {
 }
 
 // systemDirCerts are the certificates of the system store's directories
-// that have lacks. The directories are read once a discovery: the system
+// that have lacks. Every certificate here is trust's parse of its DER,
+// one per DER a process, so the pointer tells a certificate already held. The directories are read once a discovery: the system
 // store and the one SSL_CERT_FILE makes both hold them, and each read is a
 // stat of hundreds of links.
 func (d *discoverer) systemDirCerts(have []*x509.Certificate) []*x509.Certificate {
 	all := d.dirCerts()
-	known := make(map[[32]byte]bool, len(have))
+	known := make(map[*x509.Certificate]bool, len(have))
 	for _, c := range have {
-		known[sha256.Sum256(c.Raw)] = true
+		known[c] = true
 	}
 	var out []*x509.Certificate
 	for _, c := range all {
-		if !known[sha256.Sum256(c.Raw)] {
+		if !known[c] {
 			out = append(out, c)
 		}
 	}

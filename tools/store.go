@@ -1,7 +1,6 @@
 package tools
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
 	"os"
@@ -30,8 +29,9 @@ func readDir(dir string, have []*x509.Certificate) []*x509.Certificate {
 		return nil
 	}
 	known := make(map[[32]byte]bool, len(have))
+	held := make(map[*x509.Certificate]bool, len(have)) // trust parses each DER once
 	for _, c := range have {
-		known[sha256.Sum256(c.Raw)] = true
+		held[c] = true
 	}
 	var read []os.FileInfo
 	var out []*x509.Certificate
@@ -54,7 +54,7 @@ func readDir(dir string, have []*x509.Certificate) []*x509.Certificate {
 				continue
 			}
 			known[b.Sum] = true
-			if c, err := b.Cert(); err == nil {
+			if c, err := b.Cert(); err == nil && !held[c] {
 				out = append(out, c)
 			}
 		}
