@@ -135,7 +135,7 @@ func (c *Client) exchanger(srv Server) (exchangeFunc, func(), error) {
 			cfg.ServerName, _, _ = net.SplitHostPort(srv.Addr)
 		}
 		return func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-			return c.exchangeDoT(ctx, srv.Addr, c.withRoots(cfg), q)
+			return c.exchangeDoT(ctx, srv.Addr, cfg, q)
 		}, nothing, nil
 	case "https":
 		c.learnBootstrap(srv)
@@ -147,7 +147,9 @@ func (c *Client) exchanger(srv Server) (exchangeFunc, func(), error) {
 	return nil, nil, fmt.Errorf("unsupported protocol %q", srv.Proto)
 }
 
-// withRoots is cfg with the roots Roots gives, when it is set.
+// withRoots is cfg with the roots Roots gives, when it is set. It is asked
+// once the connection is up, before its handshake: the connection goes
+// ahead while a store still loads beside the probes.
 func (c *Client) withRoots(cfg *tls.Config) *tls.Config {
 	if c.Roots == nil {
 		return cfg

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -517,6 +518,97 @@ func TestRootsLater(t *testing.T) {
 			}
 			if asked.Load() == 0 {
 				t.Error("Roots was never asked")
+			}
+		})
+	}
+}
+
+// relay forwards every connection it accepts to addr, counting them: a
+// view of when a client's TCP connection is up.
+type relay struct {
+	ln       net.Listener
+	accepted atomic.Int32
+}
+
+func newRelay(t *testing.T, addr string) *relay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r.accepted.Add(1)
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", addr)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return r
+}
+
+// TestRootsAfterConnect: the roots that verify a DoT or DoH server are
+// asked for only once the TCP connection to it is up, so a store still
+// loading beside the probes does not hold the connection back.
+func TestRootsAfterConnect(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	dot, err := lab.NewDoTServer(p, lab.DNSOptions{Zone: honestZone()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeAtEnd(t, dot)
+	doh, err := lab.NewDoHServer(p, lab.DNSOptions{Zone: honestZone()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeAtEnd(t, doh)
+	for _, tt := range []struct {
+		name string
+		spec func(r *relay) string
+		addr string
+	}{
+		{"dot", func(r *relay) string { return "tls://" + r.ln.Addr().String() + "#" + lab.DNSHost }, dot.Addr()},
+		{"doh", func(r *relay) string { return strings.Replace(doh.URL(), doh.Addr(), r.ln.Addr().String(), 1) }, doh.Addr()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRelay(t, tt.addr)
+			// Roots waits for the relay to accept: asked before the client
+			// connects, it would wait in vain, and says so.
+			var asked, early atomic.Int32
+			c := &Client{Roots: func() *x509.CertPool {
+				asked.Add(1)
+				for deadline := time.Now().Add(time.Second); r.accepted.Load() == 0; time.Sleep(time.Millisecond) {
+					if time.Now().After(deadline) {
+						early.Add(1)
+						break
+					}
+				}
+				return p.PublicPool()
+			}, Timeout: 3 * time.Second}
+			srv, err := ParseServer(tt.spec(r))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Lookup(testContext(t), srv, "registry.lab.example"); !got.Answered() {
+				t.Fatalf("lookup through the relay: %+v", got)
+			}
+			if asked.Load() == 0 || early.Load() > 0 {
+				t.Errorf("the roots were asked for %d times, %d of them before a TCP connection was up", asked.Load(), early.Load())
 			}
 		})
 	}

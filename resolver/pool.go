@@ -68,10 +68,23 @@ func (c *Client) dohTransport() *http.Transport {
 	c.pool.mu.Lock()
 	defer c.pool.mu.Unlock()
 	if c.pool.doh == nil {
+		cfg := c.TLSConfig.Clone()
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		if cfg.NextProtos == nil {
+			cfg.NextProtos = []string{"h2", "http/1.1"}
+		}
 		c.pool.doh = &http.Transport{
-			TLSClientConfig: c.withRoots(c.TLSConfig.Clone()),
 			// Never the system resolver: see dialDoH.
-			DialContext:       c.dialDoH,
+			DialContext: c.dialDoH,
+			DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				raw, err := c.dialDoH(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return c.handshake(ctx, raw, addr, cfg)
+			},
 			ForceAttemptHTTP2: true,
 			IdleConnTimeout:   30 * time.Second,
 			// HTTP/2 multiplexes every query over one connection; without
@@ -115,8 +128,7 @@ func (c *Client) dotConn(ctx context.Context, addr string, cfg *tls.Config) (*do
 			}
 			c.pool.dot[addr] = e
 			c.pool.mu.Unlock()
-			dc := &dns.Client{Net: "tcp-tls", TLSConfig: cfg, Timeout: c.timeout()}
-			co, err := dc.DialContext(ctx, addr)
+			co, err := c.dialDoT(ctx, addr, cfg)
 			if err == nil {
 				e.conn = newDotConn(co)
 			}
@@ -172,6 +184,41 @@ type dotConn struct {
 	mu      sync.Mutex
 	pending map[uint16]chan result
 	err     error // why the connection ended
+}
+
+// dialDoT connects to a DNS-over-TLS server, asking for the roots that
+// verify it only once the TCP connection is up.
+func (c *Client) dialDoT(ctx context.Context, addr string, cfg *tls.Config) (*dns.Conn, error) {
+	d := net.Dialer{Timeout: c.timeout()}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := c.handshake(ctx, raw, addr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &dns.Conn{Conn: tc}, nil
+}
+
+// handshake runs TLS over raw, verified against the roots Roots gives (or
+// cfg's), as crypto/tls verifies a dialled connection; raw is closed on
+// failure.
+func (c *Client) handshake(ctx context.Context, raw net.Conn, addr string, cfg *tls.Config) (*tls.Conn, error) {
+	if cfg = c.withRoots(cfg).Clone(); cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
+	defer cancel()
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
 func newDotConn(co *dns.Conn) *dotConn {
