@@ -243,16 +243,7 @@ func TestLookupFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dot, err := lab.NewDoTServer(p, lab.DNSOptions{Zone: honestZone()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeAtEnd(t, dot)
-	doh, err := lab.NewDoHServer(p, lab.DNSOptions{Zone: honestZone()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeAtEnd(t, doh)
+	dot, doh := encryptedResolvers(t, p)
 	broken, err := lab.NewDoHServer(p, lab.DNSOptions{Zone: honestZone(), DoHStatus: http.StatusInternalServerError})
 	if err != nil {
 		t.Fatal(err)
@@ -475,16 +466,7 @@ func TestLookupUnusable(t *testing.T) {
 func TestRootsLater(t *testing.T) {
 	t.Parallel()
 	p := newPKI(t)
-	dot, err := lab.NewDoTServer(p, lab.DNSOptions{Zone: honestZone()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeAtEnd(t, dot)
-	doh, err := lab.NewDoHServer(p, lab.DNSOptions{Zone: honestZone()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeAtEnd(t, doh)
+	dot, doh := encryptedResolvers(t, p)
 	udp, err := lab.NewDNSServer(lab.DNSOptions{Zone: honestZone()})
 	if err != nil {
 		t.Fatal(err)
@@ -566,16 +548,7 @@ func newRelay(t *testing.T, addr string) *relay {
 func TestRootsAfterConnect(t *testing.T) {
 	t.Parallel()
 	p := newPKI(t)
-	dot, err := lab.NewDoTServer(p, lab.DNSOptions{Zone: honestZone()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeAtEnd(t, dot)
-	doh, err := lab.NewDoHServer(p, lab.DNSOptions{Zone: honestZone()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeAtEnd(t, doh)
+	dot, doh := encryptedResolvers(t, p)
 	for _, tt := range []struct {
 		name string
 		spec func(r *relay) string
@@ -612,4 +585,21 @@ func TestRootsAfterConnect(t *testing.T) {
 			}
 		})
 	}
+}
+
+// encryptedResolvers starts an honest DoT and an honest DoH resolver whose
+// certificates p issues, stopped when the test ends.
+func encryptedResolvers(t *testing.T, p *lab.PKI) (*lab.DNSServer, *lab.DoHServer) {
+	t.Helper()
+	dot, err := lab.NewDoTServer(p, lab.DNSOptions{Zone: honestZone()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeAtEnd(t, dot)
+	doh, err := lab.NewDoHServer(p, lab.DNSOptions{Zone: honestZone()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeAtEnd(t, doh)
+	return dot, doh
 }

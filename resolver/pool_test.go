@@ -15,16 +15,7 @@ import (
 // the client dials again.
 func TestEncryptedConnectionsAreShared(t *testing.T) {
 	p := newPKI(t)
-	dot, err := lab.NewDoTServer(p, lab.DNSOptions{Zone: honestZone()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeAtEnd(t, dot)
-	doh, err := lab.NewDoHServer(p, lab.DNSOptions{Zone: honestZone()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeAtEnd(t, doh)
+	dot, doh := encryptedResolvers(t, p)
 	var handshakes atomic.Int64
 	cfg := &tls.Config{RootCAs: p.PublicPool(), VerifyConnection: func(tls.ConnectionState) error {
 		handshakes.Add(1)
