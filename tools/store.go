@@ -22,13 +22,13 @@ func readBundle(path string) ([]*x509.Certificate, error) {
 // lacks, as Go and OpenSSL read hashed directories. A store directory is
 // hundreds of links to the files of the bundle already read: a file is
 // read once however many links name it, and a certificate have already
-// holds is not parsed again.
+// holds, or another file gave, is not added again (trust parses each DER
+// once a process, so the parse itself tells).
 func readDir(dir string, have []*x509.Certificate) []*x509.Certificate {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
 	}
-	known := make(map[[32]byte]bool, len(have))
 	held := make(map[*x509.Certificate]bool, len(have)) // trust parses each DER once
 	for _, c := range have {
 		held[c] = true
@@ -50,11 +50,11 @@ func readDir(dir string, have []*x509.Certificate) []*x509.Certificate {
 			continue
 		}
 		for _, b := range blocks {
-			if b.Type != "CERTIFICATE" || known[b.Sum] {
+			if b.Type != "CERTIFICATE" {
 				continue
 			}
-			known[b.Sum] = true
 			if c, err := b.Cert(); err == nil && !held[c] {
+				held[c] = true
 				out = append(out, c)
 			}
 		}
