@@ -30,24 +30,7 @@ type tree struct {
 
 func newTree(t testing.TB) *tree {
 	t.Helper()
-	// Not t.TempDir: the tools the audit runs may leave a child writing
-	// into the tree's HOME after they exit (the go command's telemetry
-	// does), which makes a single RemoveAll fail. Removal is retried for a
-	// while instead.
-	base, err := os.MkdirTemp("", "audit-tree-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		var err error
-		for range 50 {
-			if err = os.RemoveAll(base); err == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Errorf("removing the test tree: %v", err)
-	})
+	base := t.TempDir()
 	tr := &tree{t: t, base: base, root: filepath.Join(base, "root"), home: filepath.Join(base, "home")}
 	tr.proj = filepath.Join(tr.home, "src", "app")
 	tr.env = map[string]string{"HOME": tr.home}
@@ -56,6 +39,10 @@ func newTree(t testing.TB) *tree {
 			t.Fatal(err)
 		}
 	}
+	// The go command's telemetry is off only through this file (no
+	// environment variable does); otherwise a child it leaves behind
+	// writes counters into the tree after it was removed.
+	tr.write(filepath.Join(tr.home, ".config", "go", "telemetry", "mode"), "off\n")
 	// Pin the project's npm prefix inside the tree.
 	tr.write(filepath.Join(tr.proj, "package.json"), "{}\n")
 	return tr

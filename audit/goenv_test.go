@@ -167,9 +167,10 @@ func TestGoSettingsAsGoEnv(t *testing.T) {
 				"GONOSUMDB=\nGOPRIVATE=git.corp.example/team\ngoinsecure=lower.lab.example\nGOSUMDB=\n"},
 		},
 		{
-			name:  "XDG_CONFIG_HOME, and GONOSUMDB in the environment",
-			files: map[string]string{"xdg/go/env": "GOPRIVATE=git.corp.example/myorg/*\nGOPROXY=direct\n", "home/.config/go/env": "GOSUMDB=off\n"},
-			env:   map[string]string{"XDG_CONFIG_HOME": "$T/xdg", "GONOSUMDB": "*"},
+			name: "XDG_CONFIG_HOME, and GONOSUMDB in the environment",
+			files: map[string]string{"xdg/go/env": "GOPRIVATE=git.corp.example/myorg/*\nGOPROXY=direct\n", "home/.config/go/env": "GOSUMDB=off\n",
+				"xdg/go/telemetry/mode": "off\n"}, // as newTree does for HOME
+			env: map[string]string{"XDG_CONFIG_HOME": "$T/xdg", "GONOSUMDB": "*"},
 		},
 		{
 			name:  "GOENV=off",

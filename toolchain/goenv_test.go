@@ -549,8 +549,9 @@ func TestResolveGoEnvMatchesGo(t *testing.T) {
 		{
 			name: "XDG_CONFIG_HOME",
 			files: map[string]string{
-				"home/.config/go/env": "GOPROXY=https://home.example\n",
-				"xdg/go/env":          "GOPROXY=https://xdg.example\nGONOSUMDB=sum-skip.example\n",
+				"home/.config/go/env":   "GOPROXY=https://home.example\n",
+				"xdg/go/env":            "GOPROXY=https://xdg.example\nGONOSUMDB=sum-skip.example\n",
+				"xdg/go/telemetry/mode": "off\n", // as tempTree does for HOME
 			},
 			env: map[string]string{"XDG_CONFIG_HOME": "$D/xdg"},
 		},
@@ -668,25 +669,16 @@ func sameDir(a, b string) bool {
 	return err1 == nil && err2 == nil && os.SameFile(ia, ib)
 }
 
-// tempTree is a temporary directory for a go command's HOME. Not
-// t.TempDir: go's telemetry may still write into the config directory
-// after go exits, which makes a single RemoveAll fail; removal is retried.
+// tempTree is a temporary directory for a go command's HOME (its home
+// subdirectory), with the go command's telemetry off: only the mode file
+// turns it off, and otherwise a child go leaves behind writes counters into
+// the tree after it was removed.
 func tempTree(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "goenv-")
-	must(t, err)
-	t.Cleanup(func() {
-		var err error
-		for range 50 {
-			if err = os.RemoveAll(dir); err == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Errorf("removing the test tree: %v", err)
-	})
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "home", ".config", "go", "telemetry", "mode"), "off\n")
 	// The resolver compares paths as go prints them, with links resolved.
-	dir, err = filepath.EvalSymlinks(dir)
+	dir, err := filepath.EvalSymlinks(dir)
 	must(t, err)
 	return dir
 }

@@ -104,6 +104,9 @@ func newRealLab(t *testing.T) *realLab {
 	l.write("crate/Cargo.toml", "[package]\nname = \"labapp\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nlab-crate = { version = \"1\", registry = \"lab\" }\n")
 	l.write("crate/src/main.rs", "fn main() {}\n")
 	l.write("work/.keep", "")
+	// The go command's telemetry is off only through this file; an
+	// environment variable does not turn it off.
+	l.write("home/.config/go/telemetry/mode", "off\n")
 	l.write("root/.keep", "")
 
 	l.env = map[string]string{
@@ -120,8 +123,7 @@ func newRealLab(t *testing.T) *realLab {
 		"GONOSUMDB":                  "lab.example",
 		"GOFLAGS":                    "-mod=mod",
 		"GOTOOLCHAIN":                "local", "GOPATH": filepath.Join(l.dir, "gopath"), "GOCACHE": filepath.Join(l.dir, "gocache"),
-		"GOTELEMETRY": "off",
-		"CARGO_HOME":  filepath.Join(l.home, ".cargo"), "CARGO_NET_RETRY": "0",
+		"CARGO_HOME": filepath.Join(l.home, ".cargo"), "CARGO_NET_RETRY": "0",
 		"PIP_DISABLE_PIP_VERSION_CHECK": "1",
 	}
 	// cargo is rustup's proxy: it needs rustup's own home, whatever HOME is.

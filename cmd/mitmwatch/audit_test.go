@@ -47,9 +47,7 @@ func runAudit(t *testing.T, m map[string]string, args ...string) (code int, stdo
 // root, named by SSL_CERT_FILE, so the machine's own store stays out.
 func auditHome(t *testing.T, rootCN string) map[string]string {
 	t.Helper()
-	dir := lingeringDir(t)
-	home := filepath.Join(dir, "home")
-	must(t, os.MkdirAll(home, 0o755))
+	dir, home := t.TempDir(), goHome(t)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(t, err)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: rootCN},
@@ -63,24 +61,16 @@ func auditHome(t *testing.T, rootCN string) map[string]string {
 	return map[string]string{"HOME": home, "SSL_CERT_FILE": store, "SSL_CERT_DIR": certDir, "GOPROXY": "off", "GOSUMDB": "sum.lab.example"}
 }
 
-// lingeringDir is a temporary directory for a HOME the go command runs in:
-// not t.TempDir, because the go command's telemetry may still write into
-// it after the command exited, which makes a single RemoveAll fail.
-// Removal is retried for a while instead.
-func lingeringDir(t *testing.T) string {
+// goHome is a temporary directory for a HOME the go command runs in. Its
+// telemetry is turned off by the mode file (no environment variable does):
+// otherwise a child the go command leaves behind writes counters into the
+// directory after it was removed.
+func goHome(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "mitmwatch-home-")
-	must(t, err)
-	t.Cleanup(func() {
-		var err error
-		for range 50 {
-			if err = os.RemoveAll(dir); err == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Errorf("removing %s: %v", dir, err)
-	})
+	dir := t.TempDir()
+	mode := filepath.Join(dir, ".config", "go", "telemetry", "mode")
+	must(t, os.MkdirAll(filepath.Dir(mode), 0o755))
+	must(t, os.WriteFile(mode, []byte("off\n"), 0o644))
 	return dir
 }
 

@@ -364,7 +364,7 @@ func TestRangesUpdate(t *testing.T) {
 func TestCheckAuditSection(t *testing.T) {
 	e := newEnv(t)
 	rules := writeRules(t, e, "", labTarget{"github.com", e.Origin.Addr()})
-	home := lingeringDir(t)
+	home := goHome(t)
 	must(t, os.WriteFile(filepath.Join(home, ".npmrc"), []byte("strict-ssl=false\n"), 0o644))
 	c := cli{t: t, audit: true, env: map[string]string{"HOME": home, "XDG_CONFIG_HOME": filepath.Join(home, ".config")}}
 	code, out, stderr := c.run("check", "--config", rules, "-o", "json")

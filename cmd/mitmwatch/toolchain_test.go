@@ -14,7 +14,7 @@ import (
 // directory's go, npm and pip settings name, with where each was read.
 func TestLoadConfigToolchain(t *testing.T) {
 	t.Parallel()
-	home := lingeringDir(t) // the go command runs in it
+	home := goHome(t) // the go command runs in it
 	must(t, os.WriteFile(filepath.Join(home, ".npmrc"), []byte("registry=https://npm.lab.example/\n"), 0o644))
 	must(t, os.MkdirAll(filepath.Join(home, ".config", "pip"), 0o755))
 	must(t, os.WriteFile(filepath.Join(home, ".config", "pip", "pip.conf"), []byte("[global]\nindex-url = https://pypi.lab.example/simple\n"), 0o644))

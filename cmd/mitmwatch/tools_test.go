@@ -27,7 +27,7 @@ func TestCheckToolSection(t *testing.T) {
 	must(t, err)
 	e.Track(f)
 	rules := writeRules(t, e, "", labTarget{"registry.lab.example", f.Addr()}, labTarget{"github.com", e.Origin.Addr()})
-	home := t.TempDir()
+	home := goHome(t)
 	must(t, os.WriteFile(filepath.Join(home, ".npmrc"), []byte("registry=https://registry.lab.example/\n"), 0o644))
 	global := filepath.Join(home, "npmrc-global")
 	must(t, os.WriteFile(global, nil, 0o644))
