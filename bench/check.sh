@@ -22,5 +22,7 @@ mkdir -p bench/out
 # stripped, and lean (check runs in it; the service's and capture's
 # commands are mitmwatch-agent's, which check never starts).
 CGO_ENABLED=0 go build -tags lean -trimpath -buildvcs=false -ldflags "-s -w" -o bench/out/mitmwatch ./cmd/mitmwatch
+# The bare program it is compared with, built the same way.
+CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w" -o bench/out/barehandshakes ./bench/barehandshakes
 go build -o bench/out/checkbench ./bench/checkbench
 bench/out/checkbench -mitmwatch bench/out/mitmwatch "$@"

@@ -4,7 +4,8 @@
 // configuration — path probes, reference resolvers, the canary, the audit
 // and toolchain discovery all on — against hosts behind real network
 // latency, and sets it beside a bare Go program that makes the same
-// verified handshakes concurrently.
+// verified handshakes concurrently (bench/barehandshakes: the standard
+// library alone, so that its start-up is a small Go program's).
 //
 // As root it builds netlab's namespaces (client, router, a wan relay that
 // delays every frame, internet) and adds its own resolvers in the internet
@@ -37,7 +38,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -51,7 +51,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -92,57 +91,19 @@ func main() {
 		bin     = flag.String("mitmwatch", "bench/out/mitmwatch", "mitmwatch binary to measure")
 		rtt     = flag.Duration("rtt", 20*time.Millisecond, "round-trip latency between the client and the origins and resolvers")
 		runs    = flag.Int("runs", 7, "measured runs of each program (medians are reported)")
-		bare    = flag.Bool("bare", false, "child mode: one verified handshake with each host named in the arguments, all at once")
+		bare    = flag.String("bare", "bench/out/barehandshakes", "the bare program check is compared with (bench/barehandshakes)")
 		against = flag.String("against", "", "another mitmwatch binary (an earlier build) whose check runs in the same rounds, for a comparison under the same load")
 		keep    = flag.String("keep", "", "directory to keep every run's output in (ROUND-PROGRAM.json), to see what a slow run waited for")
 	)
 	flag.Parse()
-	if *bare {
-		if err := bareChild(flag.Args()); err != nil {
-			fmt.Fprintln(os.Stderr, "checkbench:", err)
-			os.Exit(1)
-		}
-		return
-	}
 	// An interrupt ends the rounds; the namespaces are still removed.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := parent(ctx, *bin, *against, *keep, *rtt, *runs); err != nil {
+	if err := parent(ctx, *bin, *bare, *against, *keep, *rtt, *runs); err != nil {
 		stop()
 		fmt.Fprintln(os.Stderr, "checkbench:", err)
 		os.Exit(1)
 	}
-}
-
-// bareChild is the program check is compared with: what any Go client does
-// to reach every host at once — resolve through the system's resolver,
-// connect, and complete a TLS handshake verified against the system's
-// roots — and nothing else. Its arguments are host:port; it prints each
-// handshake's time in milliseconds.
-func bareChild(endpoints []string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ms := make([]float64, len(endpoints))
-	errs := make([]error, len(endpoints))
-	var wg sync.WaitGroup
-	for i, ep := range endpoints {
-		wg.Go(func() {
-			start := time.Now()
-			d := tls.Dialer{Config: &tls.Config{NextProtos: []string{"h2", "http/1.1"}}}
-			c, err := d.DialContext(ctx, "tcp", ep)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			ms[i] = msOf(time.Since(start))
-			c.Close()
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	return json.NewEncoder(os.Stdout).Encode(ms)
 }
 
 // variant is one program the rounds run.
@@ -157,7 +118,7 @@ type variant struct {
 	sumdb bool
 }
 
-func parent(ctx context.Context, bin, against, keep string, rtt time.Duration, runs int) error {
+func parent(ctx context.Context, bin, bare, against, keep string, rtt time.Duration, runs int) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it builds network namespaces")
 	}
@@ -173,8 +134,7 @@ func parent(ctx context.Context, bin, against, keep string, rtt time.Duration, r
 			return err
 		}
 	}
-	self, err := os.Executable()
-	if err != nil {
+	if bare, err = filepath.Abs(bare); err != nil {
 		return err
 	}
 	dir, err := os.MkdirTemp("", "checkbench-")
@@ -221,7 +181,7 @@ func parent(ctx context.Context, bin, against, keep string, rtt time.Duration, r
 				return fmt.Errorf("interrupted in round %d", i)
 			}
 			v := variants[(i+j)%len(variants)]
-			s, doc, err := runVariant(l, b, env, dir, self, bin, v)
+			s, doc, err := runVariant(l, b, env, dir, bare, bin, v)
 			if keep != "" {
 				if werr := os.WriteFile(filepath.Join(keep, fmt.Sprintf("%d-%s.json", i, v.name)), s.out, 0o644); werr != nil {
 					return werr
@@ -250,13 +210,13 @@ func parent(ctx context.Context, bin, against, keep string, rtt time.Duration, r
 // every host ok, except with the references blackholed, where its report
 // is returned for the summary; and a check that reads the checksum
 // database must have verified it, blackholed or not.
-func runVariant(l *launcher, b *benchLab, env []string, dir, self, bin string, v variant) (sample, roundDoc, error) {
+func runVariant(l *launcher, b *benchLab, env []string, dir, bareBin, bin string, v variant) (sample, roundDoc, error) {
 	if v.bare {
 		var eps []string
 		for _, h := range hosts {
 			eps = append(eps, endpoint(h))
 		}
-		s, err := l.run(env, dir, self, append([]string{"-bare"}, eps...)...)
+		s, err := l.run(env, dir, bareBin, eps...)
 		if err == nil && s.code != 0 {
 			err = fmt.Errorf("bare handshakes failed (exit %d): %s", s.code, strings.TrimSpace(string(s.stderr)))
 		}
