@@ -198,32 +198,35 @@ func (s *rootScan) summarise(source string) {
 }
 
 // dir reads every file of a certificate directory (c_rehash links and the
-// files they point at are the same certificates, read once). It reports
-// whether the directory could be read.
+// files they point at are the same certificates, read once), through the
+// process's one scan of it (trust.ScanDir). It reports whether the
+// directory could be read.
 func (s *rootScan) dir(dir, tool, setting string) bool {
-	entries, err := os.ReadDir(dir)
+	files, err := trust.ScanDir(dir)
 	if err != nil {
 		if !os.IsNotExist(err) {
 			s.p.warn(fmt.Sprintf("%s: %v", dir, unwrapPath(err)))
 		}
 		return false
 	}
-	for _, e := range entries {
-		// A hash link to a file of this directory: the file is read
-		// under its own name, which a finding names anyway.
-		if !e.IsDir() && !trust.SameDirLink(dir, e) {
-			s.file(filepath.Join(dir, e.Name()), tool, setting)
-		}
+	for _, f := range files {
+		s.statted(f.Path, f.Info, f.Err, tool, setting)
 	}
 	return true
 }
 
-// file reads one PEM bundle. A store directory holds hundreds of links to
-// the same files (c_rehash's and the .pem names): one stat, which the
-// kernel resolves, tells a file already read, and the links are resolved
-// by name only for a finding, which names the file itself.
+// file reads one PEM bundle.
 func (s *rootScan) file(path, tool, setting string) {
 	fi, err := os.Stat(path)
+	s.statted(path, fi, err, tool, setting)
+}
+
+// statted is file for a path just stat'ed (following links). A store
+// directory holds hundreds of links to the same files (c_rehash's and the
+// .pem names): the stat, which the kernel resolves, tells a file already
+// read, and the links are resolved by name only for a finding, which names
+// the file itself.
+func (s *rootScan) statted(path string, fi os.FileInfo, err error, tool, setting string) {
 	if err == nil {
 		if fi.IsDir() {
 			return // a subdirectory of a certificate directory

@@ -4,7 +4,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -25,7 +24,7 @@ func readBundle(path string) ([]*x509.Certificate, error) {
 // holds, or another file gave, is not added again (trust parses each DER
 // once a process, so the parse itself tells).
 func readDir(dir string, have []*x509.Certificate) []*x509.Certificate {
-	entries, err := os.ReadDir(dir)
+	files, err := trust.ScanDir(dir)
 	if err != nil {
 		return nil
 	}
@@ -35,17 +34,13 @@ func readDir(dir string, have []*x509.Certificate) []*x509.Certificate {
 	}
 	var read []os.FileInfo
 	var out []*x509.Certificate
-	for _, e := range entries {
-		if trust.SameDirLink(dir, e) {
-			continue // its file is read under its own name
-		}
-		path := filepath.Join(dir, e.Name())
-		fi, err := os.Stat(path)
-		if err != nil || !fi.Mode().IsRegular() || slices.ContainsFunc(read, func(o os.FileInfo) bool { return os.SameFile(o, fi) }) {
+	for _, f := range files {
+		fi := f.Info
+		if f.Err != nil || !fi.Mode().IsRegular() || slices.ContainsFunc(read, func(o os.FileInfo) bool { return os.SameFile(o, fi) }) {
 			continue
 		}
 		read = append(read, fi)
-		blocks, err := trust.Bundle(path, fi, os.ReadFile)
+		blocks, err := trust.Bundle(f.Path, fi, os.ReadFile)
 		if err != nil {
 			continue
 		}

@@ -8,9 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -363,18 +361,18 @@ func systemCerts() (certs []*x509.Certificate, ok bool, err error) {
 		dirs = strings.Split(d, ":")
 	}
 	for _, dir := range dirs {
-		entries, err := os.ReadDir(dir)
+		files, err := ScanDir(dir)
 		if err != nil {
 			if firstErr == nil && !os.IsNotExist(err) {
 				firstErr = err
 			}
 			continue
 		}
-		for _, e := range entries {
-			if SameDirLink(dir, e) {
-				continue
+		for _, f := range files {
+			if f.Err != nil || !f.Info.Mode().IsRegular() {
+				continue // x509 would fail on a directory and hang on a FIFO
 			}
-			if blocks, err := readAny(filepath.Join(dir, e.Name())); err == nil {
+			if blocks, err := Bundle(f.Path, f.Info, os.ReadFile); err == nil {
 				add(blocks)
 			}
 		}
@@ -383,18 +381,6 @@ func systemCerts() (certs []*x509.Certificate, ok bool, err error) {
 		return certs, true, nil
 	}
 	return nil, true, firstErr
-}
-
-// SameDirLink reports whether a directory entry is a link to another
-// entry of the same directory, as c_rehash's hash links are: x509 skips
-// them (the file they name is read under its own name), and a readlink
-// costs a third of the stat that would follow the link's chain.
-func SameDirLink(dir string, e fs.DirEntry) bool {
-	if e.Type()&fs.ModeSymlink == 0 {
-		return false
-	}
-	target, err := os.Readlink(filepath.Join(dir, e.Name()))
-	return err == nil && !strings.Contains(target, "/")
 }
 
 // readAny reads a store file as x509 does, any size, through the shared

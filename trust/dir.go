@@ -1,0 +1,138 @@
+package trust
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A store directory (/etc/ssl/certs) is read by three readers in a check:
+// the system store, the audit and the build tools' stores. Each used to
+// list it and readlink every one of its ~300 entries to skip c_rehash's
+// hash links, then stat the ~150 others through their links: a few
+// milliseconds of system calls each, for the same answer. ScanDir gives
+// them one scan.
+
+// DirFile is an entry of a certificate directory that is read for its
+// certificates: any entry but a link to another entry of the same
+// directory.
+type DirFile struct {
+	Path string      // the directory joined with the entry's name
+	Info os.FileInfo // stat'ed following links; nil when Err is set
+	Err  error       // the stat's error
+}
+
+// statsFresh is how long a scan's stats of the directory's files are
+// given out again. A check's readers all scan within it; a daemon's next
+// round, minutes later, stats the files afresh and sees a file rewritten
+// in place.
+const statsFresh = time.Second
+
+// maxDirs bounds the directories remembered; settings name a few.
+const maxDirs = 64
+
+// dirScan is one directory's scan.
+type dirScan struct {
+	mu    sync.Mutex // held while scanning: concurrent readers wait for one scan
+	info  os.FileInfo
+	names []string // the entries read for certificates, in directory order
+	files []DirFile
+	at    time.Time // when files were stat'ed
+}
+
+var (
+	dirsMu sync.Mutex
+	dirs   = map[string]*dirScan{}
+)
+
+// ScanDir lists the files of a certificate directory as crypto/x509 reads
+// them: every entry but links to another entry of the same directory
+// (c_rehash's hash links, whose files are read under their own names),
+// stat'ed following links. The error is that of reading the directory
+// itself. The slice is shared: callers must not modify it.
+//
+// The list of names is kept while the directory is unchanged (the same
+// inode, modification and change times: adding, removing or re-pointing a
+// link changes them, since a link cannot be re-pointed in place), and the
+// stats for statsFresh.
+func ScanDir(dir string) ([]DirFile, error) { return scanDirAt(dir, time.Now()) }
+
+// scanDirAt is ScanDir at the time now.
+func scanDirAt(dir string, now time.Time) ([]DirFile, error) {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !info.IsDir() {
+		// ReadDir's own error for it.
+		_, err := os.ReadDir(dir)
+		if err == nil {
+			err = fmt.Errorf("%s: not a directory", dir)
+		}
+		return nil, err
+	}
+	s := scanOf(dir)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.info == nil || !sameDirectory(s.info, info) {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			s.info, s.files = nil, nil
+			return nil, err
+		}
+		names := make([]string, 0, len(entries))
+		for _, e := range entries {
+			if !SameDirLink(dir, e) {
+				names = append(names, e.Name())
+			}
+		}
+		s.info, s.names, s.files = info, names, nil
+	}
+	if s.files != nil && now.Sub(s.at) < statsFresh && now.Sub(s.at) >= 0 {
+		return s.files, nil
+	}
+	files := make([]DirFile, len(s.names))
+	for i, name := range s.names {
+		path := filepath.Join(dir, name)
+		fi, err := os.Stat(path)
+		files[i] = DirFile{Path: path, Info: fi, Err: err}
+	}
+	s.files, s.at = files, now
+	return files, nil
+}
+
+func scanOf(dir string) *dirScan {
+	dirsMu.Lock()
+	defer dirsMu.Unlock()
+	s, ok := dirs[dir]
+	if !ok {
+		if len(dirs) >= maxDirs {
+			clear(dirs)
+		}
+		s = &dirScan{}
+		dirs[dir] = s
+	}
+	return s
+}
+
+// sameDirectory reports whether two stats are of the same directory with
+// the same entries, as far as its times tell.
+func sameDirectory(a, b os.FileInfo) bool {
+	return os.SameFile(a, b) && a.ModTime().Equal(b.ModTime()) && a.Size() == b.Size() && changeTime(a).Equal(changeTime(b))
+}
+
+// SameDirLink reports whether a directory entry is a link to another
+// entry of the same directory, as c_rehash's hash links are: x509 skips
+// them (the file they name is read under its own name), and a readlink
+// costs a third of the stat that would follow the link's chain.
+func SameDirLink(dir string, e fs.DirEntry) bool {
+	if e.Type()&fs.ModeSymlink == 0 {
+		return false
+	}
+	target, err := os.Readlink(filepath.Join(dir, e.Name()))
+	return err == nil && !strings.Contains(target, "/")
+}
