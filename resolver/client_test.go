@@ -329,6 +329,16 @@ func pack(t *testing.T, m *dns.Msg) []byte {
 	return b
 }
 
+// manyV4 is an answer of 300 addresses: ~5 KB, four times the EDNS size
+// offered.
+var manyV4 = func() []netip.Addr {
+	var out []netip.Addr
+	for i := range 300 {
+		out = append(out, netip.AddrFrom4([4]byte{198, 51, byte(100 + i/256), byte(i)}))
+	}
+	return out
+}()
+
 // Replies that are not answers to the query: a stray one is skipped, as
 // stub resolvers do; a malformed or mismatched one is a DNS failure.
 func TestLookupBadReplies(t *testing.T) {
@@ -358,6 +368,18 @@ func TestLookupBadReplies(t *testing.T) {
 			b := pack(t, answerFor(q, q.Question[0].Name))
 			return [][]byte{b[:len(b)-3]}
 		}, detector.DNSAnswer{Failure: detector.FailureDNS}},
+		// More than the EDNS size offered, in one datagram: read whole
+		// (then judged), and kept whole while the other query's reply
+		// is read into the same kind of buffer.
+		{"larger than offered", func(t *testing.T, q *dns.Msg) [][]byte {
+			r := new(dns.Msg).SetReply(q)
+			if q.Question[0].Qtype == dns.TypeA {
+				for _, a := range manyV4 {
+					r.Answer = append(r.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: a.AsSlice()})
+				}
+			}
+			return [][]byte{pack(t, r)}
+		}, detector.DNSAnswer{Rcode: "NOERROR", Addrs: manyV4, MinTTL: 60}},
 		{"too short", func(t *testing.T, q *dns.Msg) [][]byte {
 			return [][]byte{{0, 1, 2}}
 		}, detector.DNSAnswer{Failure: detector.FailureDNS}},
