@@ -170,7 +170,7 @@ func (d *discoverer) systemStore(bundle string) Store {
 	if bundle != "" {
 		s.Description += " (" + bundle + ")"
 		s.Files = []string{bundle}
-		if certs, err := readBundle(bundle); err == nil {
+		if certs, err := trust.LoadCerts(bundle); err == nil {
 			s.Certs = certs
 		} else {
 			s.Err = err.Error()
@@ -231,7 +231,7 @@ func (d *discoverer) readEnvStore() Store {
 	} else if sys := d.system(); len(sys.Files) > 0 {
 		s.Description += " (" + sys.Files[0] + ")"
 		s.Files = sys.Files
-		s.Certs, _ = readBundle(sys.Files[0])
+		s.Certs, _ = trust.LoadCerts(sys.Files[0])
 	}
 	var dirs []string
 	if dir != "" {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // dockerTool reads what dockerd pulls with: the system store, plus the CA
@@ -71,7 +73,7 @@ func (d *discoverer) certsD(dir string, base Store) []Override {
 		st := base
 		st.Certs = append([]*x509.Certificate(nil), base.Certs...)
 		for _, f := range files {
-			if certs, err := readBundle(f); err == nil {
+			if certs, err := trust.LoadCerts(f); err == nil {
 				st = withExtra(st, "certs.d", Setting{Name: "certs.d", Value: f, Source: dir}, certs)
 			}
 		}

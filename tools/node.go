@@ -10,6 +10,7 @@ import (
 
 	"github.com/mitmwatch/mitmwatch/audit"
 	"github.com/mitmwatch/mitmwatch/toolchain"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // nodeScript asks Node for its version, its OpenSSL and the roots it
@@ -72,7 +73,7 @@ func (d *discoverer) npmTool(ctx context.Context) Tool {
 		}
 	}
 	if s, ok := d.env("NODE_EXTRA_CA_CERTS"); ok {
-		if certs, err := readBundle(s.Value); err != nil {
+		if certs, err := trust.LoadCerts(s.Value); err != nil {
 			// Node warns and carries on without them.
 			t.Notes = append(t.Notes, "Node ignores NODE_EXTRA_CA_CERTS: "+err.Error())
 		} else {

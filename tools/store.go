@@ -11,12 +11,6 @@ import (
 	"github.com/mitmwatch/mitmwatch/trust"
 )
 
-// readBundle reads the certificates of a PEM bundle file.
-func readBundle(path string) ([]*x509.Certificate, error) {
-	_, certs, err := trust.LoadPEM(path)
-	return certs, err
-}
-
 // readDir reads the certificates in the files of a directory that have
 // lacks, as Go and OpenSSL read hashed directories. A store directory is
 // hundreds of links to the files of the bundle already read: a file is
@@ -81,7 +75,7 @@ func pemCerts(data []byte) []*x509.Certificate {
 // the tool then fails every connection.
 func fileStore(what string, by Setting, path string) Store {
 	s := Store{Description: fmt.Sprintf("%s %s (%s)", what, path, by.Source), Files: []string{path}, By: &by}
-	certs, err := readBundle(path)
+	certs, err := trust.LoadCerts(path)
 	if err != nil {
 		s.Err = err.Error()
 	}

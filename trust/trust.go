@@ -162,16 +162,30 @@ func SystemRootsLater(spec string) func() (*x509.CertPool, error) {
 }
 
 // LoadPEM reads a bundle of PEM certificates, returning them both as a pool
-// and as a list (for reporting what a store holds). Blocks other than
-// CERTIFICATE are skipped, as in OS bundles that carry comments or keys; a
-// certificate that does not parse or a bundle with none is an error, because
-// a silently empty store would make every host look intercepted.
+// and as a list (for reporting what a store holds), with LoadCerts' errors.
 func LoadPEM(path string) (*x509.CertPool, []*x509.Certificate, error) {
-	blocks, err := ReadBundle(path)
+	certs, err := LoadCerts(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, certs, nil
+}
+
+// LoadCerts reads a bundle of PEM certificates, for a caller that needs no
+// pool (adding to one hashes and indexes every certificate). Blocks other
+// than CERTIFICATE are skipped, as in OS bundles that carry comments or
+// keys; a certificate that does not parse or a bundle with none is an
+// error, because a silently empty store would make every host look
+// intercepted.
+func LoadCerts(path string) ([]*x509.Certificate, error) {
+	blocks, err := ReadBundle(path)
+	if err != nil {
+		return nil, err
+	}
 	var certs []*x509.Certificate
 	for _, b := range blocks {
 		if b.Type != "CERTIFICATE" {
@@ -179,15 +193,14 @@ func LoadPEM(path string) (*x509.CertPool, []*x509.Certificate, error) {
 		}
 		cert, err := b.Cert()
 		if err != nil {
-			return nil, nil, fmt.Errorf("PEM bundle %s: certificate %d: %w", path, len(certs)+1, err)
+			return nil, fmt.Errorf("PEM bundle %s: certificate %d: %w", path, len(certs)+1, err)
 		}
-		pool.AddCert(cert)
 		certs = append(certs, cert)
 	}
 	if len(certs) == 0 {
-		return nil, nil, fmt.Errorf("PEM bundle %s: no certificates found", path)
+		return nil, fmt.Errorf("PEM bundle %s: no certificates found", path)
 	}
-	return pool, certs, nil
+	return certs, nil
 }
 
 // readRegular reads a regular file of bounded size. Errors name the path
