@@ -82,23 +82,25 @@ func (c *Client) lookup(ctx context.Context, srv Server, fqdn string) detector.D
 		return detector.DNSAnswer{Failure: detector.FailureUnknown, Detail: err.Error()}
 	}
 	defer done()
+	ask := func(qtype uint16) reply {
+		q := new(dns.Msg).SetQuestion(fqdn, qtype)
+		q.SetEdns0(ednsSize, false)
+		if srv.Proto == "https" {
+			q.Id = 0 // RFC 8484 section 4.1: so HTTP caches can share answers
+		}
+		r, err := exchange(ctx, q)
+		if err != nil {
+			return reply{qtype: qtype, err: err}
+		}
+		return replyOf(q, r)
+	}
+	// Both at once; AAAA on this goroutine, whose stack has grown
+	// already: a fresh one grows through four copies to hold a TLS or
+	// HTTP exchange, and a check makes dozens of lookups.
 	var replies [2]reply
 	var wg sync.WaitGroup
-	for i, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		wg.Go(func() {
-			q := new(dns.Msg).SetQuestion(fqdn, qtype)
-			q.SetEdns0(ednsSize, false)
-			if srv.Proto == "https" {
-				q.Id = 0 // RFC 8484 section 4.1: so HTTP caches can share answers
-			}
-			r, err := exchange(ctx, q)
-			if err != nil {
-				replies[i] = reply{qtype: qtype, err: err}
-				return
-			}
-			replies[i] = replyOf(q, r)
-		})
-	}
+	wg.Go(func() { replies[0] = ask(dns.TypeA) })
+	replies[1] = ask(dns.TypeAAAA)
 	wg.Wait()
 	return merge(replies[:]...)
 }
