@@ -4,13 +4,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -40,12 +37,6 @@ func newLauncher(netns, resolvConf string) (*launcher, error) {
 	ready := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread is no longer like the others
-		// The children run at the usual priority; the lab around them
-		// runs above it (see networkFirst).
-		if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 0); err != nil {
-			ready <- fmt.Errorf("children's priority: %w", err)
-			return
-		}
 		if err := enterNamespaces(netns, resolvConf); err != nil {
 			ready <- err
 			return
@@ -148,28 +139,4 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 		b.buf = append(b.buf, p[:min(len(p), room)]...)
 	}
 	return len(p), nil
-}
-
-// networkFirst raises the priority of every thread of this process, and so
-// of the threads they start: the relay that delays frames and the servers
-// behind it. A real network does not wait for the client's CPU; on a
-// 2-core machine, a child using both cores would otherwise delay its own
-// frames, and a program that uses more CPU would see a longer round trip
-// than the one measured with less. The children run at the usual priority
-// (the launcher's thread lowers itself back before it forks them).
-func networkFirst() error {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return err
-	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
-		if err != nil {
-			continue
-		}
-		if err := unix.Setpriority(unix.PRIO_PROCESS, tid, -10); err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("raising the lab's priority: %w", err)
-		}
-	}
-	return nil
 }

@@ -125,9 +125,6 @@ func parent(ctx context.Context, bin, bare, against, keep string, rtt time.Durat
 	if runs < 1 {
 		return errors.New("-runs must be at least 1")
 	}
-	if err := networkFirst(); err != nil {
-		return err
-	}
 	bin, err := filepath.Abs(bin)
 	if err != nil {
 		return err
