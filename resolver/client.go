@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -211,28 +210,21 @@ func (c *Client) exchangeConn(ctx context.Context, network, addr string, cfg *tl
 	}
 }
 
-// udpBuffers are read buffers of the largest DNS message. miekg/dns makes
-// one anew for every datagram it reads: 64 KiB of fresh memory per query,
-// a quarter of what a whole check allocates.
-var udpBuffers = sync.Pool{New: func() any { b := make([]byte, dns.MaxMsgSize); return &b }}
-
 // readReply reads one message from co: a datagram whole, whatever its
-// size (then judged), into a shared buffer and copied out at its length;
-// over TCP, miekg/dns's own read, which sizes the message by its prefix.
+// size (then judged); over TCP, miekg/dns's own read, which sizes the
+// message by its prefix.
 func readReply(co *dns.Conn, network string) ([]byte, error) {
 	if network != "udp" {
 		return co.ReadMsgHeader(nil)
 	}
-	buf := udpBuffers.Get().(*[]byte)
-	defer udpBuffers.Put(buf)
-	n, err := co.Read(*buf)
+	p, err := readDatagram(co.Conn)
 	if err != nil {
 		return nil, err
 	}
-	if n < 12 { // a header's size
+	if len(p) < 12 { // a header's size
 		return nil, dns.ErrShortRead
 	}
-	return bytes.Clone((*buf)[:n]), nil
+	return p, nil
 }
 
 // ctxErr names a cancellation that ended the exchange, so that it does not
@@ -254,4 +246,15 @@ func (c *Client) LookupAll(ctx context.Context, servers []Server, name string) [
 	}
 	wg.Wait()
 	return out
+}
+
+// readDatagramAlloc reads one datagram from c into a buffer of the
+// largest DNS message made for it.
+func readDatagramAlloc(c net.Conn) ([]byte, error) {
+	buf := make([]byte, dns.MaxMsgSize)
+	n, err := c.Read(buf)
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
 }
