@@ -10,7 +10,6 @@ import (
 	"os"
 
 	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
@@ -50,11 +49,11 @@ func Read(ctx context.Context, r io.Reader, t *Tracker) error {
 		if err != nil {
 			return fmt.Errorf("pcapng: %w", err)
 		}
-		err = feed(ctx, t, ng, func(ci gopacket.CaptureInfo) layers.LinkType {
+		err = feed(ctx, t, ng, func(ci gopacket.CaptureInfo) LinkType {
 			if iface, err := ng.Interface(ci.InterfaceIndex); err == nil {
-				return iface.LinkType
+				return LinkType(iface.LinkType)
 			}
-			return ng.LinkType()
+			return LinkType(ng.LinkType())
 		})
 		t.Flush()
 		return err
@@ -63,8 +62,8 @@ func Read(ctx context.Context, r io.Reader, t *Tracker) error {
 	if err != nil {
 		return fmt.Errorf("not a pcap or pcapng capture: %w", err)
 	}
-	lt := pr.LinkType()
-	err = feed(ctx, t, pr, func(gopacket.CaptureInfo) layers.LinkType { return lt })
+	lt := LinkType(pr.LinkType())
+	err = feed(ctx, t, pr, func(gopacket.CaptureInfo) LinkType { return lt })
 	t.Flush()
 	return err
 }
@@ -78,7 +77,7 @@ type zeroCopyReader interface {
 // ctxEvery is how many packets are read between looks at the context.
 const ctxEvery = 1 << 16
 
-func feed(ctx context.Context, t *Tracker, r zeroCopyReader, linkType func(gopacket.CaptureInfo) layers.LinkType) error {
+func feed(ctx context.Context, t *Tracker, r zeroCopyReader, linkType func(gopacket.CaptureInfo) LinkType) error {
 	for n := 1; ; n++ {
 		if n%ctxEvery == 0 && ctx.Err() != nil {
 			return ctx.Err()
