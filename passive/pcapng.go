@@ -204,11 +204,10 @@ func (r *ngReader) option() (uint16, []byte, error) {
 	if err := r.take(padded); err != nil {
 		return 0, nil, err
 	}
-	v, err := r.src.br.Peek(int(padded))
+	v, err := r.src.next(int(padded))
 	if err != nil {
 		return 0, nil, short(1, err)
 	}
-	r.src.br.Discard(int(padded))
 	return code, v[:n], nil
 }
 
