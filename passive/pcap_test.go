@@ -290,49 +290,82 @@ func captureSeeds(t testing.TB) [][]byte {
 		pcapFile(le, 0xa1b2c3d5, 65535, 1, v4),
 		gzipped(readFixture(t, "curl-plain-443.pcap")),
 		gzipped(readFixture(t, "go-tls13-origin.pcapng")), // pcapgo never read gzipped pcapng; nor do we
+		append(gzipped(readFixture(t, "curl-plain-443.pcap")), "trailing junk"...),
 	)
 	bad := gzipped(pcapFile(le, 0xa1b2c3d4, 65535, 1, v4, v4))
 	bad[len(bad)-5] ^= 1 // checksum
 	out = append(out, bad)
 
-	for _, bo := range []byteOrder{le, be} {
-		n := &ng{bo: bo}
-		ns := n.opt(9, []byte{9})
-		off := n.opt(14, bo.AppendUint64(nil, 1000))
-		n.shb(1, n.opt(4, []byte("mitmwatch")), n.opt(0, nil)).
-			idb(1, 65535, n.opt(2, []byte("eth0")), n.opt(0, nil)).
-			idb(101, 128, ns, off, n.opt(0, nil)).
-			idb(113, 0, n.opt(9, []byte{0x80 | 20})).
-			epb(0, 1_700_000_000_123_456, v4, uint32(len(v4))).
-			epb(1, 1_700_000_000_123_456_789, v6, 1000, n.opt(2, bo.AppendUint32(nil, 1)), n.opt(1, []byte("a comment")), n.opt(0, nil)).
-			epb(2, 1<<40|1<<19, v4, uint32(len(v4))).
-			block(blockSPB, n.u32(uint32(len(v4))), v4).
-			block(blockOPB, n.u16(1), n.u16(0), n.u32(0), n.u32(77), n.u32(uint32(len(v6))), n.u32(uint32(len(v6))), padded(v6)).
-			block(blockISB, n.u32(1), n.u32(0), n.u32(5), n.opt(2, bo.AppendUint64(nil, 9)), n.opt(0, nil)).
-			block(blockNRB, n.u16(1), n.u16(13), []byte{192, 0, 2, 1, 'a', '.', 'e', 'x', 0, 0, 0, 0, 0, 0, 0, 0},
-				n.u16(2), n.u16(20), make([]byte, 16), []byte("b.ex"), n.u16(0), n.u16(0)).
-			block(0x0a, n.u32(0x544c534b), n.u32(4), []byte("keys")).
-			block(0x0bad, []byte("custom")).
-			shb(2, n.opt(0, nil)). // a version we skip, with its blocks
-			idb(1, 0).
-			epb(0, 5, v4, uint32(len(v4))).
-			shb(1).
-			idb(228, 0, n.opt(9, []byte{3})).
-			epb(0, 5_001, v4[14:], 9999)
-		out = append(out, n.buf)
-	}
+	out = append(out, ngSample(le), ngSample(be))
 	// Sections in both byte orders in one file, and a record cut short.
 	l, b := &ng{bo: le}, &ng{bo: be}
 	l.shb(1).idb(1, 0).epb(0, 1, v4, uint32(len(v4)))
 	b.shb(1).idb(229, 0).epb(0, 2, v6, uint32(len(v6)))
 	out = append(out, append(append(l.buf, b.buf...), b.buf[:len(b.buf)-9]...))
+	// Simple packets cut to the snap length; timestamp resolutions at and
+	// beyond the edges; interfaces, options and byte orders that are wrong.
+	n := &ng{bo: le}
+	n.shb(1).idb(1, 40).block(blockSPB, n.u32(uint32(len(v4))), v4[:40]).block(blockSPB, n.u32(30), v4[:30])
+	out = append(out, n.buf)
+	for _, res := range []byte{0x3f, 0x40, 0xbf, 0xc0, 19, 20, 29, 0x8a, 0x9e} {
+		n = &ng{bo: le}
+		n.shb(1).idb(1, 0, n.opt(9, []byte{res}), n.opt(14, le.AppendUint64(nil, 1<<40))).epb(0, 0xfedcba9876543210, v4, 74)
+		out = append(out, n.buf)
+	}
+	n = &ng{bo: le}
+	n.shb(1).idb(1, 0).epb(1, 1, v4, 74)
+	out = append(out, n.buf)
+	n = &ng{bo: le}
+	n.shb(1).idb(1, 0).epb(0, 1, v4, 74, n.opt(0, []byte{1}))
+	out = append(out, n.buf)
+	n = &ng{bo: le}
+	n.shb(1).block(blockISB, n.u32(0), n.u32(0), n.u32(0))
+	out = append(out, n.buf)
+	n = &ng{bo: le}
+	n.shb(1).idb(1, 0).epb(0, 1, v4, 74)
+	out = append(out, bytes.Replace(n.buf, []byte{0x4d, 0x3c, 0x2b, 0x1a}, []byte{1, 2, 3, 4}, 1))
+	out = append(out, pcapFile(le, 0xa1b2c3d4, 65535, 1, v4)[:24+4], // a fraction beyond a second
+		append(pcapFile(le, 0xa1b2c3d4, 65535, 1)[:24], le.AppendUint32(le.AppendUint32(le.AppendUint32(le.AppendUint32(nil, 7), 4294968), 74), 74)...))
+	out[len(out)-1] = append(out[len(out)-1], v4...)
 	// A name resolution block without an end record, and a record too short
 	// for its address.
-	n := &ng{bo: le}
+	n = &ng{bo: le}
 	n.shb(1).idb(1, 0).block(blockNRB, n.u16(1), n.u16(4), []byte{1, 2, 3, 4}).epb(0, 1, v4, uint32(len(v4)))
 	n.block(blockNRB, n.u16(2), n.u16(4), []byte{1, 2, 3, 4}, n.u16(0), n.u16(0))
 	out = append(out, n.buf)
 	return out
+}
+
+// ngSample is a pcapng file with a bit of everything: three interfaces of
+// different link types and resolutions, packets of each kind, blocks to
+// skip, a section of an unknown version.
+func ngSample(bo byteOrder) []byte {
+	v4 := eth(0x0800, ip4(6, tcpSeg(0x02, tcpOpts, nil)))
+	v6 := ip6(6, tcpSeg(0x12, nil, []byte("hi")))
+	n := &ng{bo: bo}
+	ns := n.opt(9, []byte{9})
+	off := n.opt(14, bo.AppendUint64(nil, 1000))
+	n.shb(1, n.opt(4, []byte("mitmwatch")), n.opt(0, nil)).
+		idb(1, 65535, n.opt(2, []byte("eth0")), n.opt(0, nil)).
+		idb(101, 128, ns, off, n.opt(0, nil)).
+		idb(113, 0, n.opt(9, []byte{0x80 | 20})).
+		epb(0, 1_700_000_000_123_456, v4, uint32(len(v4))).
+		epb(1, 1_700_000_000_123_456_789, v6, 1000, n.opt(2, bo.AppendUint32(nil, 1)), n.opt(1, []byte("a comment")), n.opt(0, nil)).
+		epb(2, 1<<40|1<<19, v4, uint32(len(v4))).
+		block(blockSPB, n.u32(uint32(len(v4))), v4).
+		block(blockOPB, n.u16(1), n.u16(0), n.u32(0), n.u32(77), n.u32(uint32(len(v6))), n.u32(uint32(len(v6))), padded(v6)).
+		block(blockISB, n.u32(1), n.u32(0), n.u32(5), n.opt(2, bo.AppendUint64(nil, 9)), n.opt(0, nil)).
+		block(blockNRB, n.u16(1), n.u16(13), []byte{192, 0, 2, 1, 'a', '.', 'e', 'x', 0, 0, 0, 0, 0, 0, 0, 0},
+			n.u16(2), n.u16(20), make([]byte, 16), []byte("b.ex"), n.u16(0), n.u16(0)).
+		block(0x0a, n.u32(0x544c534b), n.u32(4), []byte("keys")).
+		block(0x0bad, []byte("custom")).
+		shb(2, n.opt(0, nil)). // a version we skip, with its blocks
+		idb(1, 0).
+		epb(0, 5, v4, uint32(len(v4))).
+		shb(1).
+		idb(228, 0, n.opt(9, []byte{3})).
+		epb(0, 5_001, v4[14:], 9999)
+	return n.buf
 }
 
 // TestReadAsPcapgo holds the readers to pcapgo's on the recordings and the
@@ -357,12 +390,35 @@ func TestReadAsPcapgo(t *testing.T) {
 	}
 }
 
+// TestReadLongPackets compares the readers on packets longer than the
+// read buffer, which take the path that grows a buffer as bytes arrive.
+func TestReadLongPackets(t *testing.T) {
+	long := make([]byte, 300_000)
+	for i := range long {
+		long[i] = byte(i * 7)
+	}
+	le := binary.LittleEndian
+	n := &ng{bo: le}
+	n.shb(1).idb(1, 0).epb(0, 1, long, uint32(len(long))).epb(0, 2, long[:1000], 1000)
+	rs := newReaders()
+	for _, b := range [][]byte{
+		pcapFile(le, 0xa1b2c3d4, 1<<20, 1, long, long[:100]),
+		pcapFile(le, 0xa1b2c3d4, 1<<20, 1, long)[:200_000],
+		pcapFile(le, 0xa1b2c3d4, 65535, 1, long), // beyond the snap length and libpcap's maximum
+		n.buf,
+		n.buf[:250_000],
+	} {
+		compareReaders(t, rs, b)
+	}
+	if res := readOwn(rs.own, n.buf); len(res.pkts) != 2 || !bytes.Equal(res.pkts[0].data, long) {
+		t.Errorf("pcapng: %d packets, then %v", len(res.pkts), res.end)
+	}
+}
+
 // TestReadKnownFiles checks what the readers make of hand-built files, so
 // that a change to both them and pcapgo could not go unseen.
 func TestReadKnownFiles(t *testing.T) {
-	seeds := captureSeeds(t)
-	ngLE := seeds[len(captures)+9]
-	res := readOwn(bufio.NewReaderSize(nil, readBuffer), ngLE)
+	res := readOwn(bufio.NewReaderSize(nil, readBuffer), ngSample(binary.LittleEndian))
 	var got []string
 	for _, p := range res.pkts {
 		got = append(got, fmt.Sprintf("%d/%d %d %s", p.ci.CaptureLength, p.ci.Length, p.lt, p.ci.Timestamp.Format(time.RFC3339Nano)))
