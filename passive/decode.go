@@ -308,7 +308,9 @@ func (d *decoder) ipv6(b []byte) (layer, []byte, bool) {
 	case !ok:
 		return layerNone, nil, false
 	case jumbo != 0 && plen == 0:
-		end := min(int(jumbo), len(p)) // the jumbo length counts the hop-by-hop header
+		// The jumbo length counts the hop-by-hop header; in a 32-bit int
+		// it may be negative.
+		end := min(int(jumbo), len(p))
 		if end < hl {
 			return layerNone, nil, false
 		}

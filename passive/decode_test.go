@@ -258,6 +258,7 @@ func decodeCases() []struct {
 		{"ipv6 jumbo short", LinkTypeRaw, ip6Len(ip6(0, append(hbh(6, jumbo(70000)), data...)), 0)[:50]},
 		{"ipv6 jumbo 65535", LinkTypeRaw, ip6Len(ip6(0, append(hbh(6, jumbo(65535)), data...)), 0)},
 		{"ipv6 jumbo with length", LinkTypeRaw, ip6(0, append(hbh(6, jumbo(70000)), data...))},
+		{"ipv6 two jumbo options", LinkTypeRaw, ip6Len(ip6(0, append(hbh(6, append(jumbo(70000), []byte{0xc2, 3, 1, 1, 1, 1, 0, 0}...)), data...)), 0)},
 		{"ipv6 jumbo 3 bytes", LinkTypeRaw, ip6Len(ip6(0, append(hbh(6, []byte{0xc2, 3, 1, 1, 1, 0}), data...)), 0)},
 		{"ipv6 hop-by-hop, length 0, no jumbo", LinkTypeRaw, ip6Len(ip6(0, append(hbh(6, []byte{1, 4, 0, 0, 0, 0}), data...)), 0)},
 		{"ipv6 routing header", LinkTypeRaw, ip6(43, append([]byte{6, 0, 0, 0, 0, 0, 0, 0}, data...))},
