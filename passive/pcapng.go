@@ -26,10 +26,13 @@ const (
 // other than 1.0 is skipped), the interfaces each describes (link type,
 // snap length, timestamp resolution and offset), and its enhanced, simple
 // and obsolete packet blocks; other blocks are skipped. It reads as
-// pcapgo's NgReader with WantMixedLinkType and SkipUnknownVersion did, but
-// for one thing: a length that runs past its block's end is an error,
-// where pcapgo read on into the next blocks and then skipped to the end of
-// the file.
+// pcapgo's NgReader with WantMixedLinkType and SkipUnknownVersion did,
+// except where pcapgo was wrong: a length that runs past its block's end
+// is an error (pcapgo read on into the next blocks, then skipped to the
+// end of the file); timestamps of 2^-n s, and finer than 10^-19 s, are
+// converted exactly (pcapgo's integer factors were off, its ticks per
+// second wrapped around); a file that ends inside a name resolution block
+// ends the reading as anywhere else (pcapgo made that an error).
 type ngReader struct {
 	src    source
 	be     bool   // the section is big-endian
