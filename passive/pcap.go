@@ -174,6 +174,8 @@ func (r *pcapReader) readPacket() ([]byte, gopacket.CaptureInfo, LinkType, error
 		return nil, gopacket.CaptureInfo{}, 0, fmt.Errorf("pcap: %d bytes captured of a packet of %d", caplen, origlen)
 	}
 	ci := gopacket.CaptureInfo{
+		// In 64 bits: pcapgo scaled the fraction in 32, so that one of
+		// 4294968 µs or more (not a valid one) wrapped around.
 		Timestamp:     time.Unix(int64(sec), int64(frac)*r.unit).UTC(),
 		CaptureLength: int(caplen),
 		Length:        int(origlen),
