@@ -169,7 +169,7 @@ func repeat(from, to string, size int64) (int, error) {
 		if err != nil {
 			break
 		}
-		pkts = append(pkts, packet{data, ci, r.LinkType()})
+		pkts = append(pkts, packet{data, ci, LinkType(r.LinkType())})
 		bytes += int64(16 + len(data))
 	}
 	f.Close()

@@ -10,14 +10,13 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/afpacket"
-	"github.com/gopacket/gopacket/layers"
 )
 
 // Live is a packet capture on one interface through AF_PACKET (pure Go,
 // no libpcap), filtered in the kernel with classic BPF.
 type Live struct {
 	h        *afpacket.TPacket
-	linkType layers.LinkType
+	linkType LinkType
 }
 
 // OpenLive starts capturing on iface. Packets already queued before the
@@ -58,7 +57,7 @@ func OpenLive(iface string, opts LiveOptions) (*Live, error) {
 		h.Close()
 		return nil, fmt.Errorf("capture on %s: filter: %w", iface, err)
 	}
-	l := &Live{h: h, linkType: layers.LinkTypeEthernet}
+	l := &Live{h: h, linkType: LinkTypeEthernet}
 	l.drain(opts.RingSize / 64)
 	return l, nil
 }
@@ -74,7 +73,7 @@ func (l *Live) drain(n int) {
 }
 
 // LinkType is the link type of the captured packets.
-func (l *Live) LinkType() layers.LinkType { return l.linkType }
+func (l *Live) LinkType() LinkType { return l.linkType }
 
 // ZeroCopyReadPacketData returns the next packet; the data is valid until
 // the next call. It returns afpacket.ErrTimeout when none came within the

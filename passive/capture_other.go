@@ -8,14 +8,13 @@ import (
 	"runtime"
 
 	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 )
 
 // errLiveUnsupported is returned by OpenLive where there is no AF_PACKET.
 var errLiveUnsupported = errors.New("live capture needs Linux (AF_PACKET) and is not available on " + runtime.GOOS + ": record with `tcpdump -w` and judge the file with `mitmwatch pcap`")
 
 // Live is a live capture; on this system it can never be opened.
-type Live struct{ linkType layers.LinkType }
+type Live struct{ linkType LinkType }
 
 // OpenLive fails: live capture is Linux-only.
 func OpenLive(iface string, _ LiveOptions) (*Live, error) {
@@ -23,7 +22,7 @@ func OpenLive(iface string, _ LiveOptions) (*Live, error) {
 }
 
 // LinkType is the link type of the captured packets.
-func (l *Live) LinkType() layers.LinkType { return l.linkType }
+func (l *Live) LinkType() LinkType { return l.linkType }
 
 // ZeroCopyReadPacketData always fails: live capture is Linux-only.
 func (l *Live) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error) {

@@ -17,7 +17,7 @@ func directions(t testing.TB, file string) (client, server []byte) {
 	pkts := loadPackets(t, filepath.Join("testdata", file))
 	var clientPort layers.TCPPort
 	for _, p := range pkts {
-		pkt := gopacket.NewPacket(p.data, p.lt.LayerType(), gopacket.NoCopy)
+		pkt := gopacket.NewPacket(p.data, layers.LinkType(p.lt).LayerType(), gopacket.NoCopy)
 		tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
 		if tcp == nil {
 			continue
@@ -163,8 +163,8 @@ func FuzzPacket(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, lt uint16) {
 		tr := NewTracker(Options{AnyPort: true, MaxFlows: 4}, func(*Conn) {})
 		ci := gopacket.CaptureInfo{Timestamp: time.Unix(1, 0), CaptureLength: len(data), Length: len(data)}
-		tr.Packet(data, ci, layers.LinkType(lt))
-		tr.Packet(data, ci, layers.LinkType(lt))
+		tr.Packet(data, ci, LinkType(lt))
+		tr.Packet(data, ci, LinkType(lt))
 		tr.Flush()
 	})
 }

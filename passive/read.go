@@ -10,16 +10,11 @@ import (
 	"os"
 
 	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 )
 
 // readBuffer is the read-ahead on a capture file: large enough that
 // reading costs few system calls.
 const readBuffer = 256 << 10
-
-// pcapngMagic is the block type of a pcapng Section Header Block.
-const pcapngMagic = 0x0A0D0D0A
 
 // ReadFile feeds every packet of a pcap or pcapng file (plain or gzipped
 // pcap) to t, then flushes it. Cancelling ctx stops the reading.
@@ -40,53 +35,54 @@ func ReadFile(ctx context.Context, path string, t *Tracker) error {
 // mid-packet (a capture still being written, or interrupted) is read up to
 // the cut without error. Cancelling ctx stops the reading.
 func Read(ctx context.Context, r io.Reader, t *Tracker) error {
-	br := bufio.NewReaderSize(r, readBuffer)
-	magic, err := br.Peek(4)
+	pr, err := openCapture(bufio.NewReaderSize(r, readBuffer))
 	if err != nil {
-		return fmt.Errorf("reading capture header: %w", err)
-	}
-	if binary.LittleEndian.Uint32(magic) == pcapngMagic {
-		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
-		if err != nil {
-			return fmt.Errorf("pcapng: %w", err)
-		}
-		err = feed(ctx, t, ng, func(ci gopacket.CaptureInfo) layers.LinkType {
-			if iface, err := ng.Interface(ci.InterfaceIndex); err == nil {
-				return iface.LinkType
-			}
-			return ng.LinkType()
-		})
-		t.Flush()
 		return err
 	}
-	pr, err := pcapgo.NewReader(br)
-	if err != nil {
-		return fmt.Errorf("not a pcap or pcapng capture: %w", err)
-	}
-	lt := pr.LinkType()
-	err = feed(ctx, t, pr, func(gopacket.CaptureInfo) layers.LinkType { return lt })
+	err = feed(ctx, t, pr)
 	t.Flush()
 	return err
 }
 
-// zeroCopyReader is a packet source that reuses its buffer: pcapgo's
-// readers and live capture handles.
-type zeroCopyReader interface {
-	ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+// packetReader reads a capture file's packets; a packet's data is valid
+// until the next call.
+type packetReader interface {
+	readPacket() ([]byte, gopacket.CaptureInfo, LinkType, error)
+}
+
+// openCapture reads a capture's header, telling pcapng from pcap by its
+// first block's type.
+func openCapture(br *bufio.Reader) (packetReader, error) {
+	magic, err := br.Peek(4)
+	if err != nil {
+		return nil, fmt.Errorf("reading capture header: %w", err)
+	}
+	if binary.LittleEndian.Uint32(magic) == blockSHB {
+		ng, err := newNgReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("pcapng: %w", err)
+		}
+		return ng, nil
+	}
+	pr, err := newPcapReader(br)
+	if err != nil {
+		return nil, fmt.Errorf("not a pcap or pcapng capture: %w", err)
+	}
+	return pr, nil
 }
 
 // ctxEvery is how many packets are read between looks at the context.
 const ctxEvery = 1 << 16
 
-func feed(ctx context.Context, t *Tracker, r zeroCopyReader, linkType func(gopacket.CaptureInfo) layers.LinkType) error {
+func feed(ctx context.Context, t *Tracker, r packetReader) error {
 	for n := 1; ; n++ {
 		if n%ctxEvery == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		data, ci, err := r.ZeroCopyReadPacketData()
+		data, ci, lt, err := r.readPacket()
 		switch {
 		case err == nil:
-			t.Packet(data, ci, linkType(ci))
+			t.Packet(data, ci, lt)
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			return nil
 		default:

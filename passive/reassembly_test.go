@@ -20,7 +20,7 @@ import (
 type packet struct {
 	data []byte
 	ci   gopacket.CaptureInfo
-	lt   layers.LinkType
+	lt   LinkType
 }
 
 // loadPackets reads every packet of a capture file.
@@ -34,19 +34,19 @@ func loadPackets(t testing.TB, path string) []packet {
 	var src interface {
 		ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
 	}
-	var lt layers.LinkType
+	var lt LinkType
 	if filepath.Ext(path) == ".pcapng" {
 		r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
 		if err != nil {
 			t.Fatal(err)
 		}
-		src, lt = r, r.LinkType()
+		src, lt = r, LinkType(r.LinkType())
 	} else {
 		r, err := pcapgo.NewReader(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		src, lt = r, r.LinkType()
+		src, lt = r, LinkType(r.LinkType())
 	}
 	var out []packet
 	for {
@@ -91,7 +91,7 @@ func resegment(t *testing.T, pkts []packet, rng *rand.Rand) []packet {
 	t.Helper()
 	var out []packet
 	for _, p := range pkts {
-		pkt := gopacket.NewPacket(p.data, p.lt.LayerType(), gopacket.Default)
+		pkt := gopacket.NewPacket(p.data, layers.LinkType(p.lt).LayerType(), gopacket.Default)
 		tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
 		net := pkt.NetworkLayer()
 		if tcp == nil || net == nil {
@@ -152,7 +152,7 @@ func frame(t *testing.T, network gopacket.NetworkLayer, tcp *layers.TCP, seq uin
 	}
 	data := bytes.Clone(buf.Bytes())
 	ci.CaptureLength, ci.Length = len(data), len(data)
-	return packet{data, ci, layers.LinkTypeEthernet}
+	return packet{data, ci, LinkTypeEthernet}
 }
 
 // TestResegmented cuts the segments of every recording into pieces,
@@ -223,7 +223,7 @@ func TestFilter(t *testing.T) {
 	m := readManifest(t)
 	for _, c := range captures {
 		pkts := loadPackets(t, filepath.Join("testdata", c.file))
-		if pkts[0].lt != layers.LinkTypeEthernet {
+		if pkts[0].lt != LinkTypeEthernet {
 			continue // the filter is for Ethernet framing; tcpdump -i any writes SLL2
 		}
 		port := m[c.file][0]

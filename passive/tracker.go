@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 )
 
 // Options bound what a Tracker watches and keeps.
@@ -86,16 +85,7 @@ type Tracker struct {
 	flows map[flowKey]*flow
 	free  []*flow
 
-	eth     layers.Ethernet
-	dot1q   layers.Dot1Q
-	sll     layers.LinuxSLL
-	sll2    layers.LinuxSLL2
-	loop    layers.Loopback
-	ip4     layers.IPv4
-	ip6     layers.IPv6
-	tcp     layers.TCP
-	parsers map[gopacket.LayerType]*gopacket.DecodingLayerParser
-	decoded []gopacket.LayerType
+	dec decoder
 
 	now       time.Time // latest packet time
 	lastSweep time.Time
@@ -115,11 +105,10 @@ func NewTracker(opts Options, emit func(*Conn)) *Tracker {
 		opts.IdleTimeout = DefaultIdleTimeout
 	}
 	t := &Tracker{
-		opts:    opts,
-		watch:   make([]bool, 1<<16),
-		emit:    emit,
-		flows:   make(map[flowKey]*flow),
-		decoded: make([]gopacket.LayerType, 0, 8),
+		opts:  opts,
+		watch: make([]bool, 1<<16),
+		emit:  emit,
+		flows: make(map[flowKey]*flow),
 	}
 	ports := opts.Ports
 	if len(ports) == 0 {
@@ -133,80 +122,27 @@ func NewTracker(opts Options, emit func(*Conn)) *Tracker {
 			t.watch[i] = true
 		}
 	}
-	all := []gopacket.DecodingLayer{&t.eth, &t.dot1q, &t.sll, &t.sll2, &t.loop, &t.ip4, &t.ip6, &t.tcp}
-	t.parsers = make(map[gopacket.LayerType]*gopacket.DecodingLayerParser)
-	for _, first := range []gopacket.LayerType{layers.LayerTypeEthernet, layers.LayerTypeLinuxSLL,
-		layers.LayerTypeLinuxSLL2, layers.LayerTypeLoopback, layers.LayerTypeIPv4, layers.LayerTypeIPv6} {
-		p := gopacket.NewDecodingLayerParser(first, all...)
-		p.IgnoreUnsupported = true
-		t.parsers[first] = p
-	}
 	return t
 }
 
-// firstLayer is the layer a link type's packets start with; raw IP is told
-// apart by its version nibble.
-func firstLayer(lt layers.LinkType, data []byte) gopacket.LayerType {
-	switch lt {
-	case layers.LinkTypeEthernet:
-		return layers.LayerTypeEthernet
-	case layers.LinkTypeLinuxSLL:
-		return layers.LayerTypeLinuxSLL
-	case layers.LinkTypeLinuxSLL2:
-		return layers.LayerTypeLinuxSLL2
-	case layers.LinkTypeNull, layers.LinkTypeLoop:
-		return layers.LayerTypeLoopback
-	case layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6, 12, 14: // 12, 14: raw IP on some BSDs
-		if len(data) > 0 && data[0]>>4 == 6 {
-			return layers.LayerTypeIPv6
-		}
-		return layers.LayerTypeIPv4
-	}
-	return gopacket.LayerTypeZero
-}
-
 // Packet takes one captured packet. data is not kept after it returns.
-func (t *Tracker) Packet(data []byte, ci gopacket.CaptureInfo, lt layers.LinkType) {
+func (t *Tracker) Packet(data []byte, ci gopacket.CaptureInfo, lt LinkType) {
 	t.stats.Packets++
 	t.stats.Bytes += uint64(len(data))
 	if ci.Timestamp.After(t.now) {
 		t.now = ci.Timestamp
 	}
-	p := t.parsers[firstLayer(lt, data)]
-	if p == nil {
+	d := &t.dec
+	if !d.decode(data, lt) {
 		t.stats.Undecodable++
 		return
 	}
-	if err := p.DecodeLayers(data, &t.decoded); err != nil {
-		t.stats.Undecodable++
-		return
-	}
-	var src, dst endpoint
-	var ttl uint8
-	var haveIP, haveTCP bool
-	for _, l := range t.decoded {
-		switch l {
-		case layers.LayerTypeIPv4:
-			if t.ip4.Flags&layers.IPv4MoreFragments != 0 || t.ip4.FragOffset != 0 {
-				return // fragmented TCP: not worth reassembling for a handshake
-			}
-			src.addr = mapped(t.ip4.SrcIP)
-			dst.addr = mapped(t.ip4.DstIP)
-			ttl, haveIP = t.ip4.TTL, true
-		case layers.LayerTypeIPv6:
-			copy(src.addr[:], t.ip6.SrcIP)
-			copy(dst.addr[:], t.ip6.DstIP)
-			ttl, haveIP = t.ip6.HopLimit, true
-		case layers.LayerTypeTCP:
-			haveTCP = true
-		}
-	}
-	if !haveIP || !haveTCP {
-		return
+	if !d.tcp {
+		return // not TCP, or a fragment: not worth reassembling for a handshake
 	}
 	t.stats.TCP++
-	tcp := &t.tcp
-	src.port, dst.port = uint16(tcp.SrcPort), uint16(tcp.DstPort)
+	src, dst := endpoint{d.src, d.srcPort}, endpoint{d.dst, d.dstPort}
+	ttl, syn, ack := d.ttl, d.flags&tcpSYN != 0, d.flags&tcpACK != 0
 	if !t.watch[dst.port] && !t.watch[src.port] {
 		t.maybeSweep()
 		return
@@ -215,13 +151,13 @@ func (t *Tracker) Packet(data []byte, ci gopacket.CaptureInfo, lt layers.LinkTyp
 	key := keyOf(src, dst)
 	f := t.flows[key]
 	ts := ci.Timestamp
-	payload := tcp.Payload
+	payload := d.payload
 	switch {
-	case tcp.SYN && !tcp.ACK && t.watch[dst.port]:
+	case syn && !ack && t.watch[dst.port]:
 		if f != nil {
 			if f.conn.SYNACK.IsZero() && len(f.c2s.buf) == 0 {
 				f.conn.SYN = ts // a retransmitted SYN: time from the last one
-				f.c2s.setISN(tcp.Seq)
+				f.c2s.setISN(d.seq)
 				f.last = ts
 				return
 			}
@@ -232,7 +168,7 @@ func (t *Tracker) Packet(data []byte, ci gopacket.CaptureInfo, lt layers.LinkTyp
 			return
 		}
 		f.conn.SYN = ts
-		f.c2s.setISN(tcp.Seq)
+		f.c2s.setISN(d.seq)
 		t.stats.Handshake++
 		return
 	case f == nil:
@@ -248,9 +184,9 @@ func (t *Tracker) Packet(data []byte, ci gopacket.CaptureInfo, lt layers.LinkTyp
 	f.last = ts
 	fromClient := src == f.clientEP
 	if !fromClient {
-		if tcp.SYN && tcp.ACK && f.conn.SYNACK.IsZero() {
+		if syn && ack && f.conn.SYNACK.IsZero() {
 			f.conn.SYNACK, f.conn.SYNACKTTL = ts, ttl
-			f.s2c.setISN(tcp.Seq)
+			f.s2c.setISN(d.seq)
 		} else {
 			f.serverTTL(ttl)
 		}
@@ -260,10 +196,10 @@ func (t *Tracker) Packet(data []byte, ci gopacket.CaptureInfo, lt layers.LinkTyp
 			f.truncated = true
 			t.stats.Snapped++
 		}
-		f.data(fromClient, ts, tcp.Seq, payload)
+		f.data(fromClient, ts, d.seq, payload)
 	}
-	if tcp.RST || tcp.FIN {
-		f.closed(fromClient, tcp.RST)
+	if rst := d.flags&tcpRST != 0; rst || d.flags&tcpFIN != 0 {
+		f.closed(fromClient, rst)
 	}
 	if f.complete() {
 		t.finish(f, EndHandshake)
@@ -279,13 +215,6 @@ func clientStart(p []byte) bool {
 		return true
 	}
 	return len(p) >= 8 && string(p[:8]) == "CONNECT "
-}
-
-func mapped(ip []byte) [16]byte {
-	var a [16]byte
-	a[10], a[11] = 0xff, 0xff
-	copy(a[12:], ip)
-	return a
 }
 
 // start tracks a new connection from client to server.
