@@ -12,9 +12,9 @@ import (
 
 // registerAgent registers the commands that keep running beside the build
 // (the service, capture) or read captures. They link what check never
-// needs (the Prometheus client and exporter toolkit, gopacket's decoding
-// tables), so the release's mitmwatch, built with -tags lean, hands them
-// to mitmwatch-agent, this build (lean.go).
+// needs (the Prometheus client and exporter toolkit, packet capture), so
+// the release's mitmwatch, built with -tags lean, hands them to
+// mitmwatch-agent, this build (lean.go).
 func registerAgent(app *kingpin.Application, ctx context.Context, e env, set func(int)) {
 	registerPcap(app, ctx, e, set)
 	registerSniff(app, ctx, e, set)

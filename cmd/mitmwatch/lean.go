@@ -17,7 +17,7 @@ import (
 
 // The release's mitmwatch is built with -tags lean. A Go program runs the
 // init of every package it links before main: the Prometheus client, the
-// exporter toolkit and gopacket's decoding tables cost a check ~7 ms of
+// exporter toolkit and packet capture cost a check milliseconds of
 // start-up and CPU it never uses, on every CI job. So this build links
 // only the commands that finish (check, audit, baseline, validate,
 // ranges, version) and hands everything else, including help, to
