@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -42,14 +41,11 @@ import (
 // exporters listed in Prometheus's default port allocations.
 const defaultListen = ":16486"
 
-// daemonGCPercent is the service's GOGC unless the environment sets one.
-// The runtime counts the scannable package globals (~5 MB, mostly the
-// packet decoders' protocol tables) toward the heap goal, beside a live
-// heap of ~3 MB for 200 targets: at the default of 100 the heap grows to
-// ~12 MB between collections. At 50 it stays near 7 MB, for a few more
-// collections a minute of a heap this small (measured in bench/daemon.sh:
-// peak RSS 30.0 -> 27.6 MB, CPU unchanged within noise).
-const daemonGCPercent = 50
+// The service runs at Go's default GOGC of 100. It ran at 50 while the
+// packet decoders' 5 MB of protocol tables counted toward the heap goal;
+// without them, 50 made 64 collections a minute of a ~3 MB heap
+// (bench/daemon.sh: CPU 2.58%, peak RSS 25.9 MB) and 100 makes 26 (CPU
+// 1.87%, 27.1 MB).
 
 // baselineFile is the learned baseline the service applies, inside its
 // state directory: `mitmwatch baseline learn --out /var/lib/mitmwatch/baseline.json`.
@@ -90,9 +86,6 @@ func runService(ctx context.Context, e env, f runFlags) error {
 	// C0 controls, and JSONWriter escapes the rest.
 	f.log.Writer = termsafe.JSONWriter(e.stderr)
 	logger := promslog.New(f.log)
-	if e.getenv("GOGC") == "" {
-		debug.SetGCPercent(daemonGCPercent)
-	}
 
 	// What each build tool would do with each target, from the reading of
 	// the toolchain the last load made.
