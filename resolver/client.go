@@ -181,7 +181,6 @@ func (c *Client) exchangeConn(ctx context.Context, network, addr string, cfg *tl
 		return nil, ctxErr(ctx, err)
 	}
 	defer co.Close()
-	co.UDPSize = dns.MaxMsgSize // read buffer: take whatever comes, then judge it
 	deadline, _ := ctx.Deadline()
 	co.SetDeadline(deadline)
 	// Cancellation, not only the deadline, ends the exchange.
