@@ -467,6 +467,29 @@ func TestReadHostileLengths(t *testing.T) {
 	}
 }
 
+// TestReadManyInterfaces: a section that describes more interfaces than
+// any capture does is refused with an error that says so, once past the
+// bound, not read into memory without end.
+func TestReadManyInterfaces(t *testing.T) {
+	n := &ng{bo: binary.LittleEndian}
+	n.shb(1)
+	for range maxIfaces + 1 {
+		n.idb(1, 0)
+	}
+	res := readOwn(bufio.NewReaderSize(nil, readBuffer), n.buf)
+	if res.end == nil || !strings.Contains(res.end.Error(), "more than 65536 interfaces") {
+		t.Errorf("%d interfaces: %v; want the bound's error", maxIfaces+1, res.end)
+	}
+	n = &ng{bo: binary.LittleEndian}
+	n.shb(1)
+	for range maxIfaces {
+		n.idb(1, 0)
+	}
+	if res := readOwn(bufio.NewReaderSize(nil, readBuffer), n.buf); ending(res.end) != "end" {
+		t.Errorf("%d interfaces: %v; want the end", maxIfaces, res.end)
+	}
+}
+
 // FuzzReadCapture holds the pcap and pcapng readers to pcapgo's, set up as
 // Read had them.
 func FuzzReadCapture(f *testing.F) {

@@ -362,9 +362,17 @@ func (r *ngReader) iface() error {
 	if err := f.setResolution(); err != nil {
 		return err
 	}
+	if len(r.ifaces) >= maxIfaces {
+		return fmt.Errorf("pcapng section: more than %d interfaces", maxIfaces)
+	}
 	r.ifaces = append(r.ifaces, f)
 	return nil
 }
+
+// maxIfaces bounds the interfaces a section describes: a capture names a
+// few, and a file of nothing but interface blocks would otherwise hold
+// more than twice its size in memory (pcapgo set no bound).
+const maxIfaces = 1 << 16
 
 // statistics reads an interface statistics block, for its checks only.
 func (r *ngReader) statistics() error {
