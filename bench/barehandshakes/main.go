@@ -13,19 +13,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"time"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "barehandshakes:", err)
+	if err := run(os.Stdout, os.Args[1:]); err != nil {
+		// Quoted: a handshake's error can carry a certificate's names.
+		fmt.Fprintf(os.Stderr, "barehandshakes: %q\n", err.Error())
 		os.Exit(1)
 	}
 }
 
-func run(endpoints []string) error {
+func run(w io.Writer, endpoints []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ms := make([]float64, len(endpoints))
@@ -48,5 +50,5 @@ func run(endpoints []string) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	return json.NewEncoder(os.Stdout).Encode(ms)
+	return json.NewEncoder(w).Encode(ms)
 }
