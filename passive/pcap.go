@@ -103,7 +103,7 @@ func short(read int, err error) error {
 // or nanosecond timestamps.
 type pcapReader struct {
 	src      source
-	be       bool  // big-endian
+	order          // the file's byte order
 	unit     int64 // nanoseconds per unit of the timestamps' fraction
 	snaplen  uint32
 	linkType LinkType
@@ -143,18 +143,30 @@ func newPcapReader(br *bufio.Reader) (*pcapReader, error) {
 	return r, nil
 }
 
-func (r *pcapReader) u16(b []byte) uint16 {
-	if r.be {
+// order reads a capture's integers in the order its header chose. A
+// type of its own rather than a binary.ByteOrder keeps the reads of every
+// packet's header free of interface calls.
+type order struct{ be bool } // big-endian
+
+func (o order) u16(b []byte) uint16 {
+	if o.be {
 		return binary.BigEndian.Uint16(b)
 	}
 	return binary.LittleEndian.Uint16(b)
 }
 
-func (r *pcapReader) u32(b []byte) uint32 {
-	if r.be {
+func (o order) u32(b []byte) uint32 {
+	if o.be {
 		return binary.BigEndian.Uint32(b)
 	}
 	return binary.LittleEndian.Uint32(b)
+}
+
+func (o order) u64(b []byte) uint64 {
+	if o.be {
+		return binary.BigEndian.Uint64(b)
+	}
+	return binary.LittleEndian.Uint64(b)
 }
 
 // readPacket returns the next packet; its data is valid until the next

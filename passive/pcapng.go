@@ -35,7 +35,7 @@ const (
 // ends the reading as anywhere else (pcapgo made that an error).
 type ngReader struct {
 	src    source
-	be     bool   // the section is big-endian
+	order         // the section's byte order
 	typ    uint32 // the current block's type
 	left   uint32 // the bytes of the current block not yet read
 	ifaces []ngIface
@@ -78,27 +78,6 @@ func newNgReader(br *bufio.Reader) (*ngReader, error) {
 		return nil, err
 	}
 	return r, nil
-}
-
-func (r *ngReader) u16(b []byte) uint16 {
-	if r.be {
-		return binary.BigEndian.Uint16(b)
-	}
-	return binary.LittleEndian.Uint16(b)
-}
-
-func (r *ngReader) u32(b []byte) uint32 {
-	if r.be {
-		return binary.BigEndian.Uint32(b)
-	}
-	return binary.LittleEndian.Uint32(b)
-}
-
-func (r *ngReader) u64(b []byte) uint64 {
-	if r.be {
-		return binary.BigEndian.Uint64(b)
-	}
-	return binary.LittleEndian.Uint64(b)
 }
 
 // take counts n bytes of the current block as read.
