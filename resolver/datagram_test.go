@@ -77,31 +77,35 @@ func TestReadDatagram(t *testing.T) {
 			t.Errorf("error %q, reading the connection gives %q", got[0], got[1])
 		}
 	}
-	t.Run("refused", func(t *testing.T) {
-		pc := listen(t)
-		addr := pc.LocalAddr().String()
-		pc.Close()
-		errorsOf(t, func(t *testing.T) net.Conn {
+	for _, tc := range []struct {
+		name   string
+		closed bool // nothing listens: the port answers unreachable
+		setup  func(t *testing.T, addr string) net.Conn
+	}{
+		{"refused", true, func(t *testing.T, addr string) net.Conn {
 			c := dial(t, addr)
 			c.Write([]byte("q"))
 			c.SetReadDeadline(time.Now().Add(2 * time.Second))
 			return c
-		})
-	})
-	t.Run("deadline", func(t *testing.T) {
-		pc := listen(t)
-		errorsOf(t, func(t *testing.T) net.Conn {
-			c := dial(t, pc.LocalAddr().String())
+		}},
+		{"deadline", false, func(t *testing.T, addr string) net.Conn {
+			c := dial(t, addr)
 			c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 			return c
-		})
-	})
-	t.Run("deadline in the past", func(t *testing.T) {
-		pc := listen(t)
-		errorsOf(t, func(t *testing.T) net.Conn {
-			c := dial(t, pc.LocalAddr().String())
+		}},
+		{"deadline in the past", false, func(t *testing.T, addr string) net.Conn {
+			c := dial(t, addr)
 			c.SetReadDeadline(longAgo)
 			return c
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pc := listen(t)
+			addr := pc.LocalAddr().String()
+			if tc.closed {
+				pc.Close()
+			}
+			errorsOf(t, func(t *testing.T) net.Conn { return tc.setup(t, addr) })
 		})
-	})
+	}
 }
