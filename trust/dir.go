@@ -1,7 +1,6 @@
 package trust
 
 import (
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -65,14 +64,6 @@ func ScanDir(dir string) ([]DirFile, error) { return scanDirAt(dir, time.Now()) 
 func scanDirAt(dir string, now time.Time) ([]DirFile, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
-		return nil, err
-	}
-	if !info.IsDir() {
-		// ReadDir's own error for it.
-		_, err := os.ReadDir(dir)
-		if err == nil {
-			err = fmt.Errorf("%s: not a directory", dir)
-		}
 		return nil, err
 	}
 	s := scanOf(dir)
