@@ -12,7 +12,8 @@ import (
 )
 
 // readDir reads the certificates in the files of a directory that have
-// lacks, as Go and OpenSSL read hashed directories. A store directory is
+// lacks, as Go and OpenSSL read hashed directories, through the process's
+// one scan of it (trust.ScanDir). A store directory is
 // hundreds of links to the files of the bundle already read: a file is
 // read once however many links name it, and a certificate have already
 // holds, or another file gave, is not added again (trust parses each DER
