@@ -3,6 +3,8 @@ package check
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -36,6 +38,17 @@ type DNS struct {
 	mu       sync.Mutex
 	canaryAt time.Time
 	canaryOf []detector.DNSAnswer
+
+	flightMu sync.Mutex
+	inFlight map[string]*systemLookup
+}
+
+// systemLookup is one resolution of a name through the system's order,
+// shared by whoever asks for the same name while it is out.
+type systemLookup struct {
+	done     chan struct{}
+	answers  []detector.DNSAnswer
+	canceled bool // the asker's context ended first: the answers are not the network's
 }
 
 // canaryMaxAge is how long the canary's answers stand for every target.
@@ -170,7 +183,41 @@ func (q *references) collect(ctx context.Context, grace time.Duration) []detecto
 // file when it comes first and lists the name, else from the system
 // resolvers, then from the hosts file when it comes after them and they
 // gave no address. Every answer asked for is returned, in order.
+//
+// A name already being resolved is not asked again: the probe of a host and
+// the checksum database on it start at the same moment, and one answer is
+// what the system's tools would both get. Only lookups in flight are
+// shared, so a daemon's next round asks afresh.
 func (d *DNS) resolveSystem(ctx context.Context, name string) []detector.DNSAnswer {
+	d.flightMu.Lock()
+	if l, ok := d.inFlight[name]; ok {
+		d.flightMu.Unlock()
+		select {
+		case <-l.done:
+			if !l.canceled {
+				return slices.Clone(l.answers)
+			}
+		case <-ctx.Done():
+		}
+		return d.resolveOwn(ctx, name)
+	}
+	l := &systemLookup{done: make(chan struct{})}
+	if d.inFlight == nil {
+		d.inFlight = map[string]*systemLookup{}
+	}
+	d.inFlight[name] = l
+	d.flightMu.Unlock()
+	l.answers = d.resolveOwn(ctx, name)
+	l.canceled = ctx.Err() != nil
+	d.flightMu.Lock()
+	delete(d.inFlight, name)
+	d.flightMu.Unlock()
+	close(l.done)
+	return slices.Clip(l.answers)
+}
+
+// resolveOwn is resolveSystem's lookup itself.
+func (d *DNS) resolveOwn(ctx context.Context, name string) []detector.DNSAnswer {
 	if d.Hosts != nil && d.Hosts.Order == resolver.HostsFirst {
 		if a, ok := d.Hosts.Lookup(name); ok {
 			return []detector.DNSAnswer{a}
@@ -240,4 +287,60 @@ func (d *DNS) canary(ctx context.Context, probesDone <-chan struct{}) []detector
 	// grace beyond MinGrace.
 	d.canaryOf, d.canaryAt = append(sys, refs.collect(ctx, d.MinGrace)...), time.Now()
 	return d.canaryOf
+}
+
+// DialContext connects to addr (host:port) as the system's tools would: to
+// the addresses the system's resolution of host gives (resolveSystem), in
+// their order, the first that accepts. It serves what reaches a host the
+// way the go command does (the checksum database), so that it shares the
+// resolution a probe of the same host makes and asks no resolver twice.
+// Resolving failures are *net.DNSError, as Go's own resolver gives them.
+func (d *DNS) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	var nd net.Dialer
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nd.DialContext(ctx, network, addr)
+	}
+	sys := d.resolveSystem(ctx, host)
+	a, ok := answeredWithAddrs(sys)
+	if !ok {
+		return nil, lookupError(host, sys)
+	}
+	var lastErr error
+	for _, ip := range a.Addrs {
+		conn, err := nd.DialContext(ctx, network, net.JoinHostPort(ip.Unmap().String(), port))
+		if err == nil {
+			return conn, nil
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+// lookupError is the error Go's resolver would give for a resolution that
+// gave no address, from the last answer asked for.
+func lookupError(host string, sys []detector.DNSAnswer) error {
+	e := &net.DNSError{Name: host, Err: "no system resolver is configured"}
+	if len(sys) == 0 {
+		return e
+	}
+	last := sys[len(sys)-1]
+	e.Server = last.Resolver
+	switch {
+	case last.Failure != detector.FailureNone:
+		e.Err, e.IsTimeout = last.Detail, last.Failure == detector.FailureTimeout
+	case last.Rcode == "NXDOMAIN":
+		e.Err, e.IsNotFound = "no such host", true
+	case last.Rcode != "" && last.Rcode != "NOERROR":
+		e.Err = last.Rcode
+	default:
+		e.Err, e.IsNotFound = "no such host", true
+	}
+	return e
 }

@@ -1,0 +1,169 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/lab"
+	"github.com/mitmwatch/mitmwatch/resolver"
+)
+
+// systemDNS is a round's DNS with one system resolver, sys, and no
+// references.
+func systemDNS(t *testing.T, sys *lab.DNSServer) *DNS {
+	t.Helper()
+	s := server(t, "udp://"+sys.Addr())
+	s.System, s.Spec = true, "system "+s.Spec
+	c := &resolver.Client{Timeout: 500 * time.Millisecond}
+	t.Cleanup(func() { c.Close() })
+	return &DNS{Client: c, System: []resolver.Server{s}}
+}
+
+func newDNSServer(t *testing.T, opts lab.DNSOptions) *lab.DNSServer {
+	t.Helper()
+	s, err := lab.NewDNSServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// A name asked for while a lookup of it is out gets that lookup's answer:
+// one query of each type reaches the resolver. Once it is back, the next
+// asks again.
+func TestSystemLookupShared(t *testing.T) {
+	addr := netip.MustParseAddr("127.0.0.1")
+	sys := newDNSServer(t, lab.DNSOptions{Zone: map[string][]netip.Addr{"db.shared.example": {addr}}, Latency: 150 * time.Millisecond})
+	d := systemDNS(t, sys)
+	ctx := context.Background()
+
+	const askers = 4
+	answers := make([][]detector.DNSAnswer, askers)
+	var wg sync.WaitGroup
+	for i := range askers {
+		wg.Go(func() { answers[i] = d.resolveSystem(ctx, "db.shared.example") })
+		time.Sleep(10 * time.Millisecond) // all within the first's 150 ms
+	}
+	wg.Wait()
+	if n := sys.Queries("udp"); n != 2 {
+		t.Errorf("%d asked at once: the resolver got %d queries, want 2 (A and AAAA once)", askers, n)
+	}
+	for i, a := range answers {
+		got, ok := answeredWithAddrs(a)
+		if !ok || !slices.Equal(got.Addrs, []netip.Addr{addr}) {
+			t.Fatalf("asker %d got %+v, want %v", i, a, addr)
+		}
+	}
+	// Each asker owns its slice: appending (as observe does with the
+	// references') must not show in another's.
+	answers[0] = append(answers[0], detector.DNSAnswer{Resolver: "appended"})
+	for i, a := range answers[1:] {
+		if len(a) != 1 || slices.ContainsFunc(a[:cap(a)], func(x detector.DNSAnswer) bool { return x.Resolver == "appended" }) {
+			t.Errorf("asker %d sees another's append: %+v", i+1, a[:cap(a)])
+		}
+	}
+
+	d.resolveSystem(ctx, "db.shared.example")
+	if n := sys.Queries("udp"); n != 4 {
+		t.Errorf("a lookup after the shared one is back: %d queries in all, want 4", n)
+	}
+}
+
+// A lookup that ended because its asker gave up is no answer for another
+// asker still waiting: that one asks for itself.
+func TestSystemLookupCanceledNotShared(t *testing.T) {
+	addr := netip.MustParseAddr("127.0.0.1")
+	sys := newDNSServer(t, lab.DNSOptions{Zone: map[string][]netip.Addr{"db.shared.example": {addr}}, Latency: 150 * time.Millisecond})
+	d := systemDNS(t, sys)
+
+	first, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.resolveSystem(first, "db.shared.example")
+	}()
+	time.Sleep(20 * time.Millisecond)
+	time.AfterFunc(30*time.Millisecond, cancel)
+	a := d.resolveSystem(context.Background(), "db.shared.example")
+	<-done
+	if got, ok := answeredWithAddrs(a); !ok || !slices.Equal(got.Addrs, []netip.Addr{addr}) {
+		t.Fatalf("the asker still waiting got %+v, want %v", a, addr)
+	}
+}
+
+// DialContext reaches a host at the addresses the system's resolution
+// gives, in order, and fails as Go's resolver does where it gives none.
+func TestDialContextResolvesAsTheSystem(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := portOf(t, ln.Addr().String())
+	// 127.0.0.2 is loopback too, but nothing listens there: refused, so
+	// the dial moves on to the next address, as the go command's does.
+	zone := map[string][]netip.Addr{"db.example": {netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.1")}}
+	sys := newDNSServer(t, lab.DNSOptions{Zone: zone, NXDomain: []string{"gone.example"}, ServFail: []string{"broken.example"}})
+	d := systemDNS(t, sys)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	if got := c.RemoteAddr().String(); got != net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) {
+		t.Errorf("connected to %s, want the second address, the first refusing", got)
+	}
+	c.Close()
+
+	before := sys.Queries("udp")
+	if c, err := d.DialContext(ctx, "tcp", ln.Addr().String()); err != nil {
+		t.Errorf("dialling an address: %v", err)
+	} else {
+		c.Close()
+	}
+	if n := sys.Queries("udp"); n != before {
+		t.Errorf("dialling an address asked the resolver %d times", n-before)
+	}
+
+	silent := newDNSServer(t, lab.DNSOptions{Silent: true})
+	for _, c := range []struct {
+		name     string
+		d        *DNS
+		failure  detector.Failure
+		notFound bool
+	}{
+		{"gone.example", d, detector.FailureDNS, true},
+		{"broken.example", d, detector.FailureDNS, false},
+		{"db.example", systemDNS(t, silent), detector.FailureTimeout, false},
+	} {
+		_, err := c.d.DialContext(ctx, "tcp", net.JoinHostPort(c.name, strconv.Itoa(port)))
+		var de *net.DNSError
+		if !errors.As(err, &de) {
+			t.Errorf("%s: error %v (%T), want a *net.DNSError", c.name, err, err)
+			continue
+		}
+		if de.Name != c.name || de.IsNotFound != c.notFound || detector.FailureOf(err) != c.failure {
+			t.Errorf("%s: %v: name %q, not found %v, failure %v; want %s, %v, %v", c.name, err, de.Name, de.IsNotFound, detector.FailureOf(err), c.name, c.notFound, c.failure)
+		}
+	}
+}
