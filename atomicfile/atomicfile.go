@@ -29,9 +29,27 @@ func Write(path string, data []byte, perm fs.FileMode) error {
 	return nil
 }
 
+// Replace replaces the file at path as Write does, whole for every reader
+// at every moment, but without the two syncs that make it durable: after
+// a power cut the file may be the old one, or empty. It is for state
+// whose reader takes an empty or lost file as none, and that is written on
+// a path where two syncs (milliseconds) are felt: the checksum database's
+// kept tree, written as the last step of a check that someone waits for.
+func Replace(path string, data []byte, perm fs.FileMode) error {
+	if err := write(path, data, perm, false); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
 // replace writes data to a temporary file beside path, syncs it and renames
 // it over path. The temporary file is removed on any failure.
-func replace(path string, data []byte, perm fs.FileMode) (err error) {
+func replace(path string, data []byte, perm fs.FileMode) error {
+	return write(path, data, perm, true)
+}
+
+// write is replace, syncing the file before the rename when sync is set.
+func write(path string, data []byte, perm fs.FileMode, sync bool) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -49,8 +67,10 @@ func replace(path string, data []byte, perm fs.FileMode) (err error) {
 	if err := f.Chmod(perm); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	if sync {
+		if err := f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err

@@ -73,6 +73,7 @@ func (c *Checker) Check(ctx context.Context, db Database) detector.Observation {
 	if c.Store != nil {
 		st.StatePath = c.Store.Path
 	}
+	kept := c.loadKept(db)
 	r := c.reader(&obs)
 	base, err := r.route(ctx, db)
 	if err != nil {
@@ -95,8 +96,31 @@ func (c *Checker) Check(ctx context.Context, db Database) detector.Observation {
 	if !ok {
 		return obs
 	}
-	c.compare(ctx, &obs, db, r, latest, tree)
+	c.compare(ctx, &obs, db, r, latest, tree, kept())
 	return obs
+}
+
+// keptTree is the tree the store keeps for a database, as Store.Load
+// gives it.
+type keptTree struct {
+	tree Kept
+	have bool
+	err  error
+}
+
+// loadKept starts reading the kept tree while the head is fetched, and
+// returns what waits for it: the read is the head's round trip's shadow,
+// not a step after it.
+func (c *Checker) loadKept(db Database) func() keptTree {
+	if c.Store == nil {
+		return func() keptTree { return keptTree{} }
+	}
+	done := make(chan keptTree, 1)
+	go func() {
+		k, ok, err := c.Store.Load(db)
+		done <- keptTree{k, ok, err}
+	}()
+	return sync.OnceValue(func() keptTree { return <-done })
 }
 
 // verify opens the tree head with the database's key, recording the
@@ -136,19 +160,15 @@ func (c *Checker) verify(st *detector.SumDBState, db Database, latest []byte) (t
 	return tree, true
 }
 
-// compare relates the verified tree to the kept one, proving the extension
-// with the log's tiles, and keeps the tree when it is the kept one or
-// extends it.
-func (c *Checker) compare(ctx context.Context, obs *detector.Observation, db Database, r *reader, latest []byte, tree tlog.Tree) {
+// compare relates the verified tree to the kept one (k), proving the
+// extension with the log's tiles, and keeps the tree when it is the kept
+// one or extends it.
+func (c *Checker) compare(ctx context.Context, obs *detector.Observation, db Database, r *reader, latest []byte, tree tlog.Tree, k keptTree) {
 	st := obs.SumDB
 	now := c.now()
-	var kept Kept
-	var have bool
-	if c.Store != nil {
-		var err error
-		if kept, have, err = c.Store.Load(db); err != nil {
-			st.ConsistencyDetail = err.Error() + "; starting again from this tree"
-		}
+	kept, have := k.tree, k.have
+	if k.err != nil {
+		st.ConsistencyDetail = k.err.Error() + "; starting again from this tree"
 	}
 	if have {
 		st.Kept, st.KeptAt = treeOf(kept.Tree), kept.VerifiedAt

@@ -65,6 +65,19 @@ func TestStoreKeepsAndVerifies(t *testing.T) {
 	if _, ok, err := s.Load(db); ok || err == nil || !strings.Contains(err.Error(), "does not verify") {
 		t.Fatalf("forged record: ok %v err %v", ok, err)
 	}
+
+	// An empty file, as a power cut can leave one (Save does not sync),
+	// is no tree: it is named, and the next tree verified replaces it.
+	os.WriteFile(s.Path, nil, 0o644)
+	if _, ok, err := s.Load(db); ok || err == nil || !strings.Contains(err.Error(), s.Path) {
+		t.Fatalf("empty file: ok %v err %v", ok, err)
+	}
+	if err := s.Save(db, Kept{Note: head, Tree: tree, VerifiedAt: at, GrownAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	if k, ok, err := s.Load(db); !ok || err != nil || k.Tree != tree {
+		t.Fatalf("after an empty file: Load = %+v %v %v", k, ok, err)
+	}
 }
 
 func TestParseStateRefuses(t *testing.T) {
