@@ -155,9 +155,14 @@ func JSON(w io.Writer, results []detector.Result) error {
 // controls and bidi overrides from certificates raw, and the document is
 // often read on a terminal.
 func (d Document) Write(w io.Writer) error {
-	enc := json.NewEncoder(termsafe.JSONWriter(w))
-	enc.SetIndent("", "  ")
-	return enc.Encode(d)
+	compact, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	// As json.Encoder with SetIndent("", "  ") writes it.
+	out := append(appendIndented(make([]byte, 0, 2*len(compact)), compact), '\n')
+	_, err = termsafe.JSONWriter(w).Write(out)
+	return err
 }
 
 func target(r detector.Result) Target {
