@@ -1,6 +1,10 @@
 package tools
 
-import "github.com/mitmwatch/mitmwatch/detector"
+import (
+	"sync"
+
+	"github.com/mitmwatch/mitmwatch/detector"
+)
 
 // Forecast is one tool and its predicted outcome for each judged target it
 // fetches from.
@@ -16,28 +20,40 @@ func (t Tool) Relevant() bool {
 }
 
 // PredictAll predicts, for each relevant tool, every judged target it
-// fetches from, in the order of the results.
+// fetches from, in the order of the results. The tools are predicted at
+// once: each is a few chain verifications per target, on the path between
+// the round's last answer and the report.
 func PredictAll(ts []Tool, results []detector.Result, c Context) []Forecast {
-	var out []Forecast
+	var relevant []Tool
 	for _, t := range ts {
-		if !t.Relevant() {
-			continue
+		if t.Relevant() {
+			relevant = append(relevant, t)
 		}
-		f := Forecast{Tool: t}
-		for _, r := range results {
-			if r.Obs.Protocol != detector.ProtocolTLS {
-				continue // an SSH server or the checksum database: no tool's TLS
-			}
-			if h, ok := t.Uses(r.Obs.Host, r.Obs.Port); ok {
-				if h.Source == "" {
-					h.Source = r.Source
-				}
-				f.Predictions = append(f.Predictions, Predict(t, h, r, c))
-			}
-		}
-		out = append(out, f)
 	}
+	out := make([]Forecast, len(relevant))
+	var wg sync.WaitGroup
+	for i, t := range relevant {
+		wg.Go(func() { out[i] = predictTool(t, results, c) })
+	}
+	wg.Wait()
 	return out
+}
+
+// predictTool is t's forecast over the results.
+func predictTool(t Tool, results []detector.Result, c Context) Forecast {
+	f := Forecast{Tool: t}
+	for _, r := range results {
+		if r.Obs.Protocol != detector.ProtocolTLS {
+			continue // an SSH server or the checksum database: no tool's TLS
+		}
+		if h, ok := t.Uses(r.Obs.Host, r.Obs.Port); ok {
+			if h.Source == "" {
+				h.Source = r.Source
+			}
+			f.Predictions = append(f.Predictions, Predict(t, h, r, c))
+		}
+	}
+	return f
 }
 
 // Predictions flattens forecasts, for CAs.
