@@ -2,7 +2,9 @@
 // a full disk leaves either the old file or the new one, never half of one.
 // Every file mitmwatch rewrites in place (the daemon's state, a baseline,
 // the ranges snapshot, a lab's record) goes through it, so that the steps
-// that make a write durable are written down once.
+// that make a write durable are written down once. Replace keeps the
+// guarantee for every reader while the machine runs, not across a power
+// cut, for state whose loss costs only work redone.
 package atomicfile
 
 import (
@@ -19,7 +21,7 @@ import (
 // survives a power cut. On failure the old file is untouched and no
 // temporary file is left behind. Errors name path.
 func Write(path string, data []byte, perm fs.FileMode) error {
-	err := replace(path, data, perm)
+	err := write(path, data, perm, true)
 	if err == nil {
 		err = syncDir(filepath.Dir(path))
 	}
@@ -42,13 +44,9 @@ func Replace(path string, data []byte, perm fs.FileMode) error {
 	return nil
 }
 
-// replace writes data to a temporary file beside path, syncs it and renames
-// it over path. The temporary file is removed on any failure.
-func replace(path string, data []byte, perm fs.FileMode) error {
-	return write(path, data, perm, true)
-}
-
-// write is replace, syncing the file before the rename when sync is set.
+// write writes data to a temporary file beside path, syncs it when sync is
+// set, and renames it over path. The temporary file is removed on any
+// failure.
 func write(path string, data []byte, perm fs.FileMode, sync bool) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
