@@ -37,7 +37,7 @@ const maxValue = 128
 // matched on the leaf's subject, because a real site's own name is no evidence of
 // an interceptor. Nil entries are skipped.
 func Identify(chain []*x509.Certificate) (Match, bool) {
-	for _, e := range database {
+	for _, e := range database() {
 		if m, ok := e.matchNames(chain); ok {
 			return m, true
 		}
@@ -45,7 +45,7 @@ func Identify(chain []*x509.Certificate) (Match, bool) {
 	if len(chain) == 0 || chain[0] == nil {
 		return Match{}, false
 	}
-	for _, e := range database {
+	for _, e := range database() {
 		if f, v, ok := firstMatch(e.leafSubject, subjectOf(chain[0])); ok {
 			return newMatch(e.product, 0, f, v), true
 		}
@@ -55,8 +55,8 @@ func Identify(chain []*x509.Certificate) (Match, bool) {
 
 // Products lists the product names the database knows (sorted), for docs and tests.
 func Products() []string {
-	names := make([]string, 0, len(database))
-	for _, e := range database {
+	names := make([]string, 0, len(database()))
+	for _, e := range database() {
 		names = append(names, e.product)
 	}
 	slices.Sort(names)

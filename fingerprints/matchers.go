@@ -130,7 +130,7 @@ func rightEdgeOK(pattern, after string) bool {
 }
 
 // re matches a case-insensitive regular expression; it panics on a bad one, which
-// can only happen at package init.
+// can only happen when the database is built (every test of Identify builds it).
 func re(expr string) pred {
 	return regexp.MustCompile(`(?i)` + expr).MatchString
 }
