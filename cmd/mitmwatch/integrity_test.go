@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -236,6 +237,36 @@ func TestSelectSSHTargets(t *testing.T) {
 		}
 		if strings.Join(keys, ",") != strings.Join(c.want, ",") {
 			t.Errorf("selectTargets(%v) = %v, want %v", c.names, keys, c.want)
+		}
+	}
+}
+
+// The checksum database's name is resolved by the round's system
+// resolution (check.DNS), in one lookup with a probe of the same host;
+// without the system's resolver list (no DNS comparison) it falls back to
+// Go's resolver.
+func TestChecksumDatabaseDialsThroughTheRound(t *testing.T) {
+	dir := t.TempDir()
+	resolvConf := filepath.Join(dir, "resolv.conf")
+	must(t, os.WriteFile(resolvConf, []byte("nameserver 127.0.0.9\n"), 0o644))
+	for _, c := range []struct {
+		resolvConf string
+		round      bool
+	}{
+		{resolvConf, true},
+		{filepath.Join(dir, "missing"), false},
+	} {
+		rules := fmt.Sprintf("toolchain: none\ndns:\n  resolv_conf: %s\n  reference_resolvers: []\n  canary: false\n", c.resolvConf)
+		cfg, err := config.Parse("rules.yaml", []byte(rules), config.Options{})
+		must(t, err)
+		var stderr strings.Builder
+		e := env{stdout: io.Discard, stderr: &stderr, getenv: func(string) string { return "" }}
+		r := withIntegrity(newRunner(cfg, e), cfg, e, "")
+		switch {
+		case c.round && (r.DNS == nil || r.SumDB.Dialer != r.DNS):
+			t.Errorf("%s: the checksum database dials with %v, want the round's DNS %v", c.resolvConf, r.SumDB.Dialer, r.DNS)
+		case !c.round && (r.DNS != nil || r.SumDB.Dialer != nil):
+			t.Errorf("%s: DNS %v, dialer %v; want neither (Go's resolver)", c.resolvConf, r.DNS, r.SumDB.Dialer)
 		}
 	}
 }
