@@ -103,7 +103,11 @@ func TestSystemLookupCanceledNotShared(t *testing.T) {
 // DialContext reaches a host at the addresses the system's resolution
 // gives, in order, and fails as Go's resolver does where it gives none.
 func TestDialContextResolvesAsTheSystem(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// 127.0.0.3 and 127.0.0.2 are loopback too. Nothing listens on the
+	// second: refused, so the dial moves on to the next address, as the go
+	// command's does. The refusing one comes first however the answer is
+	// ordered.
+	ln, err := net.Listen("tcp", "127.0.0.3:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,9 +122,7 @@ func TestDialContextResolvesAsTheSystem(t *testing.T) {
 		}
 	}()
 	port := portOf(t, ln.Addr().String())
-	// 127.0.0.2 is loopback too, but nothing listens there: refused, so
-	// the dial moves on to the next address, as the go command's does.
-	zone := map[string][]netip.Addr{"db.example": {netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.1")}}
+	zone := map[string][]netip.Addr{"db.example": {netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")}}
 	sys := newDNSServer(t, lab.DNSOptions{Zone: zone, NXDomain: []string{"gone.example"}, ServFail: []string{"broken.example"}})
 	d := systemDNS(t, sys)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -130,7 +132,7 @@ func TestDialContextResolvesAsTheSystem(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	if got := c.RemoteAddr().String(); got != net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) {
+	if got := c.RemoteAddr().String(); got != ln.Addr().String() {
 		t.Errorf("connected to %s, want the second address, the first refusing", got)
 	}
 	c.Close()
