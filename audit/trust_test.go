@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,12 +86,14 @@ func TestTrustStore(t *testing.T) {
 	zscaler := newRoot(t, "Zscaler Root CA", "Zscaler Inc.")
 	corp := newRoot(t, "Example Corp Root", "Example Corp")
 	old := newRoot(t, "Old Public Root", "Old CA")
+	older := newRoot(t, "Older Public Root", "Old CA")
 	extra := newRoot(t, "Extra Root", "Extra")
 
 	certs := filepath.Join(tr.root, "etc", "ssl", "certs")
-	bundlePath := writeRoots(t, filepath.Join(certs, "ca-certificates.crt"), mozillaRoot(t), old, zscaler)
-	// The distribution ships old, which Mozilla has since dropped.
+	bundlePath := writeRoots(t, filepath.Join(certs, "ca-certificates.crt"), mozillaRoot(t), old, zscaler, older)
+	// The distribution ships old and older, which Mozilla has since dropped.
 	writeRoots(t, filepath.Join(tr.root, "usr", "share", "ca-certificates", "mozilla", "Old_Public_Root.crt"), old)
+	writeRoots(t, filepath.Join(tr.root, "usr", "share", "ca-certificates", "mozilla", "Older_Public_Root.crt"), older)
 	// An administrator added corp, with the c_rehash link beside it.
 	local := writeRoots(t, filepath.Join(tr.root, "usr", "local", "share", "ca-certificates", "corp.crt"), corp)
 	must(t, os.Symlink(local, filepath.Join(certs, "corp.pem")))
@@ -102,10 +105,15 @@ func TestTrustStore(t *testing.T) {
 	checkFindings(t, tr, r.Findings, []string{
 		fmt.Sprintf("warning trust system store CN=Zscaler Root CA,O=Zscaler Inc. @$T/root/etc/ssl/certs/ca-certificates.crt:%d", lineOf(t, bundlePath, zscaler)),
 		"info trust system store CN=Example Corp Root,O=Example Corp @$T/root/usr/local/share/ca-certificates/corp.crt:2",
-		"info trust system store 1 root @$T/root/etc/ssl/certs/ca-certificates.crt, $T/root/etc/ssl/certs",
+		"info trust system store 2 roots @$T/root/etc/ssl/certs/ca-certificates.crt, $T/root/etc/ssl/certs",
 		fmt.Sprintf("info npm NODE_EXTRA_CA_CERTS CN=Extra Root,O=Extra @$T/node-extra.pem:%d", lineOf(t, tr.env["NODE_EXTRA_CA_CERTS"], extra)),
 	})
 	for _, f := range r.Findings {
+		// The dropped roots are counted, and the first in the store is
+		// the example.
+		if f.Value == "2 roots" && (!strings.Contains(f.Why, "still ships 2 public roots") || !strings.Contains(f.Why, "e.g. CN=Old Public Root,O=Old CA)")) {
+			t.Errorf("dropped roots: %q", f.Why)
+		}
 		if f.Value == "CN=Zscaler Root CA,O=Zscaler Inc." {
 			want := Root{Subject: f.Value, SPKI: detector.SPKIOf(zscaler).String(), Product: "Zscaler"}
 			if f.Root == nil || *f.Root != want {

@@ -137,7 +137,11 @@ type rootScan struct {
 	scanned  []os.FileInfo     // files read: a file reached by several links is read once
 	seen     map[[32]byte]bool // certificates parsed, by DER hash
 	distro   func() map[[32]byte]bool
-	removed  []string // subjects of distribution roots the public set dropped
+	// removed counts the distribution roots the public set dropped;
+	// firstRemoved is the first one's subject, the finding's example
+	// (rendering every subject would cost a check more than the count).
+	removed      int
+	firstRemoved string
 }
 
 func (a *auditor) newRootScan(p *part) *rootScan {
@@ -188,13 +192,13 @@ func (a *auditor) distroRoots() map[[32]byte]bool {
 // summarise reports, in one finding, the distribution roots that the
 // public set no longer holds.
 func (s *rootScan) summarise(source string) {
-	if len(s.removed) == 0 {
+	if s.removed == 0 {
 		return
 	}
-	s.p.add(Finding{Tool: "trust", Setting: "system store", Value: plural(len(s.removed), "root"), Source: source, Severity: detector.Info,
-		Why: fmt.Sprintf("the distribution's CA package still ships %d public roots that are not in the newer Mozilla set compiled into mitmwatch (removed or distrusted since; e.g. %s): public CAs, but trusted wider than browsers now trust them", len(s.removed), s.removed[0]),
+	s.p.add(Finding{Tool: "trust", Setting: "system store", Value: plural(s.removed, "root"), Source: source, Severity: detector.Info,
+		Why: fmt.Sprintf("the distribution's CA package still ships %d public roots that are not in the newer Mozilla set compiled into mitmwatch (removed or distrusted since; e.g. %s): public CAs, but trusted wider than browsers now trust them", s.removed, s.firstRemoved),
 		Fix: "Update the ca-certificates package."})
-	s.removed = nil
+	s.removed, s.firstRemoved = 0, ""
 }
 
 // dir reads every file of a certificate directory (c_rehash links and the
@@ -268,7 +272,9 @@ func (s *rootScan) statted(path string, fi os.FileInfo, err error, tool, setting
 		s.reported[pin] = true
 		s.p.roots = append(s.p.roots, pin)
 		if s.distro()[b.Sum] {
-			s.removed = append(s.removed, c.Subject.String())
+			if s.removed++; s.removed == 1 {
+				s.firstRemoved = c.Subject.String()
+			}
 			continue
 		}
 		s.p.add(rootFinding(c, pin, tool, setting, at(named(), b.Line)))
