@@ -29,6 +29,10 @@ type DNS struct {
 	// resolvers as its Order says (nsswitch.conf); nil consults none. The
 	// canary is asked of the resolvers only: it is about them.
 	Hosts *resolver.Hosts
+	// Fallback dials for DialContext what the system's resolution cannot
+	// decide alone; nil is a net.Dialer (Go's resolver and dialer, as the
+	// go command uses them).
+	Fallback probe.Dialer
 	// MinGrace, when above zero, is the least a reference still out gets
 	// once a probe's evidence is complete (default minGrace): a lab on
 	// loopback, whose round trips are microseconds, sets it to what a
@@ -289,29 +293,33 @@ func (d *DNS) canary(ctx context.Context, probesDone <-chan struct{}) []detector
 	return d.canaryOf
 }
 
-// DialContext connects to addr (host:port) as the system's tools would: to
-// the addresses the system's resolution of host gives (resolveSystem), in
-// their order, the first that accepts. It serves what reaches a host the
-// way the go command does (the checksum database), so that it shares the
-// resolution a probe of the same host makes and asks no resolver twice.
-// Resolving failures are *net.DNSError, as Go's own resolver gives them.
+// DialContext connects to addr (host:port) as the go command would, to
+// what reaches a host the way it does (the checksum database): it shares
+// the system's resolution a probe of the same host makes at the same
+// moment (resolveSystem), so no resolver is asked twice. Where that
+// resolution alone cannot stand for the go command's, Fallback dials:
+// when it gave no address (Go's resolver then tries the search list and
+// the next servers) and when it gave both IPv4 and IPv6 (Go orders them by
+// RFC 6724 and races the families). Addresses of one family are tried in
+// order, each with its share of the time left, as Go's dialer does.
 func (d *DNS) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
-	var nd net.Dialer
 	if _, err := netip.ParseAddr(host); err == nil {
-		return nd.DialContext(ctx, network, addr)
+		return d.fallback().DialContext(ctx, network, addr)
 	}
-	sys := d.resolveSystem(ctx, host)
-	a, ok := answeredWithAddrs(sys)
-	if !ok {
-		return nil, lookupError(host, sys)
+	a, ok := answeredWithAddrs(d.resolveSystem(ctx, host))
+	if !ok || !oneFamily(a.Addrs) {
+		return d.fallback().DialContext(ctx, network, addr)
 	}
+	var nd net.Dialer
 	var lastErr error
-	for _, ip := range a.Addrs {
-		conn, err := nd.DialContext(ctx, network, net.JoinHostPort(ip.Unmap().String(), port))
+	for i, ip := range a.Addrs {
+		actx, cancel := withPartialDeadline(ctx, len(a.Addrs)-i)
+		conn, err := nd.DialContext(actx, network, net.JoinHostPort(ip.Unmap().String(), port))
+		cancel()
 		if err == nil {
 			return conn, nil
 		}
@@ -323,24 +331,39 @@ func (d *DNS) DialContext(ctx context.Context, network, addr string) (net.Conn, 
 	return nil, lastErr
 }
 
-// lookupError is the error Go's resolver would give for a resolution that
-// gave no address, from the last answer asked for.
-func lookupError(host string, sys []detector.DNSAnswer) error {
-	e := &net.DNSError{Name: host, Err: "no system resolver is configured"}
-	if len(sys) == 0 {
-		return e
+func (d *DNS) fallback() probe.Dialer {
+	if d.Fallback != nil {
+		return d.Fallback
 	}
-	last := sys[len(sys)-1]
-	e.Server = last.Resolver
-	switch {
-	case last.Failure != detector.FailureNone:
-		e.Err, e.IsTimeout = last.Detail, last.Failure == detector.FailureTimeout
-	case last.Rcode == "NXDOMAIN":
-		e.Err, e.IsNotFound = "no such host", true
-	case last.Rcode != "" && last.Rcode != "NOERROR":
-		e.Err = last.Rcode
-	default:
-		e.Err, e.IsNotFound = "no such host", true
+	return &net.Dialer{}
+}
+
+// oneFamily reports whether addrs are all IPv4 or all IPv6.
+func oneFamily(addrs []netip.Addr) bool {
+	for _, a := range addrs[1:] {
+		if a.Unmap().Is4() != addrs[0].Unmap().Is4() {
+			return false
+		}
 	}
-	return e
+	return true
+}
+
+// minAddrTime is the least time an address gets while others remain, as
+// in Go's dialer: a deadline shared among many addresses still leaves each
+// long enough to connect across the world.
+const minAddrTime = 2 * time.Second
+
+// withPartialDeadline gives the next of remaining addresses its share of
+// the time ctx has left.
+func withPartialDeadline(ctx context.Context, remaining int) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	left := time.Until(deadline)
+	share := left / time.Duration(remaining)
+	if share < minAddrTime {
+		share = min(left, minAddrTime)
+	}
+	return context.WithTimeout(ctx, share)
 }

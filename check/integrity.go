@@ -14,9 +14,11 @@ import (
 var errNoProber = errors.New("no prober for this protocol")
 
 // observeIntegrity observes a target that does not speak TLS: an SSH
-// server's host key, or a Go checksum database's tree. Neither is resolved
-// through the round's resolvers: the SSH probe resolves as ssh does, and
-// the checksum database is reached the way the go command reaches it.
+// server's host key, or a Go checksum database's tree. Neither carries the
+// round's DNS answers: the SSH probe resolves as ssh does, and the checksum
+// database is reached the way the go command reaches it, with the dialer
+// its checker was given (the command gives it DNS.DialContext, which
+// shares the lookup of a probe of the same host).
 func (r *Runner) observeIntegrity(ctx context.Context, t config.Target) detector.Observation {
 	switch {
 	case t.Protocol == detector.ProtocolSSH && r.SSH != nil:

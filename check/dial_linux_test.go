@@ -1,0 +1,75 @@
+package check
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mitmwatch/mitmwatch/lab"
+)
+
+// hangingListener listens on addr:port with an accept queue of one and
+// fills it, so that the kernel drops every further SYN: a connect there
+// hangs, as to an address that blackholes.
+func hangingListener(t *testing.T, addr string, port int) {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	sa := &syscall.SockaddrInet4{Port: port, Addr: netip.MustParseAddr(addr).As4()}
+	if err := syscall.Bind(fd, sa); err != nil {
+		t.Skipf("binding %s:%d: %v", addr, port, err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Backlog 0 holds one connection; a second fills the SYN's way in.
+	for range 2 {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(addr, strconv.Itoa(port)), 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+}
+
+// An address that never answers gets its share of the time left, not all
+// of it: the next address is tried, as Go's dialer tries it.
+func TestDialContextSharesTheTimeAmongAddresses(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.5:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go acceptAll(ln)
+	port := portOf(t, ln.Addr().String())
+	hangingListener(t, "127.0.0.4", port)
+	probe, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	if c, err := (&net.Dialer{}).DialContext(probe, "tcp", net.JoinHostPort("127.0.0.4", strconv.Itoa(port))); err == nil {
+		c.Close()
+		cancel()
+		t.Skip("the kernel accepted past a full queue: no hanging address to test with")
+	}
+	cancel()
+
+	zone := map[string][]netip.Addr{"db.example": {netip.MustParseAddr("127.0.0.4"), netip.MustParseAddr("127.0.0.5")}}
+	d := systemDNS(t, newDNSServer(t, lab.DNSOptions{Zone: zone}))
+	d.Fallback = &goDialer{}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("after %v: %v; want the second address reached once the first's share (%v) ran out", time.Since(start).Round(time.Millisecond), err, minAddrTime)
+	}
+	c.Close()
+	if got := c.RemoteAddr().String(); got != ln.Addr().String() {
+		t.Errorf("connected to %s, want %s", got, ln.Addr())
+	}
+}
