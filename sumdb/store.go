@@ -139,15 +139,24 @@ func openKept(db Database, rec stateRecord) (Kept, error) {
 	return Kept{Note: []byte(rec.Note), Tree: tree, VerifiedAt: rec.VerifiedAt, GrownAt: rec.GrownAt}, nil
 }
 
-// Save keeps k as db's head, leaving the other databases' alone. A file
-// that cannot be read is replaced: the head just verified is worth more
-// than a broken file.
+// Save keeps k as db's head, leaving the other databases' alone, unless
+// the file already keeps a larger tree of db's. A file that cannot be read
+// is replaced: the head just verified is worth more than a broken file.
 func (s *Store) Save(db Database, k Kept) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	doc, err := s.read()
 	if err != nil {
 		doc = stateDocument{Version: stateVersion, Databases: map[string]stateRecord{}}
+	}
+	if rec, ok := doc.Databases[db.Name]; ok {
+		if kept, err := openKept(db, rec); err == nil && kept.Tree.N > k.Tree.N {
+			// A check that overlapped this one (another process, or a
+			// daemon's runner before a reload) kept a larger tree the
+			// database signed: a log only grows, and rolling the kept
+			// tree back would let the next check miss a fork of it.
+			return nil
+		}
 	}
 	doc.Databases[db.Name] = stateRecord{Note: string(k.Note), VerifiedAt: k.VerifiedAt.UTC(), GrownAt: k.GrownAt.UTC()}
 	data, err := json.MarshalIndent(doc, "", "  ")

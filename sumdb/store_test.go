@@ -80,6 +80,36 @@ func TestStoreKeepsAndVerifies(t *testing.T) {
 	}
 }
 
+// A tree smaller than the one kept, saved by a check that overlapped
+// another and finished last, does not roll the kept tree back.
+func TestStoreKeepsTheLargerTree(t *testing.T) {
+	t.Parallel()
+	l, db := labLog(t, 5)
+	older, err := l.Head()
+	must(t, err)
+	olderTree, _ := l.Tree()
+	must(t, l.Add(2, "b"))
+	newer, err := l.Head()
+	must(t, err)
+	newerTree, _ := l.Tree()
+	s := &Store{Path: filepath.Join(t.TempDir(), StateFile)}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	must(t, s.Save(db, Kept{Note: newer, Tree: newerTree, VerifiedAt: at, GrownAt: at}))
+	must(t, s.Save(db, Kept{Note: older, Tree: olderTree, VerifiedAt: at.Add(time.Second), GrownAt: at}))
+	if k, ok, err := s.Load(db); !ok || err != nil || k.Tree != newerTree {
+		t.Fatalf("after saving size %d over size %d: Load = %+v %v %v", olderTree.N, newerTree.N, k.Tree, ok, err)
+	}
+	// A larger one replaces it.
+	must(t, l.Add(1, "c"))
+	largest, err := l.Head()
+	must(t, err)
+	largestTree, _ := l.Tree()
+	must(t, s.Save(db, Kept{Note: largest, Tree: largestTree, VerifiedAt: at, GrownAt: at}))
+	if k, _, _ := s.Load(db); k.Tree != largestTree {
+		t.Fatalf("a larger tree was not kept: %+v", k.Tree)
+	}
+}
+
 func TestParseStateRefuses(t *testing.T) {
 	t.Parallel()
 	for _, bad := range []string{
@@ -131,4 +161,11 @@ func FuzzState(f *testing.F) {
 			t.Fatalf("accepted a tree the key did not sign: %+v", k.Tree)
 		}
 	})
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
