@@ -42,13 +42,7 @@ func hangingListener(t *testing.T, addr string, port int) {
 // An address that never answers gets its share of the time left, not all
 // of it: the next address is tried, as Go's dialer tries it.
 func TestDialContextSharesTheTimeAmongAddresses(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.5:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go acceptAll(ln)
-	port := portOf(t, ln.Addr().String())
+	listening, port := listenAccepting(t, "127.0.0.5")
 	hangingListener(t, "127.0.0.4", port)
 	probe, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	if c, err := (&net.Dialer{}).DialContext(probe, "tcp", net.JoinHostPort("127.0.0.4", strconv.Itoa(port))); err == nil {
@@ -69,7 +63,7 @@ func TestDialContextSharesTheTimeAmongAddresses(t *testing.T) {
 		t.Fatalf("after %v: %v; want the second address reached once the first's share (%v) ran out", time.Since(start).Round(time.Millisecond), err, minAddrTime)
 	}
 	c.Close()
-	if got := c.RemoteAddr().String(); got != ln.Addr().String() {
-		t.Errorf("connected to %s, want %s", got, ln.Addr())
+	if got := c.RemoteAddr().String(); got != listening {
+		t.Errorf("connected to %s, want %s", got, listening)
 	}
 }

@@ -131,15 +131,26 @@ func (g *goDialer) take() []string {
 	return out
 }
 
-// acceptAll accepts and closes connections on ln until it is closed.
-func acceptAll(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		c.Close()
+// listenAccepting listens on addr (a loopback address, port 0) for the
+// test, accepting and closing every connection, and returns the
+// listener's address and port.
+func listenAccepting(t *testing.T, addr string) (string, int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln.Addr().String(), portOf(t, ln.Addr().String())
 }
 
 // DialContext reaches a host at the addresses the system's resolution
@@ -150,13 +161,8 @@ func TestDialContextResolvesAsTheSystem(t *testing.T) {
 	// 127.0.0.3 and 127.0.0.2 are loopback too. Nothing listens on the
 	// second: refused, so the dial moves on to the next address. The
 	// refusing one comes first however the answer is ordered.
-	ln, err := net.Listen("tcp", "127.0.0.3:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go acceptAll(ln)
-	port := strconv.Itoa(portOf(t, ln.Addr().String()))
+	listening, p := listenAccepting(t, "127.0.0.3")
+	port := strconv.Itoa(p)
 	zone := map[string][]netip.Addr{
 		"db.example":   {netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")},
 		"dual.example": {netip.MustParseAddr("127.0.0.3"), netip.MustParseAddr("::1")},
@@ -172,7 +178,7 @@ func TestDialContextResolvesAsTheSystem(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	if got := c.RemoteAddr().String(); got != ln.Addr().String() {
+	if got := c.RemoteAddr().String(); got != listening {
 		t.Errorf("connected to %s, want the second address, the first refusing", got)
 	}
 	c.Close()
@@ -181,7 +187,7 @@ func TestDialContextResolvesAsTheSystem(t *testing.T) {
 	}
 
 	before := sys.Queries("udp")
-	if c, err := d.DialContext(ctx, "tcp", ln.Addr().String()); err != nil {
+	if c, err := d.DialContext(ctx, "tcp", listening); err != nil {
 		t.Errorf("dialling an address: %v", err)
 	} else {
 		c.Close()
