@@ -96,7 +96,7 @@ func (c *Checker) Check(ctx context.Context, db Database) detector.Observation {
 	if !ok {
 		return obs
 	}
-	c.compare(ctx, &obs, db, r, latest, tree, kept())
+	c.compare(ctx, &obs, db, r, latest, tree, <-kept)
 	return obs
 }
 
@@ -108,19 +108,19 @@ type keptTree struct {
 	err  error
 }
 
-// loadKept starts reading the kept tree while the head is fetched, and
-// returns what waits for it: the read is the head's round trip's shadow,
-// not a step after it.
-func (c *Checker) loadKept(db Database) func() keptTree {
-	if c.Store == nil {
-		return func() keptTree { return keptTree{} }
-	}
+// loadKept starts reading the kept tree while the head is fetched: the
+// read is the head's round trip's shadow, not a step after it.
+func (c *Checker) loadKept(db Database) <-chan keptTree {
 	done := make(chan keptTree, 1)
+	if c.Store == nil {
+		done <- keptTree{}
+		return done
+	}
 	go func() {
 		k, ok, err := c.Store.Load(db)
 		done <- keptTree{k, ok, err}
 	}()
-	return sync.OnceValue(func() keptTree { return <-done })
+	return done
 }
 
 // verify opens the tree head with the database's key, recording the

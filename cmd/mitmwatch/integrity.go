@@ -26,15 +26,16 @@ import (
 
 // withIntegrity gives runner the SSH prober and the checksum database
 // checker. The checker reaches the proxy and the database as the go
-// command would (the system roots, HTTPS_PROXY, the system's resolution of
-// their names) and keeps verified trees in stateDir; an empty stateDir
-// keeps none.
+// command would (the system roots, HTTPS_PROXY, Go's resolution of their
+// names) and keeps verified trees in stateDir; an empty stateDir keeps
+// none.
 func withIntegrity(runner *check.Runner, cfg *config.Config, e env, stateDir string) *check.Runner {
 	runner.SSH = &sshprobe.Prober{}
 	runner.SumDB = &sumdb.Checker{Roots: cfg.SystemRoots, SystemStore: cfg.SystemStore, Proxy: proxyFromEnv(e.getenv)}
 	if runner.DNS != nil {
-		// Resolved as the system's tools resolve, sharing the lookup a
-		// probe of the same host makes at the same moment.
+		// A name the round also probes is looked up once for both; what
+		// that lookup cannot decide alone still goes to Go's resolver
+		// (check.DNS.DialContext).
 		runner.SumDB.Dialer = runner.DNS
 	}
 	if stateDir != "" {
