@@ -83,7 +83,10 @@ func scanDirAt(dir string, now time.Time) ([]DirFile, error) {
 		}
 		s.info, s.names, s.files = info, names, nil
 	}
-	if s.files != nil && now.Sub(s.at) < statsFresh && now.Sub(s.at) >= 0 {
+	// A reader that read the clock before the kept stats were taken (it
+	// waited on mu while they were) is served by them: they are fresher
+	// than it asked for.
+	if s.files != nil && now.Sub(s.at) < statsFresh {
 		return s.files, nil
 	}
 	files := make([]DirFile, len(s.names))

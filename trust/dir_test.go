@@ -65,6 +65,13 @@ func TestScanDir(t *testing.T) {
 	if &again[0] != &first[0] {
 		t.Error("an unchanged directory was scanned again within statsFresh")
 	}
+	// A reader that read the clock before the scan (it waited for the
+	// scan's lock) is served by it.
+	earlier, err := scanDirAt(dir, t0.Add(-time.Millisecond))
+	must(err)
+	if &earlier[0] != &first[0] {
+		t.Error("a reader whose clock reading precedes the scan scanned again")
+	}
 
 	// A file rewritten in place changes no directory time: its new stat
 	// shows once the old one is stale.
