@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"golang.org/x/crypto/x509roots/fallback/bundle"
 
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/fingerprints"
@@ -25,11 +28,12 @@ const maxBundleSize = 16 << 20
 // not make itself look public). Built once; never modified.
 var publicSPKIs = sync.OnceValue(func() map[detector.SPKI]bool {
 	out := map[detector.SPKI]bool{}
-	// Parsed once for the public pool too; a root Go cannot parse fails
-	// trust's tests and every config load.
-	roots, _ := trust.MozillaCertificates()
-	for _, c := range roots {
-		out[detector.SPKIOf(c)] = true
+	// Read from the DER, not parsed: the check parses only the roots its
+	// chains name (trust.Roots).
+	for root := range bundle.Roots() {
+		if n, ok := trust.RawNames(root.Certificate); ok {
+			out[sha256.Sum256(n.SPKI)] = true
+		}
 	}
 	return out
 })
@@ -261,13 +265,19 @@ func (s *rootScan) statted(path string, fi os.FileInfo, err error, tool, setting
 			continue
 		}
 		s.seen[b.Sum] = true
+		// The key is read from the DER: most roots are public, and only
+		// the others are parsed, to be named.
+		n, ok := trust.RawNames(b.DER)
+		if !ok {
+			continue // x509 cannot parse it, and Go's own pool skips it
+		}
+		pin := detector.SPKI(sha256.Sum256(n.SPKI))
+		if public[pin] || s.reported[pin] {
+			continue
+		}
 		c, err := b.Cert()
 		if err != nil {
 			continue // Go's own pool skips these too
-		}
-		pin := detector.SPKIOf(c)
-		if public[pin] || s.reported[pin] {
-			continue
 		}
 		s.reported[pin] = true
 		s.p.roots = append(s.p.roots, pin)

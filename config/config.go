@@ -20,6 +20,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/probe"
 	"github.com/mitmwatch/mitmwatch/resolver"
 	"github.com/mitmwatch/mitmwatch/sumdb"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // Config is a loaded rules file with every default applied.
@@ -32,8 +33,8 @@ type Config struct {
 
 	PublicRoots       *x509.CertPool // stands for the public web PKI; nil while it loads (Options.StoresLater)
 	SystemRoots       *x509.CertPool // what this machine trusts; nil while it loads (Options.StoresLater)
-	publicLater       func() (*x509.CertPool, error)
-	systemLater       func() (*x509.CertPool, error)
+	publicLater       func() (*trust.Roots, error)
+	systemLater       func() (*trust.Roots, error)
 	PublicRootsSource string // "mozilla" or the PEM bundle path read
 	SystemRootsSource string // "system" or the PEM bundle path read
 
@@ -159,36 +160,40 @@ type Options struct {
 	// working directory). Empty, or absent on disk: the snapshot built into
 	// mitmwatch. The mitmwatch command passes DefaultRangesFile.
 	RangesFile string
-	// StoresLater loads the public roots and the machine's own store
+	// StoresLater reads the public roots and the machine's own store
 	// ("system") in the background: PublicRoots and SystemRoots stay nil,
 	// PublicStore and SystemStore wait for them, so `check` starts its
-	// round trips before any root is parsed, which needs the roots only
-	// once a chain arrives. A public_roots bundle that fails to load is
-	// then StoreErr's, with its line; a system_roots bundle is read at
-	// once, as before.
+	// round trips before any store is read, and needs the roots only once
+	// a chain arrives. They are indexed, not parsed (trust.Roots): a root
+	// is parsed when a chain names it. A public_roots bundle that fails to
+	// load is then StoreErr's, with its line; one certificate of it that
+	// has a certificate's shape but that x509 rejects is skipped, as x509's
+	// pools skip it, where a whole-store load rejects the bundle. A
+	// system_roots bundle is read at once, as before.
 	StoresLater bool
 }
 
 // PublicStore returns the public roots, waiting for them when they are
-// still loading (Options.StoresLater). A bundle that failed to load is
-// empty here, and StoreErr says why.
-func (c *Config) PublicStore() *x509.CertPool {
+// still loading (Options.StoresLater), when they are indexed and parsed
+// only as chains name them. A bundle that failed to load is empty here,
+// and StoreErr says why.
+func (c *Config) PublicStore() *trust.Roots {
 	if c.publicLater != nil {
-		p, _ := c.publicLater()
-		return p
+		r, _ := c.publicLater()
+		return r
 	}
-	return c.PublicRoots
+	return trust.PoolRoots(c.PublicRoots)
 }
 
 // SystemStore returns the system store, waiting for it when it is still
 // loading (Options.StoresLater). An error loading it later leaves it
 // empty: every chain then fails against it, which the report shows.
-func (c *Config) SystemStore() *x509.CertPool {
+func (c *Config) SystemStore() *trust.Roots {
 	if c.systemLater != nil {
-		p, _ := c.systemLater()
-		return p
+		r, _ := c.systemLater()
+		return r
 	}
-	return c.SystemRoots
+	return trust.PoolRoots(c.SystemRoots)
 }
 
 // StoreErr waits for the public roots (Options.StoresLater) and returns

@@ -561,23 +561,23 @@ func TestStoresLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.SystemStore(); got == nil || !got.Equal(want) {
+	if got := cfg.SystemStore(); got == nil || !got.Pool().Equal(want) {
 		t.Errorf("SystemStore() is not the system's store")
 	}
 	if want, err = trust.PublicRoots(trust.Mozilla); err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.PublicStore(); got == nil || !got.Equal(want) || cfg.StoreErr() != nil {
+	if got := cfg.PublicStore(); got == nil || !got.Pool().Equal(want) || cfg.StoreErr() != nil {
 		t.Errorf("PublicStore() is not the Mozilla roots, or StoreErr() = %v", cfg.StoreErr())
 	}
 	bundle, err := Parse("testdata/good/lab.yaml", []byte("trust:\n  system_roots: lab-roots.pem\n  public_roots: lab-roots.pem\n"), Options{StoresLater: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bundle.SystemRoots == nil || bundle.SystemStore() != bundle.SystemRoots {
+	if bundle.SystemRoots == nil || bundle.SystemStore().Pool() != bundle.SystemRoots {
 		t.Errorf("a system_roots bundle was not read at once")
 	}
-	if got, want := bundle.PublicStore(), bundle.SystemStore(); got == nil || !got.Equal(want) {
+	if got, want := bundle.PublicStore(), bundle.SystemStore(); got == nil || !got.Pool().Equal(want.Pool()) {
 		t.Errorf("the public_roots bundle loaded later is not the bundle")
 	}
 	missing, err := Parse("testdata/good/lab.yaml", []byte("trust:\n  public_roots: missing.pem\n"), Options{StoresLater: true})

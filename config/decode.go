@@ -83,12 +83,12 @@ func (d *decoder) decode(data []byte) *Config {
 		d.document(root)
 	}
 	if d.storesLater {
-		d.cfg.publicLater, d.cfg.PublicRootsSource = d.poolLater(d.public, trust.Mozilla, trust.PublicRoots)
+		d.cfg.publicLater, d.cfg.PublicRootsSource = d.poolLater(d.public, trust.Mozilla, trust.PublicIndex)
 	} else {
 		d.cfg.PublicRoots, d.cfg.PublicRootsSource = d.pool(d.public, trust.Mozilla, trust.PublicRoots)
 	}
 	if d.storesLater && d.system.value == trust.System {
-		d.cfg.systemLater, d.cfg.SystemRootsSource = trust.SystemRootsLater(trust.System), trust.System
+		d.cfg.systemLater, d.cfg.SystemRootsSource = trust.SystemIndexLater(trust.System), trust.System
 	} else {
 		d.cfg.SystemRoots, d.cfg.SystemRootsSource = d.pool(d.system, trust.System, trust.SystemRoots)
 	}
@@ -351,11 +351,11 @@ func values[T any](d *decoder, convert func(string) (T, string), dst *[]T) field
 // poolLater is pool in the background: the returned function waits for
 // the store, and gives a failure as the *Error pool would have recorded
 // (an empty pool with it).
-func (d *decoder) poolLater(s spec, keyword string, load func(string) (*x509.CertPool, error)) (func() (*x509.CertPool, error), string) {
+func (d *decoder) poolLater(s spec, keyword string, load func(string) (*trust.Roots, error)) (func() (*trust.Roots, error), string) {
 	src := d.source(s, keyword)
 	file := d.file
 	type loaded struct {
-		pool *x509.CertPool
+		pool *trust.Roots
 		err  error
 	}
 	done := make(chan loaded, 1)
@@ -363,10 +363,10 @@ func (d *decoder) poolLater(s spec, keyword string, load func(string) (*x509.Cer
 		p, err := load(src)
 		done <- loaded{p, err}
 	}()
-	return sync.OnceValues(func() (*x509.CertPool, error) {
+	return sync.OnceValues(func() (*trust.Roots, error) {
 		l := <-done
 		if l.err != nil {
-			return x509.NewCertPool(), &Error{File: file, Line: s.line, Path: s.path, Err: l.err}
+			return &trust.Roots{}, &Error{File: file, Line: s.line, Path: s.path, Err: l.err}
 		}
 		return l.pool, nil
 	}), src

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/plainhttp"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // Limits on what is read from a peer that is not the expected one: enough
@@ -157,7 +158,11 @@ func (p *Prober) connectProxy(ctx context.Context, proxy *url.URL, hostport stri
 		obs.ConnectedAddr = ap
 	}
 	if proxy.Scheme == "https" {
-		tc := tls.Client(conn, &tls.Config{ServerName: proxy.Hostname(), RootCAs: p.systemRoots()})
+		cfg := &tls.Config{ServerName: proxy.Hostname(), RootCAs: p.SystemRoots}
+		if p.SystemStore != nil {
+			cfg = trust.VerifiedBy(cfg, p.SystemStore)
+		}
+		tc := tls.Client(conn, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("TLS to proxy %s: %w", paddr, err)

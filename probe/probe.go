@@ -47,13 +47,14 @@ type Prober struct {
 	PublicRoots *x509.CertPool // the public (Mozilla) roots
 	SystemRoots *x509.CertPool // this machine's trust store
 	// PublicStore, when set, gives the public roots instead of
-	// PublicRoots, at the moment a chain is verified, as SystemStore does.
-	PublicStore func() *x509.CertPool
+	// PublicRoots, at the moment a chain is verified, as SystemStore does;
+	// only the roots the chain names are parsed (trust.Roots).
+	PublicStore func() *trust.Roots
 	// SystemStore, when set, gives the system store instead of
 	// SystemRoots, at the moment a chain is verified: a store still
-	// loading (parsing the system's takes tens of milliseconds) then loads
-	// while the probe makes its round trips.
-	SystemStore func() *x509.CertPool
+	// loading (reading the system's takes milliseconds) then loads while
+	// the probe makes its round trips.
+	SystemStore func() *trust.Roots
 
 	Dialer   Dialer   // nil: a net.Dialer
 	Resolver Resolver // nil: net.DefaultResolver
@@ -70,18 +71,20 @@ type Prober struct {
 // offer h2 first.
 var nextProtos = []string{"h2", "http/1.1"}
 
-// publicRoots is the public roots, waiting for them if still loading.
-func (p *Prober) publicRoots() *x509.CertPool {
+// publicRoots is the public roots that can verify chain, waiting for
+// them if still loading.
+func (p *Prober) publicRoots(chain []*x509.Certificate) *x509.CertPool {
 	if p.PublicStore != nil {
-		return p.PublicStore()
+		return p.PublicStore().For(chain)
 	}
 	return p.PublicRoots
 }
 
-// systemRoots is the system store, waiting for it if it is still loading.
-func (p *Prober) systemRoots() *x509.CertPool {
+// systemRoots is the system store's roots that can verify chain, waiting
+// for it if it is still loading.
+func (p *Prober) systemRoots(chain []*x509.Certificate) *x509.CertPool {
 	if p.SystemStore != nil {
-		return p.SystemStore()
+		return p.SystemStore().For(chain)
 	}
 	return p.SystemRoots
 }
@@ -188,8 +191,8 @@ func (p *Prober) tlsState(host string, cs tls.ConnectionState) *detector.TLSStat
 	}
 	leaf := cs.PeerCertificates[0]
 	st.NameMatch = leaf.VerifyHostname(host) == nil
-	st.Public = trust.Verify(cs.PeerCertificates, p.publicRoots(), p.now())
-	st.System = trust.Verify(cs.PeerCertificates, p.systemRoots(), p.now())
+	st.Public = trust.Verify(cs.PeerCertificates, p.publicRoots(cs.PeerCertificates), p.now())
+	st.System = trust.Verify(cs.PeerCertificates, p.systemRoots(cs.PeerCertificates), p.now())
 	return st
 }
 

@@ -3,7 +3,6 @@ package probe
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"net"
 	"net/netip"
 	"net/url"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/lab"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 type labEnv struct {
@@ -228,11 +228,11 @@ func BenchmarkBareHandshake(b *testing.B) {
 func TestSystemStoreAtVerification(t *testing.T) {
 	l := newLab(t, lab.OriginOptions{})
 	for _, c := range []struct {
-		store *x509.CertPool
+		store *trust.Roots
 		ok    bool
-	}{{l.pki.SystemPool(), true}, {x509.NewCertPool(), false}} {
+	}{{trust.NewRoots(l.pki.PublicRoot.Cert, l.pki.EnterpriseRoot.Cert, l.pki.ProductRoot.Cert), true}, {trust.NewRoots(), false}} {
 		calls := 0
-		p := &Prober{PublicRoots: l.pki.PublicPool(), SystemStore: func() *x509.CertPool { calls++; return c.store }}
+		p := &Prober{PublicRoots: l.pki.PublicPool(), SystemStore: func() *trust.Roots { calls++; return c.store }}
 		obs := p.Probe(ctxT(t), Target{Host: "github.com", Port: 443, Address: l.origin.Addr()})
 		if obs.TLS == nil {
 			t.Fatalf("no handshake: %s", obs.FailureDetail)

@@ -3,7 +3,6 @@ package resolver
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // Client asks resolvers. The zero value is usable: system roots, a 3s
@@ -23,10 +23,11 @@ type Client struct {
 	// TLSConfig holds the roots for DoT and DoH; nil means the system's.
 	// The server name is set per server.
 	TLSConfig *tls.Config
-	// Roots, when set, gives TLSConfig's roots as a DoT or DoH server is
-	// first dialled: a store still loading is waited for then, not before
-	// the lookups that need no roots.
-	Roots func() *x509.CertPool
+	// Roots, when set, replaces TLSConfig's roots, asked for once a DoT
+	// or DoH server's chain has arrived: a store still loading is waited
+	// for then, not before the lookups that need no roots, and only the
+	// roots the chain names are parsed.
+	Roots func() *trust.Roots
 	// HTTPClient carries DoH; nil builds one from TLSConfig per lookup,
 	// direct (no proxy), not following redirects, and finding servers
 	// given by name without the system resolver (see Bootstrap).
@@ -147,20 +148,6 @@ func (c *Client) exchanger(srv Server) (exchangeFunc, func(), error) {
 		}, done, nil
 	}
 	return nil, nil, fmt.Errorf("unsupported protocol %q", srv.Proto)
-}
-
-// withRoots is cfg with the roots Roots gives, when it is set. It is asked
-// once the connection is up, before its handshake: the connection goes
-// ahead while a store still loads beside the probes.
-func (c *Client) withRoots(cfg *tls.Config) *tls.Config {
-	if c.Roots == nil {
-		return cfg
-	}
-	if cfg = cfg.Clone(); cfg == nil {
-		cfg = &tls.Config{}
-	}
-	cfg.RootCAs = c.Roots()
-	return cfg
 }
 
 // longAgo is a deadline in the past, to unblock a read at once.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/lab"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // testTimeout bounds every test's lookups.
@@ -496,16 +496,16 @@ func TestRootsLater(t *testing.T) {
 	closeAtEnd(t, udp)
 	for _, tt := range []struct {
 		name  string
-		roots *x509.CertPool
+		roots *trust.Roots
 		want  detector.Failure
 	}{
-		{"the lab's roots", p.PublicPool(), detector.FailureNone},
-		{"another PKI's roots", newPKI(t).PublicPool(), detector.FailureUnknownAuthority},
+		{"the lab's roots", trust.NewRoots(p.PublicRoot.Cert), detector.FailureNone},
+		{"another PKI's roots", trust.NewRoots(newPKI(t).PublicRoot.Cert), detector.FailureUnknownAuthority},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var asked atomic.Int32
-			c := &Client{Roots: func() *x509.CertPool { asked.Add(1); return tt.roots }, Timeout: 2 * time.Second}
+			c := &Client{Roots: func() *trust.Roots { asked.Add(1); return tt.roots }, Timeout: 2 * time.Second}
 			plain := c.Lookup(testContext(t), Server{Proto: "udp", Addr: udp.Addr()}, "registry.lab.example")
 			if !plain.Answered() || asked.Load() != 0 {
 				t.Fatalf("udp lookup: %+v, roots asked %d times, want an answer and none", plain, asked.Load())
@@ -585,7 +585,7 @@ func TestRootsAfterConnect(t *testing.T) {
 			// Roots waits for the relay to accept: asked before the client
 			// connects, it would wait in vain, and says so.
 			var asked, early atomic.Int32
-			c := &Client{Roots: func() *x509.CertPool {
+			c := &Client{Roots: func() *trust.Roots {
 				asked.Add(1)
 				for deadline := time.Now().Add(time.Second); r.accepted.Load() == 0; time.Sleep(time.Millisecond) {
 					if time.Now().After(deadline) {
@@ -593,7 +593,7 @@ func TestRootsAfterConnect(t *testing.T) {
 						break
 					}
 				}
-				return p.PublicPool()
+				return trust.NewRoots(p.PublicRoot.Cert)
 			}, Timeout: 3 * time.Second}
 			srv, err := ParseServer(tt.spec(r))
 			if err != nil {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // Encrypted resolvers are asked over connections the Client keeps: a TLS
@@ -205,11 +207,14 @@ func (c *Client) dialDoT(ctx context.Context, addr string, cfg *tls.Config) (*dn
 // cfg's), as crypto/tls verifies a dialled connection; raw is closed on
 // failure.
 func (c *Client) handshake(ctx context.Context, raw net.Conn, addr string, cfg *tls.Config) (*tls.Conn, error) {
-	if cfg = c.withRoots(cfg).Clone(); cfg == nil {
+	if cfg = cfg.Clone(); cfg == nil {
 		cfg = &tls.Config{}
 	}
 	if cfg.ServerName == "" {
 		cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	if c.Roots != nil {
+		cfg = trust.VerifiedBy(cfg, c.Roots)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()

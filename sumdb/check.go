@@ -21,6 +21,7 @@ import (
 
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/plainhttp"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // Dialer opens connections; *net.Dialer is one. Tests and the lab swap it
@@ -36,10 +37,11 @@ type Checker struct {
 	// Roots verify TLS to the proxy and the database, as the go command
 	// verifies it with the system store; nil means the system store.
 	Roots *x509.CertPool
-	// SystemStore, when set, gives Roots at the first request instead: a
-	// store still loading beside the probes (config.Config.SystemStore),
-	// never a second parse of the system's own.
-	SystemStore func() *x509.CertPool
+	// SystemStore, when set, gives Roots instead, asked for once the
+	// database's chain has arrived: a store still loading beside the
+	// probes (config.Config.SystemStore), never a second read of the
+	// system's own, whose roots are parsed as the chain names them.
+	SystemStore func() *trust.Roots
 	// Proxy picks the HTTPS proxy, as http.Transport.Proxy does; nil
 	// means direct. The command wires it to HTTPS_PROXY and NO_PROXY.
 	Proxy  func(*url.URL) (*url.URL, error)
@@ -273,7 +275,9 @@ func (c *Checker) httpClient() *http.Client {
 				return c.dialTLS(ctx, d, network, addr)
 			}
 		case c.SystemStore != nil:
-			tr.TLSClientConfig = &tls.Config{RootCAs: c.SystemStore()}
+			// Through a proxy the transport names the server: verify
+			// against the whole store, parsed once.
+			tr.TLSClientConfig = &tls.Config{RootCAs: c.SystemStore().Pool()}
 		default:
 			tr.TLSClientConfig = &tls.Config{RootCAs: c.Roots}
 		}
@@ -298,7 +302,7 @@ func (c *Checker) dialTLS(ctx context.Context, d Dialer, network, addr string) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	tc := tls.Client(conn, &tls.Config{ServerName: host, RootCAs: c.SystemStore(), NextProtos: []string{"h2", "http/1.1"}})
+	tc := tls.Client(conn, trust.VerifiedBy(&tls.Config{ServerName: host, NextProtos: []string{"h2", "http/1.1"}}, c.SystemStore))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		conn.Close()
 		return nil, err

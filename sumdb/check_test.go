@@ -3,7 +3,6 @@ package sumdb_test
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/lab"
 	"github.com/mitmwatch/mitmwatch/sumdb"
 	"github.com/mitmwatch/mitmwatch/sumdb/sumdbtest"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 const (
@@ -417,14 +417,14 @@ func TestSystemStoreAtHandshake(t *testing.T) {
 	db := database(t, log.VerifierKey(), "https://"+proxyName+",direct")
 	for _, tt := range []struct {
 		name  string
-		roots *x509.CertPool
+		roots *trust.Roots
 		ok    bool
-	}{{"the lab's roots", w.pki.PublicPool(), true}, {"another PKI's roots", other.PublicPool(), false}} {
+	}{{"the lab's roots", trust.NewRoots(w.pki.PublicRoot.Cert), true}, {"another PKI's roots", trust.NewRoots(other.PublicRoot.Cert), false}} {
 		t.Run(tt.name, func(t *testing.T) {
 			var asked atomic.Int32
 			c := w.checker(t.TempDir(), time.Now())
 			c.Roots = nil
-			c.SystemStore = func() *x509.CertPool { asked.Add(1); return tt.roots }
+			c.SystemStore = func() *trust.Roots { asked.Add(1); return tt.roots }
 			obs, r := check(t, c, db)
 			if tt.ok {
 				want(t, r, detector.OK, detector.ReasonSumDBFirstTree)

@@ -38,6 +38,14 @@ type Block struct {
 // holds it.
 func (b Block) Cert() (*x509.Certificate, error) { return parseSum(b.Sum, b.DER) }
 
+// BlockOf is the block of a certificate already parsed (a lab's, a
+// test's); its Cert is c.
+func BlockOf(c *x509.Certificate) Block {
+	sum := sha256.Sum256(c.Raw)
+	parsedCerts.LoadOrStore(sum, parsedAs(c))
+	return Block{Type: "CERTIFICATE", DER: c.Raw, Sum: sum}
+}
+
 // parsed is one certificate's parse, shared by everyone who asks for it.
 type parsed struct {
 	once sync.Once
@@ -320,12 +328,26 @@ var (
 )
 
 // systemCerts reads the system store as crypto/x509 reads it on Linux
-// (SSL_CERT_FILE replaces the file list, SSL_CERT_DIR the directories; the
-// first file that reads, then every file of every directory), through the
-// process's shared reads and parses. Certificates that x509 would skip
-// (headers, unparsable) are skipped; duplicates are dropped. ok is false
+// (systemBlocks) and parses it, through the process's shared parses.
+// Certificates that x509 would skip (unparsable) are skipped. ok is false
 // where the store is not files (another OS), for x509 to load it.
 func systemCerts() (certs []*x509.Certificate, ok bool, err error) {
+	blocks, ok, err := systemBlocks()
+	for _, b := range blocks {
+		if c, err := b.Cert(); err == nil {
+			certs = append(certs, c)
+		}
+	}
+	return certs, ok, err
+}
+
+// systemBlocks reads the certificates of the system store as crypto/x509
+// reads it on Linux (SSL_CERT_FILE replaces the file list, SSL_CERT_DIR
+// the directories; the first file that reads, then every file of every
+// directory), through the process's shared reads. Blocks that x509 would
+// skip for their headers are skipped; duplicates are dropped. ok is false
+// where the store is not files (another OS).
+func systemBlocks() (certs []Block, ok bool, err error) {
 	if runtime.GOOS != "linux" {
 		return nil, false, nil
 	}
@@ -336,9 +358,7 @@ func systemCerts() (certs []*x509.Certificate, ok bool, err error) {
 				continue
 			}
 			seen[b.Sum] = true
-			if c, err := b.Cert(); err == nil {
-				certs = append(certs, c)
-			}
+			certs = append(certs, b)
 		}
 	}
 	files := CertFiles

@@ -2,9 +2,11 @@
 // presented chain against: the public web PKI, and whatever this machine
 // trusts. A chain that only the machine's store accepts is the mark of a
 // locally installed interception CA, so the two must be built independently.
-// It also reads every store file and parses every root for the rest of the
-// process, once (Bundle, Parse): the audit and the build tools' stores read
-// the same certificates.
+// It also reads every store file once for the rest of the process
+// (Bundle): the audit and the build tools' stores read the same
+// certificates. A check verifies against Roots, which parses a root only
+// when a chain names it (Parse, once a process); the commands that verify
+// against whole pools build them once.
 //
 // The public roots come from the Mozilla bundle compiled into the binary,
 // never from the operating system, so an inspection CA pushed into the OS
@@ -20,8 +22,6 @@ import (
 	"io/fs"
 	"os"
 	"sync"
-
-	"golang.org/x/crypto/x509roots/fallback/bundle"
 )
 
 // Specs that name a built-in store rather than a PEM bundle path.
@@ -34,65 +34,15 @@ const (
 // fast instead of exhausting memory. The largest OS bundles are under 1 MiB.
 const maxPEMSize = 16 << 20
 
-// mozillaRoots parses the Mozilla bundle once a process: a check needs it
-// twice (the public pool, and the audit's list of public keys), and its
-// roots are most of the system store's, parsed once for both (Parse).
-var mozillaRoots = sync.OnceValues(parseMozilla)
-
-// mozillaRoot is a parsed root with the constraint the bundle gives it.
-type mozillaRoot struct {
-	cert       *x509.Certificate
-	constraint func([]*x509.Certificate) error
-}
-
-func parseMozilla() ([]mozillaRoot, error) {
-	var out []mozillaRoot
-	for root := range bundle.Roots() {
-		cert, err := Parse(root.Certificate)
-		if err != nil {
-			return nil, fmt.Errorf("trust: parsing Mozilla root %d: %w", len(out), err)
-		}
-		out = append(out, mozillaRoot{cert, root.Constraint})
-	}
-	if len(out) == 0 {
-		return nil, errors.New("trust: the Mozilla bundle is empty")
-	}
-	return out, nil
-}
-
-// MozillaCertificates returns the roots of the Mozilla bundle compiled into
-// the binary, parsed once a process. They are shared: callers must not
-// modify them.
-func MozillaCertificates() ([]*x509.Certificate, error) {
-	roots, err := mozillaRoots()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*x509.Certificate, len(roots))
-	for i, r := range roots {
-		out[i] = r.cert
-	}
-	return out, nil
-}
-
-// mozillaPool builds the Mozilla pool once. The cached pool is never
-// modified; callers get clones.
+// mozillaPool builds the whole Mozilla pool once, for the commands that
+// verify against the whole store (mozillaIndex's Pool). The cached pool
+// is never modified; callers get clones.
 var mozillaPool = sync.OnceValues(func() (*x509.CertPool, error) {
-	roots, err := mozillaRoots()
+	r, err := mozillaIndex()
 	if err != nil {
 		return nil, err
 	}
-	pool := x509.NewCertPool()
-	for _, r := range roots {
-		if r.constraint != nil {
-			// Distrust-after dates and the like cannot be expressed in
-			// X.509; the pool applies them when it anchors a chain.
-			pool.AddCertWithConstraint(r.cert, r.constraint)
-		} else {
-			pool.AddCert(r.cert)
-		}
-	}
-	return pool, nil
+	return r.Pool(), nil
 })
 
 // PublicRoots returns the pool that stands for the public web PKI: the
@@ -135,30 +85,6 @@ func SystemRoots(spec string) (*x509.CertPool, error) {
 	}
 	pool, _, err := LoadPEM(spec)
 	return pool, err
-}
-
-// SystemRootsLater starts loading the pool SystemRoots(spec) returns and
-// returns a function that waits for it, so the load overlaps whatever the
-// caller does first: reading and parsing a fresh process's system store
-// costs tens of milliseconds. A store that fails to load is
-// empty, with the error.
-func SystemRootsLater(spec string) func() (*x509.CertPool, error) {
-	type loaded struct {
-		pool *x509.CertPool
-		err  error
-	}
-	done := make(chan loaded, 1)
-	go func() {
-		p, err := SystemRoots(spec)
-		done <- loaded{p, err}
-	}()
-	return sync.OnceValues(func() (*x509.CertPool, error) {
-		l := <-done
-		if l.pool == nil {
-			l.pool = x509.NewCertPool()
-		}
-		return l.pool, l.err
-	})
 }
 
 // LoadPEM reads a bundle of PEM certificates, returning them both as a pool

@@ -192,15 +192,3 @@ func TestLoadPEMErrors(t *testing.T) {
 	}
 }
 
-// TestMozillaParsedOnce: the public pool and the audit share one parse of
-// the bundle.
-func TestMozillaParsedOnce(t *testing.T) {
-	a, err := MozillaCertificates()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := MozillaCertificates()
-	if len(a) < 100 || len(a) != len(b) || a[0] != b[0] {
-		t.Errorf("%d and %d roots, first %p and %p; want the same parsed roots twice", len(a), len(b), a[0], b[0])
-	}
-}
