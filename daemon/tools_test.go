@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"crypto/x509"
 	"log/slog"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/exporter"
 	"github.com/mitmwatch/mitmwatch/lab"
 	"github.com/mitmwatch/mitmwatch/tools"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // TestToolOutcomes: after each probe the daemon records what each build
@@ -27,7 +27,7 @@ func TestToolOutcomes(t *testing.T) {
 	tg := l.target("npm.lab.example", 1)
 	l.router.route(tg.Address, l.env.Origin.Addr())
 	npm := tools.Tool{Name: tools.NPM, Version: "11.19.1", Flavour: tools.FlavourNode, OpenSSL3: true,
-		Store: tools.Store{Description: "Node's bundled roots", Certs: []*x509.Certificate{l.env.PKI.PublicRoot.Cert}},
+		Store: tools.Store{Description: "Node's bundled roots", Certs: []trust.Block{trust.BlockOf(l.env.PKI.PublicRoot.Cert)}},
 		Hosts: []tools.Host{{Host: tg.Host, Port: tg.Port, Scheme: "https", Source: "registry"}}}
 	predict := func(r detector.Result) []exporter.ToolOutcome {
 		var out []exporter.ToolOutcome

@@ -3,7 +3,6 @@ package tools
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"debug/elf"
 	"encoding/json"
 	"errors"
@@ -90,8 +89,8 @@ type discoverer struct {
 	installed toolchain.Runner
 	settings  map[string][]audit.Setting // by tool
 	system    func() Store
-	envOnce   func() Store               // the store OpenSSL's variables make, for the tools that read them
-	dirCerts  func() []*x509.Certificate // the system store's directories, read once
+	envOnce   func() Store         // the store OpenSSL's variables make, for the tools that read them
+	dirCerts  func() []trust.Block // the system store's directories, read once
 }
 
 // Discover reads each tool's configuration and asks the tools themselves
@@ -129,8 +128,8 @@ func Discover(ctx context.Context, opts Options) Inventory {
 	}
 	d.system = sync.OnceValue(func() Store { return d.systemStore(bundle) })
 	d.envOnce = sync.OnceValue(d.readEnvStore)
-	d.dirCerts = sync.OnceValue(func() []*x509.Certificate {
-		var all []*x509.Certificate
+	d.dirCerts = sync.OnceValue(func() []trust.Block {
+		var all []trust.Block
 		for _, dir := range trust.CertDirs {
 			all = append(all, readDir(d.sys(dir), all)...)
 		}
@@ -170,7 +169,7 @@ func (d *discoverer) systemStore(bundle string) Store {
 	if bundle != "" {
 		s.Description += " (" + bundle + ")"
 		s.Files = []string{bundle}
-		if certs, err := trust.LoadCerts(bundle); err == nil {
+		if certs, err := trust.LoadBlocks(bundle); err == nil {
 			s.Certs = certs
 		} else {
 			s.Err = err.Error()
@@ -231,7 +230,7 @@ func (d *discoverer) readEnvStore() Store {
 	} else if sys := d.system(); len(sys.Files) > 0 {
 		s.Description += " (" + sys.Files[0] + ")"
 		s.Files = sys.Files
-		s.Certs, _ = trust.LoadCerts(sys.Files[0])
+		s.Certs, _ = trust.LoadBlocks(sys.Files[0])
 	}
 	var dirs []string
 	if dir != "" {
@@ -253,19 +252,18 @@ func (d *discoverer) readEnvStore() Store {
 }
 
 // systemDirCerts are the certificates of the system store's directories
-// that have lacks. Every certificate here is trust's parse of its DER,
-// one per DER a process, so the pointer tells a certificate already held. The directories are read once a discovery: the system
-// store and the one SSL_CERT_FILE makes both hold them, and each read is a
-// stat of hundreds of links.
-func (d *discoverer) systemDirCerts(have []*x509.Certificate) []*x509.Certificate {
+// that have lacks (by the SHA-256 of their DER). The directories are read
+// once a discovery: the system store and the one SSL_CERT_FILE makes both
+// hold them, and each read is a stat of hundreds of links.
+func (d *discoverer) systemDirCerts(have []trust.Block) []trust.Block {
 	all := d.dirCerts()
-	known := make(map[*x509.Certificate]bool, len(have))
+	known := make(map[[32]byte]bool, len(have))
 	for _, c := range have {
-		known[c] = true
+		known[c.Sum] = true
 	}
-	var out []*x509.Certificate
+	var out []trust.Block
 	for _, c := range all {
-		if !known[c] {
+		if !known[c.Sum] {
 			out = append(out, c)
 		}
 	}

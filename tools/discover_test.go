@@ -1,6 +1,7 @@
 package tools_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -147,11 +148,11 @@ func TestDiscover(t *testing.T) {
 	}
 	// The per-host CA of git and of dockerd's certs.d hold the corporate root.
 	g, _ := inv.Tool(tools.Git)
-	if s := g.StoreFor("git.lab.example", 443); len(s.Certs) != 1 || !s.Certs[0].Equal(pki.EnterpriseRoot.Cert) {
+	if s := g.StoreFor("git.lab.example", 443); len(s.Certs) != 1 || !bytes.Equal(s.Certs[0].DER, pki.EnterpriseRoot.Cert.Raw) {
 		t.Errorf("git's store for git.lab.example: %s", s.Description)
 	}
 	dk, _ := inv.Tool(tools.Docker)
-	if s := dk.StoreFor("registry.lab.example", 5000); !strings.Contains(s.Description, "certs.d") || !s.Certs[len(s.Certs)-1].Equal(pki.EnterpriseRoot.Cert) {
+	if s := dk.StoreFor("registry.lab.example", 5000); !strings.Contains(s.Description, "certs.d") || !bytes.Equal(s.Certs[len(s.Certs)-1].DER, pki.EnterpriseRoot.Cert.Raw) {
 		t.Errorf("dockerd's store for registry.lab.example:5000: %s", s.Description)
 	}
 }

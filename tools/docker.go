@@ -2,7 +2,6 @@ package tools
 
 import (
 	"context"
-	"crypto/x509"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -71,9 +70,9 @@ func (d *discoverer) certsD(dir string, base Store) []Override {
 		}
 		files, _ := filepath.Glob(filepath.Join(dir, e.Name(), "*.crt"))
 		st := base
-		st.Certs = append([]*x509.Certificate(nil), base.Certs...)
+		st.Certs = append([]trust.Block(nil), base.Certs...)
 		for _, f := range files {
-			if certs, err := trust.LoadCerts(f); err == nil {
+			if certs, err := trust.LoadBlocks(f); err == nil {
 				st = withExtra(st, "certs.d", Setting{Name: "certs.d", Value: f, Source: dir}, certs)
 			}
 		}

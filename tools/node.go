@@ -73,7 +73,7 @@ func (d *discoverer) npmTool(ctx context.Context) Tool {
 		}
 	}
 	if s, ok := d.env("NODE_EXTRA_CA_CERTS"); ok {
-		if certs, err := trust.LoadCerts(s.Value); err != nil {
+		if certs, err := trust.LoadBlocks(s.Value); err != nil {
 			// Node warns and carries on without them.
 			t.Notes = append(t.Notes, "Node ignores NODE_EXTRA_CA_CERTS: "+err.Error())
 		} else {

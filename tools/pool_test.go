@@ -28,11 +28,11 @@ func TestPoolForVerifiesAsTheStore(t *testing.T) {
 		"a root alone":     {p.PublicRoot.Cert},
 		"other":            w.chain(p.OtherIntermediate, lab.LeafOptions{}, nil, "a.example"),
 	}
-	stores := map[string][]*x509.Certificate{
+	stores := map[string][]trust.Block{
 		"every root": certs(p.PublicRoot, p.EnterpriseRoot, p.ProductRoot, p.OtherRoot),
 		"public":     certs(p.PublicRoot, p.OtherRoot),
 		"enterprise": certs(p.EnterpriseRoot),
-		"a leaf":     {public[0]},
+		"a leaf":     {trust.BlockOf(public[0])},
 		"empty":      nil,
 	}
 	verified := 0
@@ -41,7 +41,11 @@ func TestPoolForVerifiesAsTheStore(t *testing.T) {
 			s := tools.Store{Certs: roots}
 			full := x509.NewCertPool()
 			for _, c := range roots {
-				full.AddCert(c)
+				cert, err := c.Cert()
+				if err != nil {
+					t.Fatal(err)
+				}
+				full.AddCert(cert)
 			}
 			want := trust.Verify(chain, full, w.now)
 			got := trust.Verify(chain, s.PoolFor(chain), w.now)

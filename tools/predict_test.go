@@ -41,10 +41,10 @@ func pool(cas ...*lab.CA) *x509.CertPool {
 	return p
 }
 
-func certs(cas ...*lab.CA) []*x509.Certificate {
-	var out []*x509.Certificate
+func certs(cas ...*lab.CA) []trust.Block {
+	var out []trust.Block
 	for _, ca := range cas {
-		out = append(out, ca.Cert)
+		out = append(out, trust.BlockOf(ca.Cert))
 	}
 	return out
 }

@@ -474,7 +474,7 @@ func sameAsNode(t *testing.T, s tools.Store) {
 	}
 	got := make([][]byte, len(s.Certs))
 	for i, c := range s.Certs {
-		got[i] = c.Raw
+		got[i] = c.DER
 	}
 	if len(want) == 0 || !slices.EqualFunc(got, want, bytes.Equal) {
 		t.Errorf("npm's store (%s) has %d roots; node has %d, or they differ", s.Description, len(got), len(want))

@@ -1,13 +1,13 @@
 package tools
 
 import (
+	"bytes"
 	"crypto/x509"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
 
-	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/trust"
 )
 
@@ -18,17 +18,17 @@ import (
 // read once however many links name it, and a certificate have already
 // holds, or another file gave, is not added again (trust parses each DER
 // once a process, so the parse itself tells).
-func readDir(dir string, have []*x509.Certificate) []*x509.Certificate {
+func readDir(dir string, have []trust.Block) []trust.Block {
 	files, err := trust.ScanDir(dir)
 	if err != nil {
 		return nil
 	}
-	held := make(map[*x509.Certificate]bool, len(have)) // trust parses each DER once
+	held := make(map[[32]byte]bool, len(have))
 	for _, c := range have {
-		held[c] = true
+		held[c.Sum] = true
 	}
 	var read []os.FileInfo
-	var out []*x509.Certificate
+	var out []trust.Block
 	for _, f := range files {
 		fi := f.Info
 		if f.Err != nil || !fi.Mode().IsRegular() || slices.ContainsFunc(read, func(o os.FileInfo) bool { return os.SameFile(o, fi) }) {
@@ -40,12 +40,9 @@ func readDir(dir string, have []*x509.Certificate) []*x509.Certificate {
 			continue
 		}
 		for _, b := range blocks {
-			if b.Type != "CERTIFICATE" {
-				continue
-			}
-			if c, err := b.Cert(); err == nil && !held[c] {
-				held[c] = true
-				out = append(out, c)
+			if isCert(b) && !held[b.Sum] {
+				held[b.Sum] = true
+				out = append(out, b)
 			}
 		}
 	}
@@ -54,21 +51,27 @@ func readDir(dir string, have []*x509.Certificate) []*x509.Certificate {
 
 // parseInline reads certificates written inline in a setting (npm's ca),
 // where newlines may be written as \n.
-func parseInline(v string) []*x509.Certificate {
+func parseInline(v string) []trust.Block {
 	return pemCerts([]byte(strings.ReplaceAll(v, `\n`, "\n")))
 }
 
-// pemCerts parses the certificates of PEM text.
-func pemCerts(data []byte) []*x509.Certificate {
-	var out []*x509.Certificate
+// pemCerts reads the certificates of PEM text (Node's bundled roots).
+func pemCerts(data []byte) []trust.Block {
+	var out []trust.Block
 	for _, b := range trust.Blocks(data) {
-		// Node's bundled roots, mostly the Mozilla roots the check has
-		// already parsed.
-		if c, err := b.Cert(); err == nil && b.Type == "CERTIFICATE" {
-			out = append(out, c)
+		if isCert(b) {
+			out = append(out, b)
 		}
 	}
 	return out
+}
+
+// isCert reports whether a block is a certificate as far as can be told
+// without parsing it; one x509 still rejects is left out when a chain
+// names it (PoolFor), as a tool's own loader leaves it out.
+func isCert(b trust.Block) bool {
+	_, ok := trust.RawNames(b.DER)
+	return ok && b.Type == "CERTIFICATE"
 }
 
 // fileStore is the store a setting names: a bundle file that replaces the
@@ -76,7 +79,7 @@ func pemCerts(data []byte) []*x509.Certificate {
 // the tool then fails every connection.
 func fileStore(what string, by Setting, path string) Store {
 	s := Store{Description: fmt.Sprintf("%s %s (%s)", what, path, by.Source), Files: []string{path}, By: &by}
-	certs, err := trust.LoadCerts(path)
+	certs, err := trust.LoadBlocks(path)
 	if err != nil {
 		s.Err = err.Error()
 	}
@@ -86,9 +89,9 @@ func fileStore(what string, by Setting, path string) Store {
 
 // withExtra adds a bundle's certificates to a store, as NODE_EXTRA_CA_CERTS
 // and a CA directory do.
-func withExtra(s Store, what string, by Setting, certs []*x509.Certificate) Store {
+func withExtra(s Store, what string, by Setting, certs []trust.Block) Store {
 	out := s
-	out.Certs = append(append([]*x509.Certificate(nil), s.Certs...), certs...)
+	out.Certs = append(append([]trust.Block(nil), s.Certs...), certs...)
 	out.Description = fmt.Sprintf("%s + %s %s (%d)", s.Description, what, by.Value, len(certs))
 	out.Files = append(append([]string(nil), s.Files...), by.Value)
 	out.By = &by
@@ -97,9 +100,8 @@ func withExtra(s Store, what string, by Setting, certs []*x509.Certificate) Stor
 
 // holds reports whether a store has the certificate (by key).
 func (s Store) holds(c *x509.Certificate) bool {
-	k := detector.SPKIOf(c)
 	for _, h := range s.Certs {
-		if detector.SPKIOf(h) == k {
+		if n, ok := trust.RawNames(h.DER); ok && bytes.Equal(n.SPKI, c.RawSubjectPublicKeyInfo) {
 			return true
 		}
 	}

@@ -57,7 +57,11 @@ func TestSystemStoreRehashed(t *testing.T) {
 		t.Fatal("go not discovered")
 	}
 	var got []string
-	for _, c := range g.Store.Certs {
+	for _, b := range g.Store.Certs {
+		c, err := b.Cert()
+		if err != nil {
+			t.Fatal(err)
+		}
 		got = append(got, c.Subject.CommonName)
 	}
 	var want []string

@@ -22,6 +22,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // Name is a build tool mitmwatch predicts for.
@@ -137,7 +139,10 @@ type Store struct {
 	// Description says what the store is, as a person knows it: "Node's
 	// bundled roots (146) + NODE_EXTRA_CA_CERTS /etc/corp/ca.pem (1)".
 	Description string
-	Certs       []*x509.Certificate
+	// Certs are the store's roots, read but parsed only when a chain
+	// names them (PoolFor): a check predicts for stores of hundreds of
+	// roots and uses a handful.
+	Certs []trust.Block
 	// Files are the bundles it was read from, the one a fix appends to
 	// first; empty for a store compiled into the tool.
 	Files []string
@@ -159,9 +164,15 @@ type Store struct {
 func (s Store) PoolFor(chain []*x509.Certificate) *x509.CertPool {
 	pool := x509.NewCertPool()
 	for _, root := range s.Certs {
+		n, ok := trust.RawNames(root.DER)
+		if !ok {
+			continue
+		}
 		for _, c := range chain {
-			if bytes.Equal(root.RawSubject, c.RawIssuer) || bytes.Equal(root.Raw, c.Raw) {
-				pool.AddCert(root)
+			if bytes.Equal(n.Subject, c.RawIssuer) || bytes.Equal(root.DER, c.Raw) {
+				if cert, err := root.Cert(); err == nil {
+					pool.AddCert(cert)
+				}
 				break
 			}
 		}
