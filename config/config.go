@@ -34,6 +34,7 @@ type Config struct {
 	PublicRoots       *x509.CertPool // stands for the public web PKI; nil while it loads (Options.StoresLater)
 	SystemRoots       *x509.CertPool // what this machine trusts; nil while it loads (Options.StoresLater)
 	publicLater       func() (*trust.Roots, error)
+	publicErr         func(error) error // an error of the public_roots setting, with its line
 	systemLater       func() (*trust.Roots, error)
 	PublicRootsSource string // "mozilla" or the PEM bundle path read
 	SystemRootsSource string // "system" or the PEM bundle path read
@@ -198,13 +199,21 @@ func (c *Config) SystemStore() *trust.Roots {
 
 // StoreErr waits for the public roots (Options.StoresLater) and returns
 // the error that loading them from the configured bundle met, as Parse
-// would have returned it (file, line, field); nil when they loaded.
+// would have returned it (file, line, field): the bundle's own, or that
+// of a root of it x509 rejected when a chain named it (trust.Roots.Err),
+// so it is asked for once the chains are verified. nil when they loaded.
 func (c *Config) StoreErr() error {
 	if c.publicLater == nil {
 		return nil
 	}
-	_, err := c.publicLater()
-	return err
+	r, err := c.publicLater()
+	if err != nil {
+		return err
+	}
+	if err := r.Err(); err != nil {
+		return c.publicErr(err)
+	}
+	return nil
 }
 
 // Load reads and parses the rules file at path.

@@ -84,6 +84,8 @@ func (d *decoder) decode(data []byte) *Config {
 	}
 	if d.storesLater {
 		d.cfg.publicLater, d.cfg.PublicRootsSource = d.poolLater(d.public, trust.Mozilla, trust.PublicIndex)
+		s, file := d.public, d.file
+		d.cfg.publicErr = func(err error) error { return &Error{File: file, Line: s.line, Path: s.path, Err: err} }
 	} else {
 		d.cfg.PublicRoots, d.cfg.PublicRootsSource = d.pool(d.public, trust.Mozilla, trust.PublicRoots)
 	}

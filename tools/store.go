@@ -1,8 +1,6 @@
 package tools
 
 import (
-	"bytes"
-	"crypto/x509"
 	"fmt"
 	"os"
 	"slices"
@@ -96,14 +94,4 @@ func withExtra(s Store, what string, by Setting, certs []trust.Block) Store {
 	out.Files = append(append([]string(nil), s.Files...), by.Value)
 	out.By = &by
 	return out
-}
-
-// holds reports whether a store has the certificate (by key).
-func (s Store) holds(c *x509.Certificate) bool {
-	for _, h := range s.Certs {
-		if n, ok := trust.RawNames(h.DER); ok && bytes.Equal(n.SPKI, c.RawSubjectPublicKeyInfo) {
-			return true
-		}
-	}
-	return false
 }

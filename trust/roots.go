@@ -33,6 +33,12 @@ type Roots struct {
 	list      []anchor       // in the store's order
 	whole     *x509.CertPool // a store given whole (another OS's): used as it is
 	all       func() *x509.CertPool
+	// bundle is the file a strict store was read from (a public_roots
+	// bundle); bad is the first of its roots that x509 rejected when a
+	// chain named it (Err).
+	bundle string
+	badMu  sync.Mutex
+	bad    error
 }
 
 // anchor is one root of a Roots.
@@ -40,13 +46,36 @@ type anchor struct {
 	der        []byte
 	sum        [32]byte
 	constraint func([]*x509.Certificate) error
+	n          int // its number in its bundle, from 1
 }
 
-// cert parses the anchor once a process (Parse). A root x509 cannot parse
-// is skipped, as x509's own pools skip it.
-func (a anchor) cert() (*x509.Certificate, bool) {
+// cert parses an anchor once a process (Parse). A root x509 cannot parse
+// is skipped, as x509's own pools skip it; in a strict store it is also
+// Err's.
+func (r *Roots) cert(a anchor) (*x509.Certificate, bool) {
 	c, err := parseSum(a.sum, a.der)
+	if err != nil && r.bundle != "" {
+		r.badMu.Lock()
+		if r.bad == nil {
+			r.bad = fmt.Errorf("PEM bundle %s: certificate %d: %w", r.bundle, a.n, err)
+		}
+		r.badMu.Unlock()
+	}
 	return c, err == nil
+}
+
+// Err is the error of the first root of a strict store (a public_roots
+// bundle, PublicIndex) that x509 rejected once a chain named it: the
+// error LoadCerts would have given the whole bundle, found where it
+// matters. nil for the other stores, whose bad roots x509's own pools
+// skip.
+func (r *Roots) Err() error {
+	if r == nil {
+		return nil
+	}
+	r.badMu.Lock()
+	defer r.badMu.Unlock()
+	return r.bad
 }
 
 // newRoots indexes anchors. Duplicates (by DER) are dropped, as a pool
@@ -89,6 +118,9 @@ func parsedAs(c *x509.Certificate) *parsed {
 // system store where it is not files (another OS), or one a caller has
 // built.
 func PoolRoots(pool *x509.CertPool) *Roots {
+	if pool == nil {
+		pool = x509.NewCertPool() // a nil pool would be the system's to x509
+	}
 	r := &Roots{whole: pool}
 	r.all = func() *x509.CertPool { return pool }
 	return r
@@ -117,7 +149,7 @@ func (r *Roots) For(chain []*x509.Certificate) *x509.CertPool {
 	}
 	add := func(name []byte) {
 		for _, a := range r.bySubject[string(name)] {
-			c, ok := a.cert()
+			c, ok := r.cert(a)
 			if !ok {
 				continue
 			}
@@ -149,7 +181,7 @@ func (r *Roots) Pool() *x509.CertPool {
 func (r *Roots) pool() *x509.CertPool {
 	pool := x509.NewCertPool()
 	for _, a := range r.list {
-		if c, ok := a.cert(); ok {
+		if c, ok := r.cert(a); ok {
 			if a.constraint != nil {
 				pool.AddCertWithConstraint(c, a.constraint)
 			} else {
@@ -176,7 +208,7 @@ var mozillaIndex = sync.OnceValues(func() (*Roots, error) {
 // PublicIndex is PublicRoots as Roots: the compiled-in Mozilla roots for
 // "mozilla", else the bundle at spec. A bundle's certificates are checked
 // for the shape of a certificate up to its key, not parsed: one x509
-// rejects when a chain names it is skipped, as x509's pools skip it.
+// rejects when a chain names it is skipped, and is Err's.
 func PublicIndex(spec string) (*Roots, error) {
 	if spec == Mozilla {
 		return mozillaIndex()
@@ -193,9 +225,11 @@ func bundleIndex(path string) (*Roots, error) {
 	}
 	anchors := make([]anchor, len(blocks))
 	for i, b := range blocks {
-		anchors[i] = anchor{der: b.DER, sum: b.Sum}
+		anchors[i] = anchor{der: b.DER, sum: b.Sum, n: i + 1}
 	}
-	return newRoots(anchors), nil
+	r := newRoots(anchors)
+	r.bundle = path
+	return r, nil
 }
 
 // LoadBlocks is LoadCerts without the parse, for a caller that needs the
@@ -290,6 +324,11 @@ func VerifiedBy(cfg *tls.Config, roots func() *Roots) *tls.Config {
 	cfg.RootCAs = nil
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		certs := cs.PeerCertificates
+		if name == "" {
+			// crypto/tls refuses to verify for no name; x509 would
+			// take any name.
+			return errors.New("tls: either ServerName or InsecureSkipVerify must be specified")
+		}
 		if len(certs) == 0 {
 			return errors.New("tls: server presented no certificate")
 		}

@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -10,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"math/big"
 	"os"
@@ -269,6 +271,7 @@ func TestVerifiedBy(t *testing.T) {
 		{"a clock past the leaf", &tls.Config{ServerName: "dot.lab.example", Time: func() time.Time { return time.Now().AddDate(1, 0, 0) }}, good, func(err error) bool {
 			return detector.FailureOf(err) == detector.FailureExpired
 		}},
+		{"no name", &tls.Config{}, good, func(err error) bool { return err != nil && strings.Contains(err.Error(), "ServerName") }},
 		{"verification skipped", &tls.Config{ServerName: "other.lab.example", InsecureSkipVerify: true}, bad, func(err error) bool { return err == nil }},
 	} {
 		asked := 0
@@ -282,8 +285,62 @@ func TestVerifiedBy(t *testing.T) {
 		if !tt.want(err) {
 			t.Errorf("%s: %v", tt.name, err)
 		}
-		if wantAsked := map[bool]int{true: 0, false: 1}[tt.cfg.InsecureSkipVerify]; asked != wantAsked {
+		if wantAsked := map[bool]int{true: 0, false: 1}[tt.cfg.InsecureSkipVerify || tt.cfg.ServerName == ""]; asked != wantAsked {
 			t.Errorf("%s: roots asked %d times, want %d", tt.name, asked, wantAsked)
 		}
+	}
+}
+
+// broken is c's DER with its first time unreadable ('Z' made 'X'): the
+// shape of a certificate, with its names, that x509 rejects.
+func broken(t *testing.T, c *x509.Certificate) []byte {
+	t.Helper()
+	der := bytes.Clone(c.Raw)
+	i := bytes.LastIndex(der, c.RawSubject) // validity comes just before the subject
+	for j := i - 1; j > 0; j-- {
+		if der[j] == 'Z' {
+			der[j] = 'X'
+			break
+		}
+	}
+	if _, err := x509.ParseCertificate(der); err == nil {
+		t.Fatal("the broken certificate parses")
+	}
+	if _, ok := RawNames(der); !ok {
+		t.Fatal("the broken certificate has lost its names")
+	}
+	return der
+}
+
+// TestRootsNameABrokenRoot: a bundle root that x509 rejects is skipped
+// like x509's pools skip it, and is the strict store's Err once a chain
+// names it, not before; the system store and a pool have none.
+func TestRootsNameABrokenRoot(t *testing.T) {
+	t.Parallel()
+	good, bad := newCA(t, "Good Root", nil), newCA(t, "Broken Root", nil)
+	text := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: good.cert.Raw})
+	text = append(text, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: broken(t, bad.cert)})...)
+	path := filepath.Join(t.TempDir(), "public.pem")
+	if err := os.WriteFile(path, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := PublicIndex(path)
+	if err != nil || r.Len() != 2 {
+		t.Fatalf("PublicIndex: %d roots, %v", r.Len(), err)
+	}
+	now := time.Now()
+	fine := []*x509.Certificate{newLeaf(t, "good.example", good, now)}
+	if !Verify(fine, r.For(fine), now).OK() || r.Err() != nil {
+		t.Fatalf("a chain of the good root: Err %v", r.Err())
+	}
+	named := []*x509.Certificate{newLeaf(t, "broken.example", bad, now)}
+	if Verify(named, r.For(named), now).OK() {
+		t.Error("a chain verified against a root x509 rejects")
+	}
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), path+": certificate 2: x509:") {
+		t.Errorf("Err() = %v, want the bundle's certificate 2", err)
+	}
+	if err := PoolRoots(nil).Err(); err != nil || PoolRoots(nil).Pool() == nil || PoolRoots(nil).For(named) == nil {
+		t.Error("a nil pool is not an empty store")
 	}
 }

@@ -191,4 +191,3 @@ func TestLoadPEMErrors(t *testing.T) {
 		}
 	}
 }
-
