@@ -275,13 +275,20 @@ func (s *rootScan) statted(path string, fi os.FileInfo, err error, tool, setting
 		if public[pin] || s.reported[pin] {
 			continue
 		}
-		c, err := b.Cert()
-		if err != nil {
-			continue // Go's own pool skips these too
+		// Parsed only to be named: every root the public set lacks but
+		// the distribution ships (dozens) is counted, and the first
+		// named.
+		distro := s.distro()[b.Sum]
+		var c *x509.Certificate
+		if !distro || s.removed == 0 {
+			var err error
+			if c, err = b.Cert(); err != nil {
+				continue // Go's own pool skips these too
+			}
 		}
 		s.reported[pin] = true
 		s.p.roots = append(s.p.roots, pin)
-		if s.distro()[b.Sum] {
+		if distro {
 			if s.removed++; s.removed == 1 {
 				s.firstRemoved = c.Subject.String()
 			}
