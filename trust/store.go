@@ -126,6 +126,7 @@ func Bundle(path string, info os.FileInfo, read func(string) ([]byte, error)) ([
 			bundlesMu.Unlock()
 			<-e.done
 			if e.err == nil {
+				snap.keep(id, e.info, e.blocks)
 				return e.blocks, nil
 			}
 			continue // read again, once, by this caller
@@ -134,10 +135,15 @@ func Bundle(path string, info os.FileInfo, read func(string) ([]byte, error)) ([
 		bundles[id] = e
 		bundlesMu.Unlock()
 		err := func() error {
+			if blocks, ok := snap.lookup(id, info); ok {
+				e.blocks = blocks
+				return nil
+			}
 			defer background()()
 			data, err := read(path)
 			if err == nil {
 				e.blocks = decodeBlocks(data)
+				snap.keep(id, info, e.blocks)
 			}
 			return err
 		}()
@@ -197,8 +203,25 @@ func decodeBlocks(data []byte) []Block {
 	}
 }
 
-// Blocks decodes every PEM block of data, as a bundle file's are.
-func Blocks(data []byte) []Block { return decodeBlocks(data) }
+// Blocks decodes every PEM block of data, as a bundle file's are; with a
+// snapshot in use (UseSnapshot), a text decoded by an earlier check is
+// taken from it.
+func Blocks(data []byte) []Block {
+	if !snap.active() || len(data) < minKeptText {
+		return decodeBlocks(data)
+	}
+	id := contentID(data)
+	if blocks, ok := snap.lookupText(id, len(data)); ok {
+		return blocks
+	}
+	blocks := decodeBlocks(data)
+	snap.keepText(id, len(data), blocks)
+	return blocks
+}
+
+// minKeptText is the smallest text Blocks keeps in the snapshot: a
+// setting's inline certificate is decoded faster than looked up.
+const minKeptText = 16 << 10
 
 // canonicalBlock decodes the block whose BEGIN line starts at rest[start]
 // when it is written the way every store writes them: no headers, no

@@ -31,6 +31,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/termsafe"
 	"github.com/mitmwatch/mitmwatch/toolchain"
 	"github.com/mitmwatch/mitmwatch/tools"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // roundFlags are shared by the commands that probe.
@@ -339,6 +340,11 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 			audited   func() audit.Report
 			inventory func() tools.Inventory
 		)
+		if dir := checkStateDir(e.getenv); dir != "" {
+			// Before the audit and the config read any store: unchanged
+			// store files come from the last check's snapshot.
+			trust.UseSnapshot(filepath.Join(dir, trust.SnapshotFile))
+		}
 		if auditOn {
 			found, audited = auditSection(ctx, e)
 			settings = func(context.Context) toolchain.Settings { return found().settings }
@@ -483,7 +489,11 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 			code = check.ExitDetected
 		}
 		set(code)
-		return printReport(e, output, results, auditRep, ics, forecasts, opts)
+		err = printReport(e, output, results, auditRep, ics, forecasts, opts)
+		// The snapshot only saves the next check its reads: one that
+		// cannot be written costs that, and nothing is said.
+		_ = trust.SaveSnapshot()
+		return err
 	})
 }
 

@@ -1,0 +1,370 @@
+package trust
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mitmwatch/mitmwatch/atomicfile"
+)
+
+// Every check reads the same store files: the system bundle, a hundred
+// and fifty files of the certificate directory, the build tools'
+// bundles. Opening, reading and decoding them is a sixth of a check's
+// CPU, on a machine where they change a few times a year. A snapshot
+// keeps the blocks of the files a process read, each under its file's
+// identity and stat (device, inode, size, modification and change
+// times, as git's index keeps a file), so that the next check takes a
+// file's blocks from one read of the snapshot while its stat is the
+// same.
+//
+// A file's change time moves with every write and cannot be set back
+// by its owner, so a file that matches its stat holds what was read.
+// One caveat, git's "racily clean" entry: a file written twice within
+// the clock's granularity keeps one stat for two contents. So a file
+// changed less than racyWindow before it was read is never kept, and is
+// read again by the next check.
+//
+// The snapshot is the user's own file: who can write it could make a
+// check see other certificates in a file than the file holds. So it
+// serves only files this user cannot write (the system's, owned by root
+// and writable by root alone): hiding a root there means writing the
+// file, and the file's stat then tells. A file the user can write (a
+// bundle in the home directory) is read every time. Run as root, a check
+// takes every file from root's own snapshot.
+//
+// The snapshot is an optimisation only: a missing, unreadable, corrupt or
+// foreign one is no snapshot, and the files are read.
+
+// SnapshotFile is the snapshot's name in check's state directory.
+const SnapshotFile = "stores.bin"
+
+const (
+	snapshotMagic  = "mitmwatch stores 1\n"
+	maxSnapshot    = 16 << 20 // bytes: a few stores of a few hundred roots
+	maxSnapFiles   = 4096
+	maxSnapBlocks  = 1 << 16
+	racyWindow     = 2 * time.Second
+	maxSnapTypeLen = 64
+)
+
+// snapshot is the process's snapshot: the one read (loaded, by
+// identity) and the one to write (used: every file this process read or
+// took from the snapshot).
+type snapshot struct {
+	mu    sync.Mutex
+	path  string
+	load  func() map[string]snapFile
+	used  map[string]snapFile
+	dirty bool // used holds a file loaded lacks, or a changed one
+	now   func() time.Time
+}
+
+// snapFile is one file's blocks with the stat they were read under.
+type snapFile struct {
+	size, mtime, ctime int64
+	blocks             []Block
+}
+
+var snap = &snapshot{now: time.Now}
+
+// UseSnapshot makes the process take unchanged store files from the
+// snapshot at path and keep what it reads for SaveSnapshot. It is for a
+// short process that reads the stores once (check), before it reads any.
+func UseSnapshot(path string) {
+	snap.use(path)
+}
+
+func (s *snapshot) use(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.path == path {
+		return
+	}
+	s.path, s.used, s.dirty = path, map[string]snapFile{}, false
+	s.load = sync.OnceValue(func() map[string]snapFile {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		files, err := decodeSnapshot(data)
+		if err != nil {
+			return nil
+		}
+		return files
+	})
+}
+
+// statOf is the part of a stat a kept file must match.
+func statOf(info os.FileInfo) (size, mtime, ctime int64) {
+	return info.Size(), info.ModTime().UnixNano(), changeTime(info).UnixNano()
+}
+
+// lookup returns the blocks kept for the file with identity id, when it
+// has the stat it had when they were read.
+func (s *snapshot) lookup(id string, info os.FileInfo) ([]Block, bool) {
+	s.mu.Lock()
+	path, load := s.path, s.load
+	s.mu.Unlock()
+	if path == "" {
+		return nil, false
+	}
+	if writable(info) {
+		return nil, false
+	}
+	f, ok := load()[id]
+	size, mtime, ctime := statOf(info)
+	if !ok || f.size != size || f.mtime != mtime || f.ctime != ctime || ctime == 0 {
+		return nil, false
+	}
+	s.mu.Lock()
+	s.used[id] = f
+	s.mu.Unlock()
+	return f.blocks, true
+}
+
+// keep records the blocks read from the file with identity id, stat'ed as
+// info before the read, unless it changed too recently to be told apart
+// from a second write. A file the process read before the snapshot was
+// in use is kept too, and one it already keeps as it is changes nothing.
+func (s *snapshot) keep(id string, info os.FileInfo, blocks []Block) {
+	s.mu.Lock()
+	path, load := s.path, s.load
+	s.mu.Unlock()
+	if path == "" || writable(info) {
+		return
+	}
+	size, mtime, ctime := statOf(info)
+	f := snapFile{size: size, mtime: mtime, ctime: ctime, blocks: blocks}
+	same := func(g snapFile, ok bool) bool { return ok && g.size == size && g.mtime == mtime && g.ctime == ctime }
+	loaded, inLoaded := load()[id]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	used, inUsed := s.used[id]
+	switch {
+	case same(used, inUsed), ctime == 0 || s.now().UnixNano()-max(mtime, ctime) < int64(racyWindow):
+	case same(loaded, inLoaded):
+		s.used[id] = loaded
+	default:
+		s.used[id] = f
+		s.dirty = true
+	}
+}
+
+// Text decoded from memory (Blocks: Node's bundled roots, as the tool
+// printed them) is kept under the SHA-256 of the text itself, which
+// needs no stat to stay true.
+
+// contentID is the identity of a text kept by its content.
+func contentID(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// lookupText returns the blocks kept for a text with identity id.
+func (s *snapshot) lookupText(id string, size int) ([]Block, bool) {
+	s.mu.Lock()
+	path, load := s.path, s.load
+	s.mu.Unlock()
+	if path == "" {
+		return nil, false
+	}
+	f, ok := load()[id]
+	if !ok || f.size != int64(size) || f.mtime != 0 || f.ctime != 0 {
+		return nil, false
+	}
+	s.mu.Lock()
+	s.used[id] = f
+	s.mu.Unlock()
+	return f.blocks, true
+}
+
+// keepText records the blocks decoded from a text with identity id.
+func (s *snapshot) keepText(id string, size int, blocks []Block) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.path == "" {
+		return
+	}
+	s.used[id] = snapFile{size: int64(size), blocks: blocks}
+	s.dirty = true
+}
+
+// active reports whether a snapshot is in use.
+func (s *snapshot) active() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.path != ""
+}
+
+// SaveSnapshot writes the files this process read to the snapshot, when
+// one of them was not in it as it is: the next check then reads none of
+// them. Files no longer read are dropped.
+func SaveSnapshot() error {
+	return snap.save()
+}
+
+func (s *snapshot) save() error {
+	s.mu.Lock()
+	path, dirty := s.path, s.dirty
+	files := make(map[string]snapFile, len(s.used))
+	for id, f := range s.used {
+		files[id] = f
+	}
+	s.dirty = false
+	s.mu.Unlock()
+	if path == "" || !dirty {
+		return nil
+	}
+	data := encodeSnapshot(files)
+	if len(data) > maxSnapshot {
+		return nil // stores this large are read, not kept
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("trust: keeping the stores: %w", err)
+	}
+	if err := atomicfile.Replace(path, data, 0o600); err != nil {
+		return fmt.Errorf("trust: keeping the stores: %w", err)
+	}
+	return nil
+}
+
+// The snapshot's encoding: the magic line, then the certificates' DER
+// once each, then every file with its blocks naming them by index. All
+// integers are unsigned varints; strings and DER are length-prefixed.
+//
+//	magic
+//	nDER  { len DER }
+//	nFile { len id  size mtime ctime  nBlock { len type  line  headers  der } }
+
+func encodeSnapshot(files map[string]snapFile) []byte {
+	index := map[[32]byte]uint64{}
+	var ders [][]byte
+	for _, f := range files {
+		for _, b := range f.blocks {
+			if _, ok := index[b.Sum]; !ok {
+				index[b.Sum] = uint64(len(ders))
+				ders = append(ders, b.DER)
+			}
+		}
+	}
+	out := []byte(snapshotMagic)
+	out = binary.AppendUvarint(out, uint64(len(ders)))
+	for _, d := range ders {
+		out = binary.AppendUvarint(out, uint64(len(d)))
+		out = append(out, d...)
+	}
+	out = binary.AppendUvarint(out, uint64(len(files)))
+	for id, f := range files {
+		out = binary.AppendUvarint(out, uint64(len(id)))
+		out = append(out, id...)
+		out = binary.AppendUvarint(out, uint64(f.size))
+		out = binary.AppendUvarint(out, uint64(f.mtime))
+		out = binary.AppendUvarint(out, uint64(f.ctime))
+		out = binary.AppendUvarint(out, uint64(len(f.blocks)))
+		for _, b := range f.blocks {
+			out = binary.AppendUvarint(out, uint64(len(b.Type)))
+			out = append(out, b.Type...)
+			out = binary.AppendUvarint(out, uint64(b.Line))
+			headers := uint64(0)
+			if b.Headers {
+				headers = 1
+			}
+			out = binary.AppendUvarint(out, headers)
+			out = binary.AppendUvarint(out, index[b.Sum])
+		}
+	}
+	return out
+}
+
+var errSnapshot = errors.New("not a store snapshot")
+
+// decodeSnapshot reads a snapshot. Each DER's SHA-256 is computed, not
+// read: a certificate's identity across files comes from its bytes
+// alone. Any malformation rejects the whole snapshot.
+func decodeSnapshot(data []byte) (map[string]snapFile, error) {
+	if len(data) > maxSnapshot || !bytes.HasPrefix(data, []byte(snapshotMagic)) {
+		return nil, errSnapshot
+	}
+	r := snapReader{data: data[len(snapshotMagic):]}
+	nDER := r.count(maxSnapBlocks)
+	ders := make([]Block, 0, nDER)
+	for range nDER {
+		der := r.bytes()
+		if r.err != nil {
+			return nil, r.err
+		}
+		ders = append(ders, Block{DER: der, Sum: sha256.Sum256(der)})
+	}
+	nFile := r.count(maxSnapFiles)
+	files := make(map[string]snapFile, nFile)
+	for range nFile {
+		id := string(r.bytes())
+		f := snapFile{size: int64(r.uint()), mtime: int64(r.uint()), ctime: int64(r.uint())}
+		nBlock := r.count(maxSnapBlocks)
+		for range nBlock {
+			typ := r.bytes()
+			line, headers, i := r.uint(), r.uint(), r.uint()
+			if r.err != nil || len(typ) > maxSnapTypeLen || line > 1<<31 || headers > 1 || i >= uint64(len(ders)) {
+				return nil, errSnapshot
+			}
+			b := ders[i]
+			b.Type, b.Line, b.Headers = string(typ), int(line), headers == 1
+			f.blocks = append(f.blocks, b)
+		}
+		if r.err != nil || id == "" {
+			return nil, errSnapshot
+		}
+		files[id] = f
+	}
+	if r.err != nil || len(r.data) != 0 {
+		return nil, errSnapshot
+	}
+	return files, nil
+}
+
+// snapReader reads the snapshot's fields, keeping the first error.
+type snapReader struct {
+	data []byte
+	err  error
+}
+
+func (r *snapReader) uint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.data)
+	if n <= 0 {
+		r.err = errSnapshot
+		return 0
+	}
+	r.data = r.data[n:]
+	return v
+}
+
+func (r *snapReader) count(limit int) int {
+	n := r.uint()
+	if n > uint64(limit) {
+		r.err = errSnapshot
+		return 0
+	}
+	return int(n)
+}
+
+func (r *snapReader) bytes() []byte {
+	n := r.uint()
+	if r.err != nil || n > uint64(len(r.data)) {
+		r.err = errSnapshot
+		return nil
+	}
+	b := r.data[:n:n]
+	r.data = r.data[n:]
+	return b
+}
