@@ -3,7 +3,10 @@
 package trust
 
 import (
+	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"syscall"
 )
@@ -31,4 +34,64 @@ func writable(info os.FileInfo) bool {
 		return true
 	}
 	return ourUID != 0 && (int(st.Uid) == ourUID || info.Mode().Perm()&0o022 != 0)
+}
+
+// readOwn reads the file at path when it and its directory are this
+// process's user's alone: owned by it, written by no one else, a regular
+// file (no link followed, no FIFO waited on) of at most max bytes. The
+// snapshot is trusted with what the stores hold; one someone else could
+// have placed (a cache directory reached through another user's HOME) is
+// none.
+func readOwn(path string, max int64) ([]byte, error) {
+	if err := ownedAlone(filepath.Dir(path), true); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if err := ownedInfo(path, info, false); err != nil {
+		return nil, err
+	}
+	if info.Size() > max {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
+	}
+	return data, nil
+}
+
+// ownedAlone checks that path is this process's user's alone (ownedInfo),
+// without following a link.
+func ownedAlone(path string, dir bool) error {
+	info, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	return ownedInfo(path, info, dir)
+}
+
+func ownedInfo(path string, info os.FileInfo, dir bool) error {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	switch {
+	case !ok:
+		return fmt.Errorf("%s: no owner", path)
+	case dir && !info.IsDir(), !dir && !info.Mode().IsRegular():
+		return fmt.Errorf("%s: not a regular %s", path, map[bool]string{true: "directory", false: "file"}[dir])
+	case int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("%s: owned by user %d", path, st.Uid)
+	case info.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("%s: writable by others (%v)", path, info.Mode().Perm())
+	}
+	return nil
 }

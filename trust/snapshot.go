@@ -50,7 +50,7 @@ const (
 	snapshotMagic  = "mitmwatch stores 1\n"
 	maxSnapshot    = 16 << 20 // bytes: a few stores of a few hundred roots
 	maxSnapFiles   = 4096
-	maxSnapBlocks  = 1 << 16
+	maxSnapBlocks  = 8192 // in all: Debian's stores and a few bundles are ~1000
 	racyWindow     = 2 * time.Second
 	maxSnapTypeLen = 64
 )
@@ -90,7 +90,7 @@ func (s *snapshot) use(path string) {
 	}
 	s.path, s.used, s.dirty = path, map[string]snapFile{}, false
 	s.load = sync.OnceValue(func() map[string]snapFile {
-		data, err := os.ReadFile(path)
+		data, err := readOwn(path, maxSnapshot)
 		if err != nil {
 			return nil
 		}
@@ -102,9 +102,11 @@ func (s *snapshot) use(path string) {
 	})
 }
 
-// statOf is the part of a stat a kept file must match.
-func statOf(info os.FileInfo) (size, mtime, ctime int64) {
-	return info.Size(), info.ModTime().UnixNano(), changeTime(info).UnixNano()
+// statOf is the part of a stat a kept file must match; ok is false where
+// the system gives no change time, and nothing is kept.
+func statOf(info os.FileInfo) (size, mtime, ctime int64, ok bool) {
+	c := changeTime(info)
+	return info.Size(), info.ModTime().UnixNano(), c.UnixNano(), !c.IsZero()
 }
 
 // lookup returns the blocks kept for the file with identity id, when it
@@ -113,21 +115,26 @@ func (s *snapshot) lookup(id string, info os.FileInfo) ([]Block, bool) {
 	s.mu.Lock()
 	path, load := s.path, s.load
 	s.mu.Unlock()
-	if path == "" {
-		return nil, false
-	}
-	if writable(info) {
+	size, mtime, ctime, ok := statOf(info)
+	if path == "" || !ok || writable(info) {
 		return nil, false
 	}
 	f, ok := load()[id]
-	size, mtime, ctime := statOf(info)
-	if !ok || f.size != size || f.mtime != mtime || f.ctime != ctime || ctime == 0 {
+	if !ok || f.size != size || f.mtime != mtime || f.ctime != ctime {
 		return nil, false
 	}
-	s.mu.Lock()
-	s.used[id] = f
-	s.mu.Unlock()
+	s.use1(path, id, f)
 	return f.blocks, true
+}
+
+// use1 records that the process used a kept entry, unless the snapshot
+// in use has changed meanwhile.
+func (s *snapshot) use1(path, id string, f snapFile) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.path == path {
+		s.used[id] = f
+	}
 }
 
 // keep records the blocks read from the file with identity id, stat'ed as
@@ -138,18 +145,21 @@ func (s *snapshot) keep(id string, info os.FileInfo, blocks []Block) {
 	s.mu.Lock()
 	path, load := s.path, s.load
 	s.mu.Unlock()
-	if path == "" || writable(info) {
+	size, mtime, ctime, ok := statOf(info)
+	if path == "" || !ok || writable(info) {
 		return
 	}
-	size, mtime, ctime := statOf(info)
 	f := snapFile{size: size, mtime: mtime, ctime: ctime, blocks: blocks}
 	same := func(g snapFile, ok bool) bool { return ok && g.size == size && g.mtime == mtime && g.ctime == ctime }
 	loaded, inLoaded := load()[id]
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.path != path {
+		return
+	}
 	used, inUsed := s.used[id]
 	switch {
-	case same(used, inUsed), ctime == 0 || s.now().UnixNano()-max(mtime, ctime) < int64(racyWindow):
+	case same(used, inUsed), s.now().UnixNano()-max(mtime, ctime) < int64(racyWindow):
 	case same(loaded, inLoaded):
 		s.used[id] = loaded
 	default:
@@ -180,9 +190,7 @@ func (s *snapshot) lookupText(id string, size int) ([]Block, bool) {
 	if !ok || f.size != int64(size) || f.mtime != 0 || f.ctime != 0 {
 		return nil, false
 	}
-	s.mu.Lock()
-	s.used[id] = f
-	s.mu.Unlock()
+	s.use1(path, id, f)
 	return f.blocks, true
 }
 
@@ -228,6 +236,11 @@ func (s *snapshot) save() error {
 		return nil // stores this large are read, not kept
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("trust: keeping the stores: %w", err)
+	}
+	if err := ownedAlone(filepath.Dir(path), true); err != nil {
+		// Not this user's own directory (another user's HOME): what is
+		// written there could be replaced, and would not be read back.
 		return fmt.Errorf("trust: keeping the stores: %w", err)
 	}
 	if err := atomicfile.Replace(path, data, 0o600); err != nil {
@@ -295,7 +308,7 @@ func decodeSnapshot(data []byte) (map[string]snapFile, error) {
 	}
 	r := snapReader{data: data[len(snapshotMagic):]}
 	nDER := r.count(maxSnapBlocks)
-	ders := make([]Block, 0, nDER)
+	ders := make([]Block, 0, min(nDER, len(r.data))) // each needs a byte at least
 	for range nDER {
 		der := r.bytes()
 		if r.err != nil {
@@ -304,11 +317,13 @@ func decodeSnapshot(data []byte) (map[string]snapFile, error) {
 		ders = append(ders, Block{DER: der, Sum: sha256.Sum256(der)})
 	}
 	nFile := r.count(maxSnapFiles)
-	files := make(map[string]snapFile, nFile)
+	files := make(map[string]snapFile, min(nFile, len(r.data)))
+	budget := maxSnapBlocks // blocks in all the files
 	for range nFile {
 		id := string(r.bytes())
 		f := snapFile{size: int64(r.uint()), mtime: int64(r.uint()), ctime: int64(r.uint())}
-		nBlock := r.count(maxSnapBlocks)
+		nBlock := r.count(budget)
+		budget -= nBlock
 		for range nBlock {
 			typ := r.bytes()
 			line, headers, i := r.uint(), r.uint(), r.uint()

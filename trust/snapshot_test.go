@@ -1,3 +1,5 @@
+//go:build unix
+
 package trust
 
 import (
@@ -7,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -14,6 +17,24 @@ import (
 // later is a clock past racyWindow, so that files written by a test are
 // old enough to be kept.
 func later() time.Time { return time.Now().Add(time.Hour) }
+
+// asAnotherUser makes the test's files another user's to the snapshot,
+// which then serves them (as it serves root's files to a user), and
+// restores the process's user after the test. Tests that call it do not
+// run in parallel.
+func asAnotherUser(t *testing.T) {
+	saved := ourUID
+	ourUID = os.Geteuid() + 4321
+	t.Cleanup(func() { ourUID = saved })
+}
+
+// restart is a fresh process's snapshot at path, with the clock now.
+func (s *snapshot) restart(path string, now func() time.Time) {
+	s.mu.Lock()
+	s.path, s.now = "", now
+	s.mu.Unlock()
+	s.use(path)
+}
 
 // textOf is the PEM text of new roots named names, with a comment
 // first (the blocks' lines start at 2).
@@ -41,10 +62,10 @@ func statted(t *testing.T, path string) (string, os.FileInfo) {
 // file changed just before it was read, and a text of another size are
 // not.
 func TestSnapshotKeepsUnchangedFiles(t *testing.T) {
-	t.Parallel()
 	if runtime.GOOS != "linux" {
 		t.Skip("a file's change time is read on Linux only; elsewhere nothing is kept")
 	}
+	asAnotherUser(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, SnapshotFile)
 	store := filepath.Join(dir, "store.pem")
@@ -87,15 +108,24 @@ func TestSnapshotKeepsUnchangedFiles(t *testing.T) {
 		t.Error("a snapshot that served everything is to be written again")
 	}
 
-	// The same size, other certificates: the change time moves.
+	// Rewritten in place, the same size, its modification time set back:
+	// only the change time tells.
 	time.Sleep(10 * time.Millisecond)
-	if err := os.WriteFile(store, textOf(t, "Kept One", "Kept Six"), 0o644); err != nil {
+	rewritten := bytes.Replace(data, []byte("# a comment"), []byte("# b comment"), 1)
+	if err := os.WriteFile(store, rewritten, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	id, info = statted(t, store)
-	if _, ok := next.lookup(id, info); ok {
+	if err := os.Chtimes(store, time.Time{}, info.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	id, now := statted(t, store)
+	if now.Size() != info.Size() || !now.ModTime().Equal(info.ModTime()) || changeTime(now).Equal(changeTime(info)) {
+		t.Fatalf("the rewrite changed size or modification time, or not the change time")
+	}
+	if _, ok := next.lookup(id, now); ok {
 		t.Error("a file rewritten in place was taken from the snapshot")
 	}
+	info = now
 
 	// Read now, just after it changed: not kept.
 	racy := &snapshot{now: time.Now}
@@ -117,13 +147,13 @@ func TestSnapshotThroughBundle(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("a file's change time is read on Linux only; elsewhere nothing is kept")
 	}
+	asAnotherUser(t)
 	dir := t.TempDir()
 	store := filepath.Join(dir, "bundle.pem")
 	if err := os.WriteFile(store, textOf(t, "Bundled"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	saved := snap
-	t.Cleanup(func() { snap = saved })
+	t.Cleanup(func() { snap.restart("", time.Now) })
 	reads := 0
 	read := func(p string) ([]byte, error) { reads++; return os.ReadFile(p) }
 	forget := func() {
@@ -134,8 +164,7 @@ func TestSnapshotThroughBundle(t *testing.T) {
 	process := func() []Block { // a check: a fresh process's caches
 		t.Helper()
 		forget()
-		snap = &snapshot{now: later}
-		UseSnapshot(filepath.Join(dir, SnapshotFile))
+		snap.restart(filepath.Join(dir, SnapshotFile), later)
 		_, info := statted(t, store)
 		blocks, err := Bundle(store, info, read)
 		if err != nil {
@@ -277,5 +306,90 @@ func TestWritable(t *testing.T) {
 		if _, info := statted(t, path); writable(info) != tt.isWritable {
 			t.Errorf("%s: writable %v, want %v", tt.what, !tt.isWritable, tt.isWritable)
 		}
+	}
+}
+
+// TestSnapshotOwnedAlone: a snapshot is read only when it and its
+// directory are this user's alone: not one another user owns, one in a
+// directory others may write, a link to a good one, or a FIFO (which
+// would hold the check). It needs root to give files away.
+func TestSnapshotOwnedAlone(t *testing.T) {
+	if runtime.GOOS != "linux" || os.Getuid() != 0 {
+		t.Skip("needs root on Linux to give files to another user")
+	}
+	asAnotherUser(t)
+	base := t.TempDir()
+	store := filepath.Join(base, "store.pem")
+	if err := os.WriteFile(store, textOf(t, "Owned"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id, info := statted(t, store)
+	// good writes a snapshot holding store in a directory of its own.
+	good := func(name string) string {
+		t.Helper()
+		dir := filepath.Join(base, name)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		s := &snapshot{now: later}
+		s.use(filepath.Join(dir, SnapshotFile))
+		s.keep(id, info, decodeBlocks(textOf(t, "Owned")))
+		if err := s.save(); err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(dir, SnapshotFile)
+	}
+	serves := func(path string) bool {
+		t.Helper()
+		done := make(chan bool, 1)
+		go func() {
+			s := &snapshot{now: later}
+			s.use(path)
+			_, ok := s.lookup(id, info)
+			done <- ok
+		}()
+		select {
+		case ok := <-done:
+			return ok
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: reading the snapshot hangs", path)
+			return false
+		}
+	}
+	if !serves(good("mine")) {
+		t.Fatal("this user's own snapshot is not read")
+	}
+	theirs := good("theirs")
+	if err := os.Chown(theirs, 4321, 4321); err != nil {
+		t.Fatal(err)
+	}
+	open := good("open")
+	if err := os.Chmod(filepath.Dir(open), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(base, "link", SnapshotFile)
+	if err := os.Mkdir(filepath.Dir(link), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(good("target"), link); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(base, "fifo", SnapshotFile)
+	if err := os.Mkdir(filepath.Dir(fifo), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for what, path := range map[string]string{"another user's": theirs, "in a directory anyone writes": open, "a link": link, "a FIFO": fifo} {
+		if serves(path) {
+			t.Errorf("a snapshot %s was read", what)
+		}
+	}
+	s := &snapshot{now: later}
+	s.use(filepath.Join(filepath.Dir(open), "again.bin"))
+	s.keep(id, info, decodeBlocks(textOf(t, "Owned")))
+	if err := s.save(); err == nil {
+		t.Error("a snapshot was written in a directory anyone writes")
 	}
 }

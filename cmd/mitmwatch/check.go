@@ -491,7 +491,11 @@ func registerCheck(app *kingpin.Application, ctx context.Context, e env, set fun
 		set(code)
 		err = printReport(e, output, results, auditRep, ics, forecasts, opts)
 		// The snapshot only saves the next check its reads: one that
-		// cannot be written costs that, and nothing is said.
+		// cannot be written costs that, and nothing is said. The stores
+		// still loading (no chain needed them) are waited for, so that
+		// it holds them.
+		r.cfg.PublicStore()
+		r.cfg.SystemStore()
 		_ = trust.SaveSnapshot()
 		return err
 	})
