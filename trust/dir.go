@@ -70,18 +70,27 @@ func scanDirAt(dir string, now time.Time) ([]DirFile, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.info == nil || !sameDirectory(s.info, info) {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			s.info, s.files = nil, nil
-			return nil, err
-		}
-		names := make([]string, 0, len(entries))
-		for _, e := range entries {
-			if !SameDirLink(dir, e) {
-				names = append(names, e.Name())
+		// The last check's listing, while the directory's times say no
+		// entry was added, removed or re-pointed (snapshot.go).
+		id := identity(dir, info)
+		names, ok := snap.lookupDir(id, info)
+		if !ok {
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				s.info, s.files = nil, nil
+				return nil, err
 			}
+			names = make([]string, 0, len(entries))
+			for _, e := range entries {
+				if !SameDirLink(dir, e) {
+					names = append(names, e.Name())
+				}
+			}
+			snap.keepDir(id, info, names)
 		}
 		s.info, s.names, s.files = info, names, nil
+	} else {
+		snap.keepDir(identity(dir, info), info, s.names)
 	}
 	// A reader that read the clock before the kept stats were taken (it
 	// waited on mu while they were) is served by them: they are fresher

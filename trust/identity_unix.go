@@ -3,6 +3,7 @@
 package trust
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -61,10 +62,13 @@ func readOwn(path string, max int64) ([]byte, error) {
 	if info.Size() > max {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
+	// Sized by the stat: io.ReadAll's doubling would copy a snapshot of
+	// hundreds of kilobytes a dozen times.
+	buf := bytes.NewBuffer(make([]byte, 0, info.Size()+bytes.MinRead))
+	if _, err := buf.ReadFrom(io.LimitReader(f, max+1)); err != nil {
 		return nil, err
 	}
+	data := buf.Bytes()
 	if int64(len(data)) > max {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,10 +48,11 @@ import (
 const SnapshotFile = "stores.bin"
 
 const (
-	snapshotMagic  = "mitmwatch stores 1\n"
+	snapshotMagic  = "mitmwatch stores 2\n"
 	maxSnapshot    = 16 << 20 // bytes: a few stores of a few hundred roots
 	maxSnapFiles   = 4096
 	maxSnapBlocks  = 8192 // in all: Debian's stores and a few bundles are ~1000
+	maxSnapNames   = 8192 // directory entries in all: Debian's is ~300
 	racyWindow     = 2 * time.Second
 	maxSnapTypeLen = 64
 )
@@ -67,10 +69,12 @@ type snapshot struct {
 	now   func() time.Time
 }
 
-// snapFile is one file's blocks with the stat they were read under.
+// snapFile is one file's blocks, or one certificate directory's names
+// (ScanDir's), with the stat they were read under.
 type snapFile struct {
 	size, mtime, ctime int64
 	blocks             []Block
+	names              []string
 }
 
 var snap = &snapshot{now: time.Now}
@@ -112,19 +116,26 @@ func statOf(info os.FileInfo) (size, mtime, ctime int64, ok bool) {
 // lookup returns the blocks kept for the file with identity id, when it
 // has the stat it had when they were read.
 func (s *snapshot) lookup(id string, info os.FileInfo) ([]Block, bool) {
+	f, ok := s.entry(id, info)
+	return f.blocks, ok && f.names == nil
+}
+
+// entry returns what is kept under id for a file or directory, when it
+// has the stat it had when it was read.
+func (s *snapshot) entry(id string, info os.FileInfo) (snapFile, bool) {
 	s.mu.Lock()
 	path, load := s.path, s.load
 	s.mu.Unlock()
 	size, mtime, ctime, ok := statOf(info)
 	if path == "" || !ok || writable(info) {
-		return nil, false
+		return snapFile{}, false
 	}
 	f, ok := load()[id]
 	if !ok || f.size != size || f.mtime != mtime || f.ctime != ctime {
-		return nil, false
+		return snapFile{}, false
 	}
 	s.use1(path, id, f)
-	return f.blocks, true
+	return f, true
 }
 
 // use1 records that the process used a kept entry, unless the snapshot
@@ -142,6 +153,12 @@ func (s *snapshot) use1(path, id string, f snapFile) {
 // from a second write. A file the process read before the snapshot was
 // in use is kept too, and one it already keeps as it is changes nothing.
 func (s *snapshot) keep(id string, info os.FileInfo, blocks []Block) {
+	s.keepEntry(id, info, snapFile{blocks: blocks})
+}
+
+// keepEntry is keep for what was read under id: a file's blocks or a
+// directory's names.
+func (s *snapshot) keepEntry(id string, info os.FileInfo, f snapFile) {
 	s.mu.Lock()
 	path, load := s.path, s.load
 	s.mu.Unlock()
@@ -149,7 +166,7 @@ func (s *snapshot) keep(id string, info os.FileInfo, blocks []Block) {
 	if path == "" || !ok || writable(info) {
 		return
 	}
-	f := snapFile{size: size, mtime: mtime, ctime: ctime, blocks: blocks}
+	f.size, f.mtime, f.ctime = size, mtime, ctime
 	same := func(g snapFile, ok bool) bool { return ok && g.size == size && g.mtime == mtime && g.ctime == ctime }
 	loaded, inLoaded := load()[id]
 	s.mu.Lock()
@@ -212,6 +229,22 @@ func (s *snapshot) active() bool {
 	return s.path != ""
 }
 
+// A certificate directory's listing (the entries ScanDir keeps, after a
+// readlink of each of its hundreds of links) is kept the same way, under
+// "dir:" and the directory's identity: adding, removing or re-pointing an
+// entry moves the directory's times.
+
+// lookupDir returns the names kept for the directory with identity id.
+func (s *snapshot) lookupDir(id string, info os.FileInfo) ([]string, bool) {
+	f, ok := s.entry("dir:"+id, info)
+	return f.names, ok && f.names != nil
+}
+
+// keepDir records the names read from the directory with identity id.
+func (s *snapshot) keepDir(id string, info os.FileInfo, names []string) {
+	s.keepEntry("dir:"+id, info, snapFile{names: slices.Clip(names)})
+}
+
 // SaveSnapshot writes the files this process read to the snapshot, when
 // one of them was not in it as it is: the next check then reads none of
 // them. Files no longer read are dropped.
@@ -255,7 +288,7 @@ func (s *snapshot) save() error {
 //
 //	magic
 //	nDER  { len DER }
-//	nFile { len id  size mtime ctime  nBlock { len type  line  headers  der } }
+//	nFile { len id  size mtime ctime  nBlock { len type  line  headers  der }  nName { len name } }
 
 func encodeSnapshot(files map[string]snapFile) []byte {
 	index := map[[32]byte]uint64{}
@@ -293,6 +326,11 @@ func encodeSnapshot(files map[string]snapFile) []byte {
 			out = binary.AppendUvarint(out, headers)
 			out = binary.AppendUvarint(out, index[b.Sum])
 		}
+		out = binary.AppendUvarint(out, uint64(len(f.names)))
+		for _, n := range f.names {
+			out = binary.AppendUvarint(out, uint64(len(n)))
+			out = append(out, n...)
+		}
 	}
 	return out
 }
@@ -318,7 +356,7 @@ func decodeSnapshot(data []byte) (map[string]snapFile, error) {
 	}
 	nFile := r.count(maxSnapFiles)
 	files := make(map[string]snapFile, min(nFile, len(r.data)))
-	budget := maxSnapBlocks // blocks in all the files
+	budget, names := maxSnapBlocks, maxSnapNames // in all the files
 	for range nFile {
 		id := string(r.bytes())
 		f := snapFile{size: int64(r.uint()), mtime: int64(r.uint()), ctime: int64(r.uint())}
@@ -333,6 +371,15 @@ func decodeSnapshot(data []byte) (map[string]snapFile, error) {
 			b := ders[i]
 			b.Type, b.Line, b.Headers = string(typ), int(line), headers == 1
 			f.blocks = append(f.blocks, b)
+		}
+		nName := r.count(names)
+		names -= nName
+		for range nName {
+			n := r.bytes()
+			if r.err != nil || len(n) == 0 || bytes.ContainsRune(n, '/') || string(n) == "." || string(n) == ".." {
+				return nil, errSnapshot
+			}
+			f.names = append(f.names, string(n))
 		}
 		if r.err != nil || id == "" {
 			return nil, errSnapshot

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -220,7 +221,7 @@ func TestSnapshotIgnoresDamage(t *testing.T) {
 	for name, data := range map[string][]byte{
 		"empty":        nil,
 		"cut short":    good[:len(good)-3],
-		"other magic":  append([]byte("mitmwatch stores 2\n"), good[len(snapshotMagic):]...),
+		"other magic":  append([]byte("mitmwatch stores 1\n"), good[len(snapshotMagic):]...),
 		"bad index":    badIndex,
 		"trailing":     append(bytes.Clone(good), 0),
 		"huge a count": append([]byte(snapshotMagic), 0xff, 0xff, 0xff, 0xff, 0x0f),
@@ -251,7 +252,8 @@ func TestSnapshotIgnoresDamage(t *testing.T) {
 // same.
 func FuzzDecodeSnapshot(f *testing.F) {
 	f.Add([]byte(snapshotMagic))
-	f.Add(encodeSnapshot(map[string]snapFile{"1:2": {size: 3, mtime: 4, ctime: 5, blocks: []Block{{Type: "CERTIFICATE", DER: []byte{0x30, 0}, Line: 2}}}}))
+	f.Add(encodeSnapshot(map[string]snapFile{"1:2": {size: 3, mtime: 4, ctime: 5, blocks: []Block{{Type: "CERTIFICATE", DER: []byte{0x30, 0}, Line: 2}}},
+		"dir:1:3": {size: 6, mtime: 7, ctime: 8, names: []string{"a.pem", "b.pem"}}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		files, err := decodeSnapshot(data)
 		if err != nil {
@@ -262,8 +264,8 @@ func FuzzDecodeSnapshot(f *testing.F) {
 			t.Fatalf("re-encoded: %v, %d files of %d", err, len(again), len(files))
 		}
 		for id, f := range files {
-			if !sameBlocks(again[id].blocks, f.blocks) {
-				t.Fatalf("%q: blocks differ after re-encoding", id)
+			if !sameBlocks(again[id].blocks, f.blocks) || !slices.Equal(again[id].names, f.names) {
+				t.Fatalf("%q: blocks or names differ after re-encoding", id)
 			}
 		}
 	})
@@ -391,5 +393,65 @@ func TestSnapshotOwnedAlone(t *testing.T) {
 	s.keep(id, info, decodeBlocks(textOf(t, "Owned")))
 	if err := s.save(); err == nil {
 		t.Error("a snapshot was written in a directory anyone writes")
+	}
+}
+
+// TestSnapshotKeepsDirectoryListings: a certificate directory's listing
+// (its entries but the links to one another) is kept as the files are,
+// and a directory an entry was added to is listed again.
+func TestSnapshotKeepsDirectoryListings(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("a file's change time is read on Linux only; elsewhere nothing is kept")
+	}
+	asAnotherUser(t)
+	t.Cleanup(func() { snap.restart("", time.Now) })
+	base := t.TempDir()
+	certs := filepath.Join(base, "certs")
+	if err := os.Mkdir(certs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"a.pem", "b.pem"} {
+		write(t, filepath.Join(certs, n), "x")
+	}
+	if err := os.Symlink("a.pem", filepath.Join(certs, "1a2b3c4d.0")); err != nil {
+		t.Fatal(err)
+	}
+	forget := func() {
+		dirsMu.Lock()
+		clear(dirs)
+		dirsMu.Unlock()
+	}
+	process := func() []string { // a check: a fresh process's caches
+		t.Helper()
+		forget()
+		snap.restart(filepath.Join(base, SnapshotFile), later)
+		files, err := ScanDir(certs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := SaveSnapshot(); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, f := range files {
+			names = append(names, filepath.Base(f.Path))
+		}
+		return names
+	}
+	if got := process(); fmt.Sprint(got) != "[a.pem b.pem]" {
+		t.Fatalf("listed %v", got)
+	}
+	snap.restart(filepath.Join(base, SnapshotFile), later)
+	id, info := statted(t, certs)
+	if names, ok := snap.lookupDir(id, info); !ok || fmt.Sprint(names) != "[a.pem b.pem]" {
+		t.Errorf("the next check's listing: %v, %v", names, ok)
+	}
+	if got := process(); fmt.Sprint(got) != "[a.pem b.pem]" {
+		t.Errorf("listed from the snapshot: %v", got)
+	}
+	time.Sleep(10 * time.Millisecond)
+	write(t, filepath.Join(certs, "c.pem"), "x")
+	if got := process(); fmt.Sprint(got) != "[a.pem b.pem c.pem]" {
+		t.Errorf("after an entry was added: %v", got)
 	}
 }
