@@ -29,6 +29,21 @@ func asAnotherUser(t *testing.T) {
 	t.Cleanup(func() { ourUID = saved })
 }
 
+// freshProcess forgets what this process read (its bundles and
+// directory listings) and gives it the snapshot at path afresh, as the
+// next check starts; the test's snapshot is dropped when it ends.
+func freshProcess(t *testing.T, path string) {
+	t.Helper()
+	t.Cleanup(func() { snap.restart("", time.Now) })
+	bundlesMu.Lock()
+	clear(bundles)
+	bundlesMu.Unlock()
+	dirsMu.Lock()
+	clear(dirs)
+	dirsMu.Unlock()
+	snap.restart(path, later)
+}
+
 // restart is a fresh process's snapshot at path, with the clock now.
 func (s *snapshot) restart(path string, now func() time.Time) {
 	s.mu.Lock()
@@ -154,18 +169,11 @@ func TestSnapshotThroughBundle(t *testing.T) {
 	if err := os.WriteFile(store, textOf(t, "Bundled"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { snap.restart("", time.Now) })
 	reads := 0
 	read := func(p string) ([]byte, error) { reads++; return os.ReadFile(p) }
-	forget := func() {
-		bundlesMu.Lock()
-		clear(bundles)
-		bundlesMu.Unlock()
-	}
-	process := func() []Block { // a check: a fresh process's caches
+	process := func() []Block { // a check
 		t.Helper()
-		forget()
-		snap.restart(filepath.Join(dir, SnapshotFile), later)
+		freshProcess(t, filepath.Join(dir, SnapshotFile))
 		_, info := statted(t, store)
 		blocks, err := Bundle(store, info, read)
 		if err != nil {
@@ -404,7 +412,6 @@ func TestSnapshotKeepsDirectoryListings(t *testing.T) {
 		t.Skip("a file's change time is read on Linux only; elsewhere nothing is kept")
 	}
 	asAnotherUser(t)
-	t.Cleanup(func() { snap.restart("", time.Now) })
 	base := t.TempDir()
 	certs := filepath.Join(base, "certs")
 	if err := os.Mkdir(certs, 0o755); err != nil {
@@ -416,15 +423,9 @@ func TestSnapshotKeepsDirectoryListings(t *testing.T) {
 	if err := os.Symlink("a.pem", filepath.Join(certs, "1a2b3c4d.0")); err != nil {
 		t.Fatal(err)
 	}
-	forget := func() {
-		dirsMu.Lock()
-		clear(dirs)
-		dirsMu.Unlock()
-	}
-	process := func() []string { // a check: a fresh process's caches
+	process := func() []string { // a check
 		t.Helper()
-		forget()
-		snap.restart(filepath.Join(base, SnapshotFile), later)
+		freshProcess(t, filepath.Join(base, SnapshotFile))
 		files, err := ScanDir(certs)
 		if err != nil {
 			t.Fatal(err)
