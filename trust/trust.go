@@ -6,7 +6,8 @@
 // (Bundle): the audit and the build tools' stores read the same
 // certificates. A check verifies against Roots, which parses a root only
 // when a chain names it (Parse, once a process); the commands that verify
-// against whole pools build them once.
+// against whole pools build them once. A check also takes the store files
+// unchanged since the last one from that check's snapshot (UseSnapshot).
 //
 // The public roots come from the Mozilla bundle compiled into the binary,
 // never from the operating system, so an inspection CA pushed into the OS
