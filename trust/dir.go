@@ -41,6 +41,9 @@ type dirScan struct {
 	names []string // the entries read for certificates, in directory order
 	files []DirFile
 	at    time.Time // when files were stat'ed
+	// listed is when names were read (the snapshot's clock), zero when
+	// they came from the snapshot.
+	listed time.Time
 }
 
 var (
@@ -74,7 +77,9 @@ func scanDirAt(dir string, now time.Time) ([]DirFile, error) {
 		// entry was added, removed or re-pointed (snapshot.go).
 		id := identity(dir, info)
 		names, ok := snap.lookupDir(id, info)
+		var listed time.Time
 		if !ok {
+			listed = snap.clock()
 			entries, err := os.ReadDir(dir)
 			if err != nil {
 				s.info, s.files = nil, nil
@@ -86,11 +91,11 @@ func scanDirAt(dir string, now time.Time) ([]DirFile, error) {
 					names = append(names, e.Name())
 				}
 			}
-			snap.keepDir(id, info, names)
+			snap.keepDir(id, info, names, listed)
 		}
-		s.info, s.names, s.files = info, names, nil
+		s.info, s.names, s.files, s.listed = info, names, nil, listed
 	} else {
-		snap.keepDir(identity(dir, info), info, s.names)
+		snap.keepDir(identity(dir, info), info, s.names, s.listed)
 	}
 	// A reader that read the clock before the kept stats were taken (it
 	// waited on mu while they were) is served by them: they are fresher

@@ -148,17 +148,28 @@ func (s *snapshot) use1(path, id string, f snapFile) {
 	}
 }
 
-// keep records the blocks read from the file with identity id, stat'ed as
-// info before the read, unless it changed too recently to be told apart
-// from a second write. A file the process read before the snapshot was
-// in use is kept too, and one it already keeps as it is changes nothing.
-func (s *snapshot) keep(id string, info os.FileInfo, blocks []Block) {
-	s.keepEntry(id, info, snapFile{blocks: blocks})
+// keep records the blocks read at readAt (the snapshot's clock, taken
+// before the read) from the file with identity id, stat'ed as info
+// before that, unless it had changed too recently before the read to be
+// told apart from a second write. What a process read earlier is judged
+// by when it was read, not by when it is kept: a file read while it was
+// racy stays unkept, however long the process runs. A file the process
+// read before the snapshot was in use is kept too, and one it already
+// keeps as it is changes nothing.
+func (s *snapshot) keep(id string, info os.FileInfo, blocks []Block, readAt time.Time) {
+	s.keepEntry(id, info, snapFile{blocks: blocks}, readAt)
+}
+
+// clock is the snapshot's clock, for a reader to note when it read.
+func (s *snapshot) clock() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.now()
 }
 
 // keepEntry is keep for what was read under id: a file's blocks or a
 // directory's names.
-func (s *snapshot) keepEntry(id string, info os.FileInfo, f snapFile) {
+func (s *snapshot) keepEntry(id string, info os.FileInfo, f snapFile, readAt time.Time) {
 	s.mu.Lock()
 	path, load := s.path, s.load
 	s.mu.Unlock()
@@ -176,7 +187,7 @@ func (s *snapshot) keepEntry(id string, info os.FileInfo, f snapFile) {
 	}
 	used, inUsed := s.used[id]
 	switch {
-	case same(used, inUsed), s.now().UnixNano()-max(mtime, ctime) < int64(racyWindow):
+	case same(used, inUsed), readAt.IsZero(), readAt.UnixNano()-max(mtime, ctime) < int64(racyWindow):
 	case same(loaded, inLoaded):
 		s.used[id] = loaded
 	default:
@@ -234,15 +245,16 @@ func (s *snapshot) active() bool {
 // "dir:" and the directory's identity: adding, removing or re-pointing an
 // entry moves the directory's times.
 
-// lookupDir returns the names kept for the directory with identity id.
+// lookupDir returns the names kept for the directory with identity id
+// (none for a directory of links to one another only).
 func (s *snapshot) lookupDir(id string, info os.FileInfo) ([]string, bool) {
 	f, ok := s.entry("dir:"+id, info)
-	return f.names, ok && f.names != nil
+	return f.names, ok
 }
 
 // keepDir records the names read from the directory with identity id.
-func (s *snapshot) keepDir(id string, info os.FileInfo, names []string) {
-	s.keepEntry("dir:"+id, info, snapFile{names: slices.Clip(names)})
+func (s *snapshot) keepDir(id string, info os.FileInfo, names []string, readAt time.Time) {
+	s.keepEntry("dir:"+id, info, snapFile{names: slices.Clip(names)}, readAt)
 }
 
 // SaveSnapshot writes the files this process read to the snapshot, when

@@ -99,7 +99,7 @@ func TestSnapshotKeepsUnchangedFiles(t *testing.T) {
 	if _, ok := first.lookup(id, info); ok {
 		t.Fatal("a snapshot that does not exist holds the file")
 	}
-	first.keep(id, info, blocks)
+	first.keep(id, info, blocks, first.clock())
 	first.keepText("sha256:text", 1234, headed)
 	if err := first.save(); err != nil {
 		t.Fatal(err)
@@ -146,7 +146,7 @@ func TestSnapshotKeepsUnchangedFiles(t *testing.T) {
 	// Read now, just after it changed: not kept.
 	racy := &snapshot{now: time.Now}
 	racy.use(filepath.Join(dir, "racy.bin"))
-	racy.keep(id, info, decodeBlocks(data))
+	racy.keep(id, info, decodeBlocks(data), racy.clock())
 	if err := racy.save(); err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func TestSnapshotOwnedAlone(t *testing.T) {
 		}
 		s := &snapshot{now: later}
 		s.use(filepath.Join(dir, SnapshotFile))
-		s.keep(id, info, decodeBlocks(textOf(t, "Owned")))
+		s.keep(id, info, decodeBlocks(textOf(t, "Owned")), s.clock())
 		if err := s.save(); err != nil {
 			t.Fatal(err)
 		}
@@ -398,7 +398,7 @@ func TestSnapshotOwnedAlone(t *testing.T) {
 	}
 	s := &snapshot{now: later}
 	s.use(filepath.Join(filepath.Dir(open), "again.bin"))
-	s.keep(id, info, decodeBlocks(textOf(t, "Owned")))
+	s.keep(id, info, decodeBlocks(textOf(t, "Owned")), s.clock())
 	if err := s.save(); err == nil {
 		t.Error("a snapshot was written in a directory anyone writes")
 	}
@@ -454,5 +454,48 @@ func TestSnapshotKeepsDirectoryListings(t *testing.T) {
 	write(t, filepath.Join(certs, "c.pem"), "x")
 	if got := process(); fmt.Sprint(got) != "[a.pem b.pem c.pem]" {
 		t.Errorf("after an entry was added: %v", got)
+	}
+}
+
+// TestSnapshotJudgesARacyReadByItsTime: a listing and a file read while
+// they had just changed are not kept later in the same process, when the
+// clock has moved past the racy window but what was read has not been
+// read again: a write in the same tick after the read would have left
+// their stat as it was.
+func TestSnapshotJudgesARacyReadByItsTime(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("a file's change time is read on Linux only; elsewhere nothing is kept")
+	}
+	asAnotherUser(t)
+	base := t.TempDir()
+	certs := filepath.Join(base, "certs")
+	if err := os.Mkdir(certs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(certs, "a.pem")
+	write(t, store, string(textOf(t, "Racy")))
+	path := filepath.Join(base, SnapshotFile)
+	freshProcess(t, path)
+	snap.restart(path, time.Now) // the files were written just now
+	read := func() {
+		t.Helper()
+		if _, err := ScanDir(certs); err != nil {
+			t.Fatal(err)
+		}
+		_, info := statted(t, store)
+		if _, err := Bundle(store, info, os.ReadFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read()
+	snap.mu.Lock()
+	snap.now = later // the process runs on past the window
+	snap.mu.Unlock()
+	read()
+	if err := SaveSnapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("what was read while racy was kept once the clock moved on: %v", err)
 	}
 }

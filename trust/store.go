@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 )
 
 // A check reads the same stores several times over: the system store to
@@ -97,6 +98,7 @@ type bundleEntry struct {
 	done   chan struct{} // closed once blocks and err are set
 	blocks []Block
 	err    error
+	readAt time.Time // when it was read (the snapshot's clock); zero when taken from the snapshot
 }
 
 var (
@@ -126,7 +128,7 @@ func Bundle(path string, info os.FileInfo, read func(string) ([]byte, error)) ([
 			bundlesMu.Unlock()
 			<-e.done
 			if e.err == nil {
-				snap.keep(id, e.info, e.blocks)
+				snap.keep(id, e.info, e.blocks, e.readAt)
 				return e.blocks, nil
 			}
 			continue // read again, once, by this caller
@@ -140,10 +142,11 @@ func Bundle(path string, info os.FileInfo, read func(string) ([]byte, error)) ([
 				return nil
 			}
 			defer background()()
+			e.readAt = snap.clock()
 			data, err := read(path)
 			if err == nil {
 				e.blocks = decodeBlocks(data)
-				snap.keep(id, info, e.blocks)
+				snap.keep(id, info, e.blocks, e.readAt)
 			}
 			return err
 		}()
