@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/crypto/x509roots/fallback/bundle"
-
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/fingerprints"
 	"github.com/mitmwatch/mitmwatch/trust"
@@ -22,21 +20,6 @@ import (
 // maxBundleSize bounds a CA bundle read; the largest OS bundles are under
 // 1 MiB.
 const maxBundleSize = 16 << 20
-
-// publicSPKIs holds the key pins of the Mozilla roots compiled into the
-// binary (never the OS's: an inspection root pushed into the OS store must
-// not make itself look public). Built once; never modified.
-var publicSPKIs = sync.OnceValue(func() map[detector.SPKI]bool {
-	out := map[detector.SPKI]bool{}
-	// Read from the DER, not parsed: the check parses only the roots its
-	// chains name (trust.Roots).
-	for root := range bundle.Roots() {
-		if n, ok := trust.RawNames(root.Certificate); ok {
-			out[sha256.Sum256(n.SPKI)] = true
-		}
-	}
-	return out
-})
 
 // bundleRef is a CA bundle (or directory) a setting points a tool at.
 type bundleRef struct {
@@ -259,7 +242,10 @@ func (s *rootScan) statted(path string, fi os.FileInfo, err error, tool, setting
 		s.p.warn(err.Error())
 		return
 	}
-	public := publicSPKIs()
+	// The Mozilla roots compiled into the binary, never the OS's: an
+	// inspection root pushed into the OS store must not make itself look
+	// public.
+	public := trust.PublicKeys()
 	for _, b := range blocks {
 		if b.Type != "CERTIFICATE" || s.seen[b.Sum] {
 			continue

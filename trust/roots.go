@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/x509roots/fallback/bundle"
+
+	"github.com/mitmwatch/mitmwatch/detector"
 )
 
 // A check meets a few hundred roots and uses a handful: its chains name
@@ -47,6 +49,19 @@ type anchor struct {
 	sum        [32]byte
 	constraint func([]*x509.Certificate) error
 	n          int // its number in its bundle, from 1
+}
+
+// addTo adds the anchor to pool, parsed (cert), with its constraint; a
+// root pool already holds is kept once.
+func (r *Roots) addTo(pool *x509.CertPool, a anchor) {
+	c, ok := r.cert(a)
+	switch {
+	case !ok:
+	case a.constraint != nil:
+		pool.AddCertWithConstraint(c, a.constraint)
+	default:
+		pool.AddCert(c)
+	}
 }
 
 // cert parses an anchor once a process (Parse). A root x509 cannot parse
@@ -99,19 +114,21 @@ func newRoots(anchors []anchor) *Roots {
 
 // NewRoots is a store of certificates already parsed (a lab's, a test's).
 func NewRoots(certs ...*x509.Certificate) *Roots {
-	anchors := make([]anchor, 0, len(certs))
-	for _, c := range certs {
-		b := BlockOf(c)
-		anchors = append(anchors, anchor{der: b.DER, sum: b.Sum})
+	blocks := make([]Block, len(certs))
+	for i, c := range certs {
+		blocks[i] = BlockOf(c)
 	}
-	return newRoots(anchors)
+	return indexBlocks(blocks)
 }
 
-// parsedAs is a parse already done.
-func parsedAs(c *x509.Certificate) *parsed {
-	p := &parsed{cert: c}
-	p.once.Do(func() {})
-	return p
+// indexBlocks indexes the certificate blocks of a store, numbered in it
+// from 1.
+func indexBlocks(blocks []Block) *Roots {
+	anchors := make([]anchor, len(blocks))
+	for i, b := range blocks {
+		anchors[i] = anchor{der: b.DER, sum: b.Sum, n: i + 1}
+	}
+	return newRoots(anchors)
 }
 
 // PoolRoots is a store given as a pool, used whole for every chain: the
@@ -149,15 +166,7 @@ func (r *Roots) For(chain []*x509.Certificate) *x509.CertPool {
 	}
 	add := func(name []byte) {
 		for _, a := range r.bySubject[string(name)] {
-			c, ok := r.cert(a)
-			if !ok {
-				continue
-			}
-			if a.constraint != nil {
-				pool.AddCertWithConstraint(c, a.constraint)
-			} else {
-				pool.AddCert(c) // a root added for two names is kept once
-			}
+			r.addTo(pool, a)
 		}
 	}
 	add(chain[0].RawSubject)
@@ -181,13 +190,7 @@ func (r *Roots) Pool() *x509.CertPool {
 func (r *Roots) pool() *x509.CertPool {
 	pool := x509.NewCertPool()
 	for _, a := range r.list {
-		if c, ok := r.cert(a); ok {
-			if a.constraint != nil {
-				pool.AddCertWithConstraint(c, a.constraint)
-			} else {
-				pool.AddCert(c)
-			}
-		}
+		r.addTo(pool, a)
 	}
 	return pool
 }
@@ -203,6 +206,22 @@ var mozillaIndex = sync.OnceValues(func() (*Roots, error) {
 		return nil, errors.New("trust: the Mozilla bundle is empty")
 	}
 	return newRoots(anchors), nil
+})
+
+// PublicKeys is the SHA-256 of the key of every compiled-in Mozilla root
+// (a pin, as detector.SPKIOf gives it), read from the DER once a
+// process: the audit tells a public root from a local one by its key
+// without parsing either. Never modified.
+var PublicKeys = sync.OnceValue(func() map[detector.SPKI]bool {
+	out := map[detector.SPKI]bool{}
+	if r, err := mozillaIndex(); err == nil {
+		for _, a := range r.list {
+			if n, ok := RawNames(a.der); ok {
+				out[sha256.Sum256(n.SPKI)] = true
+			}
+		}
+	}
+	return out
 })
 
 // PublicIndex is PublicRoots as Roots: the compiled-in Mozilla roots for
@@ -223,11 +242,7 @@ func bundleIndex(path string) (*Roots, error) {
 	if err != nil {
 		return nil, err
 	}
-	anchors := make([]anchor, len(blocks))
-	for i, b := range blocks {
-		anchors[i] = anchor{der: b.DER, sum: b.Sum, n: i + 1}
-	}
-	r := newRoots(anchors)
+	r := indexBlocks(blocks)
 	r.bundle = path
 	return r, nil
 }
@@ -276,11 +291,7 @@ func SystemIndex(spec string) (*Roots, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trust: loading the system store: %w", err)
 	}
-	anchors := make([]anchor, len(blocks))
-	for i, b := range blocks {
-		anchors[i] = anchor{der: b.DER, sum: b.Sum}
-	}
-	return newRoots(anchors), nil
+	return indexBlocks(blocks), nil
 }
 
 // SystemIndexLater starts SystemIndex(spec) and returns a function that

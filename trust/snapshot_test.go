@@ -19,6 +19,17 @@ import (
 // old enough to be kept.
 func later() time.Time { return time.Now().Add(time.Hour) }
 
+// keptHere skips a test where nothing is kept (no change time is read
+// but on Linux), and makes the test's files another user's
+// (asAnotherUser).
+func keptHere(t *testing.T) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("a file's change time is read on Linux only; elsewhere nothing is kept")
+	}
+	asAnotherUser(t)
+}
+
 // asAnotherUser makes the test's files another user's to the snapshot,
 // which then serves them (as it serves root's files to a user), and
 // restores the process's user after the test. Tests that call it do not
@@ -78,10 +89,7 @@ func statted(t *testing.T, path string) (string, os.FileInfo) {
 // file changed just before it was read, and a text of another size are
 // not.
 func TestSnapshotKeepsUnchangedFiles(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("a file's change time is read on Linux only; elsewhere nothing is kept")
-	}
-	asAnotherUser(t)
+	keptHere(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, SnapshotFile)
 	store := filepath.Join(dir, "store.pem")
@@ -160,10 +168,7 @@ func TestSnapshotKeepsUnchangedFiles(t *testing.T) {
 // again once it changes. It replaces the process's snapshot, so it does
 // not run in parallel.
 func TestSnapshotThroughBundle(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("a file's change time is read on Linux only; elsewhere nothing is kept")
-	}
-	asAnotherUser(t)
+	keptHere(t)
 	dir := t.TempDir()
 	store := filepath.Join(dir, "bundle.pem")
 	if err := os.WriteFile(store, textOf(t, "Bundled"), 0o644); err != nil {
@@ -408,10 +413,7 @@ func TestSnapshotOwnedAlone(t *testing.T) {
 // (its entries but the links to one another) is kept as the files are,
 // and a directory an entry was added to is listed again.
 func TestSnapshotKeepsDirectoryListings(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("a file's change time is read on Linux only; elsewhere nothing is kept")
-	}
-	asAnotherUser(t)
+	keptHere(t)
 	base := t.TempDir()
 	certs := filepath.Join(base, "certs")
 	if err := os.Mkdir(certs, 0o755); err != nil {
@@ -463,10 +465,7 @@ func TestSnapshotKeepsDirectoryListings(t *testing.T) {
 // read again: a write in the same tick after the read would have left
 // their stat as it was.
 func TestSnapshotJudgesARacyReadByItsTime(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("a file's change time is read on Linux only; elsewhere nothing is kept")
-	}
-	asAnotherUser(t)
+	keptHere(t)
 	base := t.TempDir()
 	certs := filepath.Join(base, "certs")
 	if err := os.Mkdir(certs, 0o755); err != nil {

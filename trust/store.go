@@ -54,6 +54,13 @@ type parsed struct {
 	err  error
 }
 
+// parsedAs is a parse already done.
+func parsedAs(c *x509.Certificate) *parsed {
+	p := &parsed{cert: c}
+	p.once.Do(func() {})
+	return p
+}
+
 var parsedCerts sync.Map // [32]byte -> *parsed
 
 // Parse parses a DER certificate once a process: the result is shared, so
