@@ -167,9 +167,9 @@ type Options struct {
 	// round trips before any store is read, and needs the roots only once
 	// a chain arrives. They are indexed, not parsed (trust.Roots): a root
 	// is parsed when a chain names it. A public_roots bundle that fails to
-	// load is then StoreErr's, with its line; one certificate of it that
-	// has a certificate's shape but that x509 rejects is skipped, as x509's
-	// pools skip it, where a whole-store load rejects the bundle. A
+	// load is then StoreErr's, with its line, and so is a certificate of
+	// it that has a certificate's shape but that x509 rejects, once a
+	// chain names it (a whole-store load rejects the bundle at once). A
 	// system_roots bundle is read at once, as before.
 	StoresLater bool
 }

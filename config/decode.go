@@ -84,8 +84,7 @@ func (d *decoder) decode(data []byte) *Config {
 	}
 	if d.storesLater {
 		d.cfg.publicLater, d.cfg.PublicRootsSource = d.poolLater(d.public, trust.Mozilla, trust.PublicIndex)
-		s, file := d.public, d.file
-		d.cfg.publicErr = func(err error) error { return &Error{File: file, Line: s.line, Path: s.path, Err: err} }
+		d.cfg.publicErr = d.settingErr(d.public)
 	} else {
 		d.cfg.PublicRoots, d.cfg.PublicRootsSource = d.pool(d.public, trust.Mozilla, trust.PublicRoots)
 	}
@@ -354,8 +353,7 @@ func values[T any](d *decoder, convert func(string) (T, string), dst *[]T) field
 // the store, and gives a failure as the *Error pool would have recorded
 // (an empty pool with it).
 func (d *decoder) poolLater(s spec, keyword string, load func(string) (*trust.Roots, error)) (func() (*trust.Roots, error), string) {
-	src := d.source(s, keyword)
-	file := d.file
+	src, wrap := d.source(s, keyword), d.settingErr(s)
 	type loaded struct {
 		pool *trust.Roots
 		err  error
@@ -368,10 +366,17 @@ func (d *decoder) poolLater(s spec, keyword string, load func(string) (*trust.Ro
 	return sync.OnceValues(func() (*trust.Roots, error) {
 		l := <-done
 		if l.err != nil {
-			return &trust.Roots{}, &Error{File: file, Line: s.line, Path: s.path, Err: l.err}
+			return &trust.Roots{}, wrap(l.err)
 		}
 		return l.pool, nil
 	}), src
+}
+
+// settingErr gives an error met later (a store loading in the
+// background) as the *Error of the setting s, with its file and line.
+func (d *decoder) settingErr(s spec) func(error) error {
+	file := d.file
+	return func(err error) error { return &Error{File: file, Line: s.line, Path: s.path, Err: err} }
 }
 
 // source is where a store's setting points: a keyword, or a path
