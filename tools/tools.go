@@ -15,6 +15,7 @@
 package tools
 
 import (
+	"bytes"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -155,11 +156,28 @@ type Store struct {
 }
 
 // PoolFor is the part of the store that can anchor chain, as a
-// certificate pool: the roots chain names (trust.Roots.For), which verify
-// it as the whole store would, so that a prediction for each tool and
-// target does not build a pool of every root.
+// certificate pool: the roots whose subject is the issuer of one of its
+// certificates, or that are one of them. crypto/x509 finds parents by
+// exactly that name, so a chain verifies against it as against the whole
+// store, and a prediction for each tool and target does not build a pool
+// of every root.
 func (s Store) PoolFor(chain []*x509.Certificate) *x509.CertPool {
-	return trust.IndexBlocks(s.Certs).For(chain)
+	pool := x509.NewCertPool()
+	for _, root := range s.Certs {
+		n, ok := trust.RawNames(root.DER)
+		if !ok {
+			continue
+		}
+		for _, c := range chain {
+			if bytes.Equal(n.Subject, c.RawIssuer) || bytes.Equal(root.DER, c.Raw) {
+				if cert, err := root.Cert(); err == nil {
+					pool.AddCert(cert)
+				}
+				break
+			}
+		}
+	}
+	return pool
 }
 
 // Override changes a tool's TLS for the hosts it matches.

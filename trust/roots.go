@@ -118,12 +118,12 @@ func NewRoots(certs ...*x509.Certificate) *Roots {
 	for i, c := range certs {
 		blocks[i] = BlockOf(c)
 	}
-	return IndexBlocks(blocks)
+	return indexBlocks(blocks)
 }
 
-// IndexBlocks is a store of certificate blocks (a bundle's, a build
-// tool's store), numbered in it from 1.
-func IndexBlocks(blocks []Block) *Roots {
+// indexBlocks indexes the certificate blocks of a store, numbered in it
+// from 1.
+func indexBlocks(blocks []Block) *Roots {
 	anchors := make([]anchor, len(blocks))
 	for i, b := range blocks {
 		anchors[i] = anchor{der: b.DER, sum: b.Sum, n: i + 1}
@@ -242,7 +242,7 @@ func bundleIndex(path string) (*Roots, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := IndexBlocks(blocks)
+	r := indexBlocks(blocks)
 	r.bundle = path
 	return r, nil
 }
@@ -291,7 +291,7 @@ func SystemIndex(spec string) (*Roots, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trust: loading the system store: %w", err)
 	}
-	return IndexBlocks(blocks), nil
+	return indexBlocks(blocks), nil
 }
 
 // SystemIndexLater starts SystemIndex(spec) and returns a function that
