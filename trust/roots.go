@@ -214,11 +214,11 @@ var mozillaIndex = sync.OnceValues(func() (*Roots, error) {
 // without parsing either. Never modified.
 var PublicKeys = sync.OnceValue(func() map[detector.SPKI]bool {
 	out := map[detector.SPKI]bool{}
-	if r, err := mozillaIndex(); err == nil {
-		for _, a := range r.list {
-			if n, ok := RawNames(a.der); ok {
-				out[sha256.Sum256(n.SPKI)] = true
-			}
+	// From the bundle, not mozillaIndex: a check whose public_roots is a
+	// bundle file builds no index of these.
+	for root := range bundle.Roots() {
+		if n, ok := RawNames(root.Certificate); ok {
+			out[sha256.Sum256(n.SPKI)] = true
 		}
 	}
 	return out
