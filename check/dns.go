@@ -2,9 +2,11 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/probe"
 	"github.com/mitmwatch/mitmwatch/resolver"
+	"github.com/mitmwatch/mitmwatch/sumdb"
 )
 
 // DNS is how a round asks resolvers about its targets: the system's, whose
@@ -303,32 +306,155 @@ func (d *DNS) canary(ctx context.Context, probesDone <-chan struct{}) []detector
 // RFC 6724 and races the families). Addresses of one family are tried in
 // order, each with its share of the time left, as Go's dialer does.
 func (d *DNS) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	host, port, err := net.SplitHostPort(addr)
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := netip.ParseAddr(host); err == nil {
 		return d.fallback().DialContext(ctx, network, addr)
 	}
+	conn, _, err := d.dialResolved(ctx, network, addr, nil)
+	return conn, err
+}
+
+// DialFrom is DialContext with a head start (sumdb.DialerFrom): last is
+// where addr's host was reached before. A connection to last:port opens
+// while the name resolves, and is used only when the addresses
+// DialContext would dial put last first; otherwise it is closed, and the
+// dial goes on as DialContext's. A host that has not moved is then reached
+// in the time of the slower of its lookup and its connect instead of both.
+// ordered reports a resolution of one family dialed in order: where it
+// gives both, Go's dialer races the families in its own order, and a
+// connection opened before the lookup cannot stand for that.
+//
+// Nothing is sent before the lookup agrees but a TCP handshake, and the
+// connection used is the one DialContext would have made, to the same
+// address: the path judged is the path the go command takes.
+func (d *DNS) DialFrom(ctx context.Context, network, addr string, last netip.Addr) (net.Conn, bool, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		conn, err := d.fallback().DialContext(ctx, network, addr)
+		return conn, false, err
+	}
+	var early *earlyDial
+	if last.IsValid() {
+		early = dialEarly(ctx, network, net.JoinHostPort(last.Unmap().String(), port), last.Unmap())
+	}
+	return d.dialResolved(ctx, network, addr, early)
+}
+
+var _ sumdb.DialerFrom = (*DNS)(nil)
+
+// earlyMaxAge is how long an early connection may wait for its lookup and
+// still be used: a server or a middlebox may give up on a client that says
+// nothing, where the go command, connecting after its lookup, would be
+// answered.
+var earlyMaxAge = time.Second
+
+// dialResolved dials addr's host at the system's resolution of it, using
+// early (nil: none) for its first address when that is early's; ordered
+// reports that it dialed the resolution's addresses in order.
+func (d *DNS) dialResolved(ctx context.Context, network, addr string, early *earlyDial) (conn net.Conn, ordered bool, err error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		early.drop()
+		return nil, false, err
+	}
 	a, ok := answeredWithAddrs(d.resolveSystem(ctx, host))
 	if !ok || !oneFamily(a.Addrs) {
-		return d.fallback().DialContext(ctx, network, addr)
+		early.drop()
+		conn, err := d.fallback().DialContext(ctx, network, addr)
+		return conn, false, err
+	}
+	if early != nil && (a.Addrs[0].Unmap() != early.to || time.Since(early.start) > earlyMaxAge) {
+		early.drop()
+		early = nil
 	}
 	var nd net.Dialer
 	var lastErr error
 	for i, ip := range a.Addrs {
 		actx, cancel := withPartialDeadline(ctx, len(a.Addrs)-i)
-		conn, err := nd.DialContext(actx, network, net.JoinHostPort(ip.Unmap().String(), port))
+		if i == 0 && early != nil {
+			conn, err = early.wait(actx, network)
+		} else {
+			conn, err = nd.DialContext(actx, network, net.JoinHostPort(ip.Unmap().String(), port))
+		}
 		cancel()
 		if err == nil {
-			return conn, nil
+			return conn, true, nil
 		}
 		lastErr = err
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, lastErr
+	return nil, true, lastErr
+}
+
+// earlyDial is a connection opened before the lookup that decides whether
+// it is used.
+type earlyDial struct {
+	to     netip.Addr
+	addr   string
+	start  time.Time
+	cancel context.CancelFunc
+	done   chan struct{}
+	conn   net.Conn
+	err    error
+}
+
+func dialEarly(ctx context.Context, network, addr string, to netip.Addr) *earlyDial {
+	ctx, cancel := context.WithCancel(ctx)
+	e := &earlyDial{to: to, addr: addr, start: time.Now(), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		var nd net.Dialer
+		e.conn, e.err = nd.DialContext(ctx, network, addr)
+	}()
+	return e
+}
+
+// wait is the early connection, once the lookup has put its address first:
+// within ctx, the time that address would have had.
+func (e *earlyDial) wait(ctx context.Context, network string) (net.Conn, error) {
+	select {
+	case <-e.done:
+		e.cancel() // the dial is over; the connection outlives its context
+		return e.conn, e.err
+	case <-ctx.Done():
+		e.drop()
+		err := ctx.Err()
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = os.ErrDeadlineExceeded // as net.Dialer reports its deadline
+		}
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: tcpAddr(e.addr), Err: err}
+	}
+}
+
+// drop abandons the early connection, closing it if it was made.
+func (e *earlyDial) drop() {
+	if e == nil {
+		return
+	}
+	e.cancel()
+	go func() {
+		<-e.done
+		if e.conn != nil {
+			e.conn.Close()
+		}
+	}()
+}
+
+// tcpAddr is addr (ip:port) as a net.Addr for an error.
+func tcpAddr(addr string) net.Addr {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(ap)
 }
 
 func (d *DNS) fallback() probe.Dialer {

@@ -49,7 +49,10 @@ type Checker struct {
 	// Store keeps the verified trees; nil keeps none, and every check is
 	// a first one.
 	Store *Store
-	Now   func() time.Time // nil: time.Now
+	// Reached keeps where each host was reached; nil keeps nothing, and
+	// no connection gets a head start.
+	Reached *Reached
+	Now     func() time.Time // nil: time.Now
 
 	once   sync.Once
 	client *http.Client
@@ -76,6 +79,12 @@ func (c *Checker) Check(ctx context.Context, db Database) detector.Observation {
 		st.StatePath = c.Store.Path
 	}
 	kept := c.loadKept(db)
+	// Where each host was reached last: the connections this check opens
+	// start there while their names resolve, and what they find is kept
+	// for the next.
+	ds := &dialState{last: c.Reached.Load()}
+	ctx = context.WithValue(ctx, dialKey{}, ds)
+	defer func() { c.Reached.Save(ds.found()) }()
 	r := c.reader(&obs)
 	base, err := r.route(ctx, db)
 	if err != nil {
@@ -100,6 +109,63 @@ func (c *Checker) Check(ctx context.Context, db Database) detector.Observation {
 	}
 	c.compare(ctx, &obs, db, r, latest, tree, <-kept)
 	return obs
+}
+
+// DialerFrom is a Dialer that resolves names itself and can take a head
+// start (check.DNS): DialFrom dials addr as DialContext does, opening a
+// connection to last (an invalid address: none) while the name resolves,
+// used only where the resolution would dial last first. ordered reports
+// that the connection went to the resolution's addresses in their order,
+// the one case where such a head start can stand for the dial after the
+// lookup; a host of both families is dialed by Go's own dialer instead.
+type DialerFrom interface {
+	Dialer
+	DialFrom(ctx context.Context, network, addr string, last netip.Addr) (conn net.Conn, ordered bool, err error)
+}
+
+// dialKey is the context key of a check's dialState.
+type dialKey struct{}
+
+// dialState is where a check's dials start from, and what they found.
+type dialState struct {
+	last map[string]netip.Addr // host:port → where it was reached before
+	mu   sync.Mutex
+	seen map[string]netip.Addr // host:port → reached in order at; invalid: not in order
+}
+
+func (s *dialState) note(addr string, to netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen == nil {
+		s.seen = map[string]netip.Addr{}
+	}
+	s.seen[addr] = to
+}
+
+func (s *dialState) found() map[string]netip.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seen
+}
+
+// dial connects to addr with d, with a head start from where addr was
+// reached before when d can take one, noting where it got to.
+func dial(ctx context.Context, d Dialer, network, addr string) (net.Conn, error) {
+	df, ok := d.(DialerFrom)
+	s, _ := ctx.Value(dialKey{}).(*dialState)
+	if !ok || s == nil {
+		return d.DialContext(ctx, network, addr)
+	}
+	conn, ordered, err := df.DialFrom(ctx, network, addr, s.last[addr])
+	if err != nil {
+		return nil, err
+	}
+	var to netip.Addr
+	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil && ordered {
+		to = ap.Addr()
+	}
+	s.note(addr, to)
+	return conn, nil
 }
 
 // keptTree is the tree the store keeps for a database, as Store.Load
@@ -260,8 +326,10 @@ func (c *Checker) httpClient() *http.Client {
 			proxy = func(req *http.Request) (*url.URL, error) { return c.Proxy(req.URL) }
 		}
 		tr := &http.Transport{
-			Proxy:               proxy,
-			DialContext:         d.DialContext,
+			Proxy: proxy,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return dial(ctx, d, network, addr)
+			},
 			TLSHandshakeTimeout: 10 * time.Second,
 			MaxIdleConnsPerHost: 2,
 			IdleConnTimeout:     90 * time.Second,
@@ -296,7 +364,7 @@ func (c *Checker) dialTLS(ctx context.Context, d Dialer, network, addr string) (
 	if err != nil {
 		return nil, err
 	}
-	conn, err := d.DialContext(ctx, network, addr)
+	conn, err := dial(ctx, d, network, addr)
 	if err != nil {
 		return nil, err
 	}

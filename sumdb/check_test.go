@@ -3,13 +3,20 @@ package sumdb_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -435,5 +442,145 @@ func TestSystemStoreAtHandshake(t *testing.T) {
 				t.Error("SystemStore was never asked")
 			}
 		})
+	}
+}
+
+// fromDialer dials as the world does and, as check.DNS does, takes a
+// head start to where a host was; it records each dial it is asked for.
+type fromDialer struct {
+	w        *world
+	mu       sync.Mutex
+	from     []string // "addr from last"
+	unorderd bool     // answer as for a host of both families
+}
+
+func (d *fromDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if host, _, _ := net.SplitHostPort(addr); net.ParseIP(host) != nil {
+		var nd net.Dialer
+		return nd.DialContext(ctx, network, addr) // the proxy, on loopback
+	}
+	return d.w.DialContext(ctx, network, addr)
+}
+
+func (d *fromDialer) DialFrom(ctx context.Context, network, addr string, last netip.Addr) (net.Conn, bool, error) {
+	d.mu.Lock()
+	d.from = append(d.from, addr+" from "+last.String())
+	d.mu.Unlock()
+	conn, err := d.DialContext(ctx, network, addr)
+	host, _, _ := net.SplitHostPort(addr)
+	return conn, net.ParseIP(host) == nil && !d.unorderd, err
+}
+
+func (d *fromDialer) take() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := d.from
+	d.from = nil
+	return out
+}
+
+// reachedHosts is the reached file's hosts.
+func reachedHosts(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, sumdb.ReachedFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Hosts map[string]string `json:"hosts"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Hosts
+}
+
+// TestNextCheckStartsWhereItReached: where a check reached each host in
+// the resolution's order is kept apart from the trees, and the next
+// check's connection to it starts from there: to the database itself, or
+// to the module proxy that serves it. A host reached otherwise (both
+// families, Go's own dialer) is forgotten, and an HTTPS proxy's address is
+// never kept.
+func TestNextCheckStartsWhereItReached(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	log := newLog(t, 10, "a")
+	w.serve(dbName, log)
+	w.serve(proxyName, sumdbtest.NewProxy(log))
+	d := &fromDialer{w: w}
+	dir := t.TempDir()
+	checker := func() *sumdb.Checker {
+		c := w.checker(dir, time.Now())
+		c.Dialer = d
+		c.Reached = &sumdb.Reached{Path: filepath.Join(dir, sumdb.ReachedFile)}
+		return c
+	}
+	at := func(name string) string {
+		ap, err := netip.ParseAddrPort(w.routes[name+":443"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ap.Addr().String()
+	}
+	direct := database(t, log.VerifierKey(), "direct")
+	proxied := database(t, log.VerifierKey(), "https://"+proxyName+",direct")
+	none := netip.Addr{}.String()
+	for i, step := range []struct {
+		name      string
+		db        sumdb.Database
+		unordered bool
+		from      []string          // the dials and their head starts
+		reached   map[string]string // the file after
+	}{
+		{"first, direct", direct, false, []string{dbName + ":443 from " + none},
+			map[string]string{dbName + ":443": at(dbName)}},
+		{"again", direct, false, []string{dbName + ":443 from " + at(dbName)},
+			map[string]string{dbName + ":443": at(dbName)}},
+		{"through the module proxy", proxied, false, []string{proxyName + ":443 from " + none},
+			map[string]string{dbName + ":443": at(dbName), proxyName + ":443": at(proxyName)}},
+		{"through it again", proxied, false, []string{proxyName + ":443 from " + at(proxyName)},
+			map[string]string{dbName + ":443": at(dbName), proxyName + ":443": at(proxyName)}},
+		{"both families", direct, true, []string{dbName + ":443 from " + at(dbName)},
+			map[string]string{proxyName + ":443": at(proxyName)}},
+		{"forgotten", direct, false, []string{dbName + ":443 from " + none},
+			map[string]string{dbName + ":443": at(dbName), proxyName + ":443": at(proxyName)}},
+	} {
+		d.unorderd = step.unordered
+		grow(t, log, 3, fmt.Sprint(i))
+		obs, r := check(t, checker(), step.db)
+		if r.Verdict != detector.OK {
+			t.Fatalf("%s: %s %+v %+v", step.name, r.Verdict, r.Findings, obs.SumDB)
+		}
+		if from := d.take(); !slices.Equal(from, step.from) {
+			t.Errorf("%s: dials %v, want %v", step.name, from, step.from)
+		}
+		if got := reachedHosts(t, dir); !maps.Equal(got, step.reached) {
+			t.Errorf("%s: reached %v, want %v", step.name, got, step.reached)
+		}
+	}
+
+	// Through an HTTPS proxy the database's name is not resolved here,
+	// and the proxy, dialed by address, is not kept.
+	proxy, err := lab.NewInterceptor(w.pki, lab.InterceptorOptions{Tunnel: true, Routes: lab.Routes{dbName: w.routes[dbName+":443"]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	c := checker()
+	c.Proxy = func(*url.URL) (*url.URL, error) { return proxy.URL(), nil }
+	grow(t, log, 3, "proxied")
+	obs, r := check(t, c, direct)
+	want(t, r, detector.OK)
+	if obs.Path.Kind != detector.PathProxy {
+		t.Fatalf("through the proxy: %+v", obs.Path)
+	}
+	if from := d.take(); len(from) != 1 || !strings.HasPrefix(from[0], proxy.Addr()+" from ") {
+		t.Errorf("dials %v, want the proxy's alone", from)
+	}
+	if got := reachedHosts(t, dir); len(got) != 2 || got[proxy.Addr()] != "" {
+		t.Errorf("reached %v: the proxy's address is kept, or the others were lost", got)
 	}
 }

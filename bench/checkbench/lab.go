@@ -71,9 +71,10 @@ type benchLab struct {
 	// sumdb is the checksum database's log, served at sumdbAddr; the
 	// children's go env names it with its key.
 	sumdb *sumdbtest.Log
-	// sumdbKept says a check has verified and kept one of its trees in
-	// the children's home: every later check must prove an extension.
-	sumdbKept bool
+	// sumdbKept says which cache directories ("" for the home's) a
+	// check has verified and kept one of its trees in: every later check
+	// with that cache must prove an extension.
+	sumdbKept map[string]bool
 }
 
 // newBenchLab builds the topology with rtt between client and internet.
@@ -83,7 +84,7 @@ func newBenchLab(rtt time.Duration) (b *benchLab, err error) {
 	if err != nil {
 		return nil, err
 	}
-	b = &benchLab{net: l, addrs: map[string]netip.Addr{}}
+	b = &benchLab{net: l, addrs: map[string]netip.Addr{}, sumdbKept: map[string]bool{}}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, b.Close())
@@ -154,14 +155,15 @@ func newBenchLab(rtt time.Duration) (b *benchLab, err error) {
 	return b, nil
 }
 
-// growSumDB adds records to the checksum database before a check reads
-// it, and returns the consistency that check must report: the first tree
-// it keeps, or one that extends the tree an earlier check kept.
-func (b *benchLab) growSumDB() (string, error) {
+// growSumDB adds records to the checksum database before a check with
+// the cache directory cache reads it, and returns the consistency that
+// check must report: the first tree it keeps, or one that extends the
+// tree an earlier check with that cache kept.
+func (b *benchLab) growSumDB(cache string) (string, error) {
 	if err := b.sumdb.Add(sumdbGrowth, "bench"); err != nil {
 		return "", err
 	}
-	if b.sumdbKept {
+	if b.sumdbKept[cache] {
 		return "extends", nil
 	}
 	return "first", nil

@@ -116,6 +116,10 @@ type variant struct {
 	// sumdb says the run checks the checksum database, as check does
 	// with toolchain discovery on: its report must show it verified.
 	sumdb bool
+	// cache, when set, is the run's XDG_CACHE_HOME: another build keeps
+	// its trees, snapshot and tool answers apart, as on a machine of its
+	// own, and neither is measured reading what the other wrote.
+	cache string
 }
 
 func parent(ctx context.Context, bin, bare, against, keep string, rtt time.Duration, runs int) error {
@@ -171,7 +175,8 @@ func parent(ctx context.Context, bin, bare, against, keep string, rtt time.Durat
 		{name: "no-discovery-no-sumdb", args: []string{"check", "--config", f.rules, "-o", "json", "--no-toolchain", "--no-audit"}},
 	}
 	if against != "" {
-		variants = append(variants, variant{name: "against", bin: against, args: []string{"check", "--config", f.rules, "-o", "json"}, sumdb: true})
+		variants = append(variants, variant{name: "against", bin: against, args: []string{"check", "--config", f.rules, "-o", "json"}, sumdb: true,
+			cache: filepath.Join(dir, "against-cache")})
 	}
 	got := map[string][]sample{}
 	var blackholed []roundDoc
@@ -225,7 +230,7 @@ func runVariant(l *launcher, b *benchLab, env []string, dir, bareBin, bin string
 	var wantSumDB string
 	if v.sumdb {
 		var err error
-		if wantSumDB, err = b.growSumDB(); err != nil {
+		if wantSumDB, err = b.growSumDB(v.cache); err != nil {
 			return sample{}, roundDoc{}, err
 		}
 	}
@@ -236,6 +241,9 @@ func runVariant(l *launcher, b *benchLab, env []string, dir, bareBin, bin string
 	}
 	if v.bin != "" {
 		bin = v.bin
+	}
+	if v.cache != "" {
+		env = append(slices.Clip(env), "XDG_CACHE_HOME="+v.cache)
 	}
 	s, err := l.run(env, dir, bin, v.args...)
 	if v.blackhole {
@@ -258,7 +266,7 @@ func runVariant(l *launcher, b *benchLab, env []string, dir, bareBin, bin string
 	}
 	if err == nil && v.sumdb {
 		if err = doc.sumdbVerified(wantSumDB); err == nil {
-			b.sumdbKept = true
+			b.sumdbKept[v.cache] = true
 		}
 	}
 	return s, doc, err

@@ -27,8 +27,8 @@ import (
 // withIntegrity gives runner the SSH prober and the checksum database
 // checker. The checker reaches the proxy and the database as the go
 // command would (the system roots, HTTPS_PROXY, Go's resolution of their
-// names) and keeps verified trees in stateDir; an empty stateDir keeps
-// none.
+// names) and keeps in stateDir the verified trees and where it reached
+// each host; an empty stateDir keeps none.
 func withIntegrity(runner *check.Runner, cfg *config.Config, e env, stateDir string) *check.Runner {
 	runner.SSH = &sshprobe.Prober{}
 	runner.SumDB = &sumdb.Checker{Roots: cfg.SystemRoots, SystemStore: cfg.SystemStore, Proxy: proxyFromEnv(e.getenv)}
@@ -40,6 +40,7 @@ func withIntegrity(runner *check.Runner, cfg *config.Config, e env, stateDir str
 	}
 	if stateDir != "" {
 		runner.SumDB.Store = &sumdb.Store{Path: filepath.Join(stateDir, sumdb.StateFile)}
+		runner.SumDB.Reached = &sumdb.Reached{Path: filepath.Join(stateDir, sumdb.ReachedFile)}
 	}
 	return runner
 }

@@ -1,0 +1,294 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/mitmwatch/mitmwatch/resolver"
+)
+
+// heldDNS is a system resolver that answers A and AAAA queries from zone
+// (NXDOMAIN for other names) only once release is closed: a lookup as slow
+// as the test wants.
+func heldDNS(t *testing.T, zone map[string][]netip.Addr, release <-chan struct{}) *DNS {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		<-release
+		m := new(dns.Msg)
+		m.SetReply(q)
+		qq := q.Question[0]
+		addrs, ok := zone[strings.TrimSuffix(qq.Name, ".")]
+		if !ok {
+			m.Rcode = dns.RcodeNameError
+		}
+		for _, a := range addrs {
+			switch {
+			case qq.Qtype == dns.TypeA && a.Is4():
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: qq.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: a.AsSlice()})
+			case qq.Qtype == dns.TypeAAAA && a.Is6():
+				m.Answer = append(m.Answer, &dns.AAAA{Hdr: dns.RR_Header{Name: qq.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 60}, AAAA: a.AsSlice()})
+			}
+		}
+		w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
+	s := server(t, "udp://"+pc.LocalAddr().String())
+	s.System, s.Spec = true, "system "+s.Spec
+	c := &resolver.Client{Timeout: 5 * time.Second}
+	t.Cleanup(func() { c.Close() })
+	return &DNS{Client: c, System: []resolver.Server{s}, Fallback: &goDialer{}}
+}
+
+// accepting listens on addr:port and hands over every connection it
+// accepts.
+func accepting(t *testing.T, addr string, port int) <-chan net.Conn {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
+	if err != nil {
+		t.Skipf("listening on %s:%d: %v", addr, port, err)
+	}
+	out := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out <- c
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for {
+			select {
+			case c := <-out:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	return out
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// closedByPeer reports whether c's peer closes it within a few seconds.
+func closedByPeer(c net.Conn) bool {
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.Read(make([]byte, 1))
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || strings.Contains(fmtErr(err), "reset")
+}
+
+func fmtErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+type dialed struct {
+	conn    net.Conn
+	ordered bool
+	err     error
+}
+
+// DialFrom opens its connection to where the host was while the name
+// resolves, and keeps it only when the resolution puts that address
+// first; otherwise it goes where the resolution says, closing the early
+// connection, exactly as DialContext would have gone.
+func TestDialFrom(t *testing.T) {
+	// The system's resolution is dialed in the order the resolver
+	// client sorts it, so moved comes before last and after after it.
+	moved := netip.MustParseAddr("127.0.0.2")
+	last := netip.MustParseAddr("127.0.0.3")
+	after := netip.MustParseAddr("127.0.0.5")
+	oldAge := earlyMaxAge
+	earlyMaxAge = 500 * time.Millisecond
+	t.Cleanup(func() { earlyMaxAge = oldAge })
+	for _, c := range []struct {
+		name     string
+		zone     []netip.Addr // db.example's addresses; nil: NXDOMAIN
+		lastUp   bool         // something listens at last
+		hold     time.Duration
+		wantTo   netip.Addr // the address connected to; invalid: an error
+		wantUsed bool       // the early connection is the one returned
+		ordered  bool
+	}{
+		{"unmoved", []netip.Addr{last}, true, 0, last, true, true},
+		{"moved", []netip.Addr{moved}, true, 0, moved, false, true},
+		{"second of two", []netip.Addr{moved, last}, true, 0, moved, false, true},
+		{"gone from the name", nil, true, 0, netip.Addr{}, false, false},
+		// Both families: Go's dialer orders and races them.
+		{"both families", []netip.Addr{last, netip.MustParseAddr("::1")}, true, 0, netip.Addr{}, false, false},
+		{"unmoved but down", []netip.Addr{after, last}, false, 0, after, false, true},
+		// A connection that waited longer than earlyMaxAge may have been
+		// given up on: the dial starts again.
+		{"unmoved, a slow lookup", []netip.Addr{last}, true, time.Second, last, false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			port := freePort(t)
+			var atLast <-chan net.Conn
+			if c.lastUp {
+				atLast = accepting(t, last.String(), port)
+			}
+			atNew := map[netip.Addr]<-chan net.Conn{moved: accepting(t, moved.String(), port), after: accepting(t, after.String(), port)}
+			release := make(chan struct{})
+			released := false
+			defer func() {
+				if !released {
+					close(release)
+				}
+			}()
+			zone := map[string][]netip.Addr{}
+			if c.zone != nil {
+				zone["db.example"] = c.zone
+			}
+			d := heldDNS(t, zone, release)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			done := make(chan dialed, 1)
+			go func() {
+				conn, ordered, err := d.DialFrom(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)), last)
+				done <- dialed{conn, ordered, err}
+			}()
+			var early net.Conn
+			if c.lastUp {
+				// The resolver has not answered: only the head start can
+				// have connected.
+				select {
+				case early = <-atLast:
+					defer early.Close()
+				case <-time.After(5 * time.Second):
+					t.Fatal("no connection to the last address while the name resolved")
+				}
+			}
+			time.Sleep(c.hold)
+			close(release)
+			released = true
+			got := <-done
+			if got.ordered != c.ordered {
+				t.Errorf("ordered %v, want %v", got.ordered, c.ordered)
+			}
+			if !c.wantTo.IsValid() {
+				if got.err == nil {
+					got.conn.Close()
+					t.Fatalf("connected to %v, want an error", got.conn.RemoteAddr())
+				}
+				if !errors.Is(got.err, errNameNotDialled) {
+					t.Errorf("error %v, want Go's dialer's, as DialContext gives", got.err)
+				}
+				if asked := d.Fallback.(*goDialer).take(); len(asked) != 1 {
+					t.Errorf("Go's dialer asked for %v, want the name once", asked)
+				}
+			} else {
+				if got.err != nil {
+					t.Fatalf("dial: %v", got.err)
+				}
+				defer got.conn.Close()
+				to := got.conn.RemoteAddr().(*net.TCPAddr).AddrPort().Addr()
+				if to != c.wantTo {
+					t.Errorf("connected to %v, want %v", to, c.wantTo)
+				}
+			}
+			if early == nil {
+				return
+			}
+			used := got.conn != nil && early.RemoteAddr().String() == got.conn.LocalAddr().String()
+			if used != c.wantUsed {
+				t.Errorf("early connection used: %v, want %v", used, c.wantUsed)
+			}
+			if !c.wantUsed && !closedByPeer(early) {
+				t.Error("the early connection was left open")
+			}
+			if c.wantUsed {
+				select {
+				case extra := <-atLast:
+					extra.Close()
+					t.Error("a second connection reached the last address")
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			at, ok := atNew[c.wantTo]
+			if c.wantTo == last && !c.wantUsed {
+				at, ok = atLast, true
+			}
+			if ok {
+				select {
+				case m := <-at:
+					m.Close()
+				case <-time.After(5 * time.Second):
+					t.Error("the new address accepted nothing")
+				}
+			}
+		})
+	}
+}
+
+// Without a last address, or for an address rather than a name, DialFrom
+// is DialContext.
+func TestDialFromWithoutAHeadStart(t *testing.T) {
+	port := freePort(t)
+	at := accepting(t, "127.0.0.4", port)
+	release := make(chan struct{})
+	close(release)
+	d := heldDNS(t, map[string][]netip.Addr{"db.example": {netip.MustParseAddr("127.0.0.4")}}, release)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		addr string
+		last netip.Addr
+	}{
+		{net.JoinHostPort("db.example", strconv.Itoa(port)), netip.Addr{}},
+		{net.JoinHostPort("127.0.0.4", strconv.Itoa(port)), netip.MustParseAddr("127.0.0.3")},
+	} {
+		conn, ordered, err := d.DialFrom(ctx, "tcp", c.addr, c.last)
+		// A name is resolved and dialed in order; an address is not
+		// resolved at all.
+		if want := net.ParseIP(strings.Split(c.addr, ":")[0]) == nil; ordered != want {
+			t.Errorf("%s: ordered %v, want %v", c.addr, ordered, want)
+		}
+		if host, _, _ := net.SplitHostPort(c.addr); host == "127.0.0.4" {
+			// An address goes to Go's dialer, as DialContext sends it.
+			if asked := d.Fallback.(*goDialer).take(); !slices.Equal(asked, []string{c.addr}) {
+				t.Errorf("%s: Go's dialer asked for %v", c.addr, asked)
+			}
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", c.addr, err)
+		}
+		conn.Close()
+		select {
+		case s := <-at:
+			s.Close()
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: nothing reached the listener", c.addr)
+		}
+	}
+}
