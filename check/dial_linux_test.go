@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/lab"
 )
 
@@ -65,5 +66,43 @@ func TestDialContextSharesTheTimeAmongAddresses(t *testing.T) {
 	c.Close()
 	if got := c.RemoteAddr().String(); got != listening {
 		t.Errorf("connected to %s, want %s", got, listening)
+	}
+}
+
+// An early connection that hangs gets the share of the time the first
+// address would have had, then the next address is dialed; with no other
+// address its failure reads as DialContext's, a timeout.
+func TestDialFromEarlyHangs(t *testing.T) {
+	listening, port := listenAccepting(t, "127.0.0.5")
+	hangingListener(t, "127.0.0.4", port)
+	probe, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	if c, err := (&net.Dialer{}).DialContext(probe, "tcp", net.JoinHostPort("127.0.0.4", strconv.Itoa(port))); err == nil {
+		c.Close()
+		cancel()
+		t.Skip("the kernel accepted past a full queue: no hanging address to test with")
+	}
+	cancel()
+	last := netip.MustParseAddr("127.0.0.4")
+	release := make(chan struct{})
+	close(release)
+
+	d := heldDNS(t, map[string][]netip.Addr{"db.example": {last, netip.MustParseAddr("127.0.0.5")}}, release)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	c, ordered, err := d.DialFrom(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)), last)
+	if err != nil {
+		t.Fatalf("%v; want the second address reached once the first's share ran out", err)
+	}
+	c.Close()
+	if got := c.RemoteAddr().String(); got != listening || !ordered {
+		t.Errorf("connected to %s (ordered %v), want %s in order", got, ordered, listening)
+	}
+
+	d = heldDNS(t, map[string][]netip.Addr{"db.example": {last}}, release)
+	ctx, cancel = context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, _, err = d.DialFrom(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)), last)
+	if f := detector.FailureOf(err); f != detector.FailureTimeout {
+		t.Errorf("failure %s (%v), want %s as DialContext's", f, err, detector.FailureTimeout)
 	}
 }
