@@ -11,6 +11,7 @@ import (
 
 	"github.com/mitmwatch/mitmwatch/detector"
 	"github.com/mitmwatch/mitmwatch/lab"
+	"github.com/mitmwatch/mitmwatch/sumdb"
 )
 
 // hangingListener listens on addr:port with an accept queue of one and
@@ -89,19 +90,19 @@ func TestDialFromEarlyHangs(t *testing.T) {
 	d := heldDNS(t, map[string][]netip.Addr{"db.example": {last, netip.MustParseAddr("127.0.0.5")}}, release)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	c, ordered, err := d.DialFrom(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)), last)
+	c, reach, err := d.DialFrom(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)), sumdb.Reach{Addr: last})
 	if err != nil {
 		t.Fatalf("%v; want the second address reached once the first's share ran out", err)
 	}
 	c.Close()
-	if got := c.RemoteAddr().String(); got != listening || !ordered {
-		t.Errorf("connected to %s (ordered %v), want %s in order", got, ordered, listening)
+	if got := c.RemoteAddr().String(); got != listening || reach.ByGo {
+		t.Errorf("connected to %s (%+v), want %s in order", got, reach, listening)
 	}
 
 	d = heldDNS(t, map[string][]netip.Addr{"db.example": {last}}, release)
 	ctx, cancel = context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	_, _, err = d.DialFrom(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)), last)
+	_, _, err = d.DialFrom(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)), sumdb.Reach{Addr: last})
 	if f := detector.FailureOf(err); f != detector.FailureTimeout {
 		t.Errorf("failure %s (%v), want %s as DialContext's", f, err, detector.FailureTimeout)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/mitmwatch/mitmwatch/resolver"
+	"github.com/mitmwatch/mitmwatch/sumdb"
 )
 
 // heldDNS is a system resolver that answers A and AAAA queries from zone
@@ -114,9 +115,9 @@ func fmtErr(err error) string {
 }
 
 type dialed struct {
-	conn    net.Conn
-	ordered bool
-	err     error
+	conn  net.Conn
+	reach sumdb.Reach
+	err   error
 }
 
 // DialFrom opens its connection to where the host was while the name
@@ -139,18 +140,18 @@ func TestDialFrom(t *testing.T) {
 		hold     time.Duration
 		wantTo   netip.Addr // the address connected to; invalid: an error
 		wantUsed bool       // the early connection is the one returned
-		ordered  bool
+		byGo     bool       // Go's dialer was asked
 	}{
-		{"unmoved", []netip.Addr{last}, true, 0, last, true, true},
-		{"moved", []netip.Addr{moved}, true, 0, moved, false, true},
-		{"second of two", []netip.Addr{moved, last}, true, 0, moved, false, true},
-		{"gone from the name", nil, true, 0, netip.Addr{}, false, false},
+		{"unmoved", []netip.Addr{last}, true, 0, last, true, false},
+		{"moved", []netip.Addr{moved}, true, 0, moved, false, false},
+		{"second of two", []netip.Addr{moved, last}, true, 0, moved, false, false},
+		{"gone from the name", nil, true, 0, netip.Addr{}, false, true},
 		// Both families: Go's dialer orders and races them.
-		{"both families", []netip.Addr{last, netip.MustParseAddr("::1")}, true, 0, netip.Addr{}, false, false},
-		{"unmoved but down", []netip.Addr{after, last}, false, 0, after, false, true},
+		{"both families", []netip.Addr{last, netip.MustParseAddr("::1")}, true, 0, netip.Addr{}, false, true},
+		{"unmoved but down", []netip.Addr{after, last}, false, 0, after, false, false},
 		// A connection that waited longer than earlyMaxAge may have been
 		// given up on: the dial starts again.
-		{"unmoved, a slow lookup", []netip.Addr{last}, true, time.Second, last, false, true},
+		{"unmoved, a slow lookup", []netip.Addr{last}, true, time.Second, last, false, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			port := freePort(t)
@@ -175,8 +176,8 @@ func TestDialFrom(t *testing.T) {
 			defer cancel()
 			done := make(chan dialed, 1)
 			go func() {
-				conn, ordered, err := d.DialFrom(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)), last)
-				done <- dialed{conn, ordered, err}
+				conn, reach, err := d.DialFrom(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)), sumdb.Reach{Addr: last})
+				done <- dialed{conn, reach, err}
 			}()
 			var early net.Conn
 			if c.lastUp {
@@ -193,8 +194,12 @@ func TestDialFrom(t *testing.T) {
 			close(release)
 			released = true
 			got := <-done
-			if got.ordered != c.ordered {
-				t.Errorf("ordered %v, want %v", got.ordered, c.ordered)
+			want := sumdb.Reach{Addr: c.wantTo, ByGo: c.byGo}
+			if !c.wantTo.IsValid() {
+				want = sumdb.Reach{}
+			}
+			if got.reach != want {
+				t.Errorf("reached %+v, want %+v", got.reach, want)
 			}
 			if !c.wantTo.IsValid() {
 				if got.err == nil {
@@ -268,11 +273,15 @@ func TestDialFromWithoutAHeadStart(t *testing.T) {
 		{net.JoinHostPort("db.example", strconv.Itoa(port)), netip.Addr{}},
 		{net.JoinHostPort("127.0.0.4", strconv.Itoa(port)), netip.MustParseAddr("127.0.0.3")},
 	} {
-		conn, ordered, err := d.DialFrom(ctx, "tcp", c.addr, c.last)
-		// A name is resolved and dialed in order; an address is not
-		// resolved at all.
-		if want := net.ParseIP(strings.Split(c.addr, ":")[0]) == nil; ordered != want {
-			t.Errorf("%s: ordered %v, want %v", c.addr, ordered, want)
+		conn, reach, err := d.DialFrom(ctx, "tcp", c.addr, sumdb.Reach{Addr: c.last})
+		// A name is resolved and dialed in order; an address is dialed as
+		// it is, and reaches nothing to keep.
+		want := sumdb.Reach{Addr: netip.MustParseAddr("127.0.0.4")}
+		if net.ParseIP(strings.Split(c.addr, ":")[0]) != nil {
+			want = sumdb.Reach{}
+		}
+		if reach != want {
+			t.Errorf("%s: reached %+v, want %+v", c.addr, reach, want)
 		}
 		if host, _, _ := net.SplitHostPort(c.addr); host == "127.0.0.4" {
 			// An address goes to Go's dialer, as DialContext sends it.
@@ -290,5 +299,115 @@ func TestDialFromWithoutAHeadStart(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%s: nothing reached the listener", c.addr)
 		}
+	}
+}
+
+// mapDialer is Go's dialer over a zone of its own: names it resolves from
+// zone, in order, and it records what it was asked for.
+type mapDialer struct {
+	zone map[string][]netip.Addr
+	goDialer
+}
+
+func (m *mapDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	if addrs, ok := m.zone[host]; ok {
+		m.goDialer.DialContext(ctx, network, addr) // recorded; a name errs
+		var nd net.Dialer
+		return nd.DialContext(ctx, network, net.JoinHostPort(addrs[0].String(), port))
+	}
+	return m.goDialer.DialContext(ctx, network, addr)
+}
+
+// A host Go's dialer reached (both families) is resolved as Go's dialer
+// resolves it, without waiting for the system's answer, and the early
+// connection stands for Go's first attempt when Go's order puts its address
+// first; otherwise Go's dialer dials afresh.
+func TestDialFromAsGo(t *testing.T) {
+	moved := netip.MustParseAddr("127.0.0.2")
+	last := netip.MustParseAddr("127.0.0.3")
+	v6 := netip.MustParseAddr("::1")
+	for _, c := range []struct {
+		name     string
+		order    []netip.Addr // Go's resolution; nil: it fails
+		lastUp   bool
+		wantTo   netip.Addr
+		wantUsed bool
+		asked    int // names Go's dialer was asked to dial
+	}{
+		{"unmoved", []netip.Addr{last, v6}, true, last, true, 0},
+		{"moved", []netip.Addr{moved, v6}, true, moved, false, 1},
+		{"lookup fails", nil, true, moved, false, 1},
+		{"unmoved but down", []netip.Addr{last, v6}, false, moved, false, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			port := freePort(t)
+			var atLast <-chan net.Conn
+			if c.lastUp {
+				atLast = accepting(t, last.String(), port)
+			}
+			atMoved := accepting(t, moved.String(), port)
+			// The system's resolver never answers: this path must not wait
+			// for it.
+			never := make(chan struct{})
+			defer close(never)
+			d := heldDNS(t, map[string][]netip.Addr{"db.example": {last, v6}}, never)
+			md := &mapDialer{zone: map[string][]netip.Addr{"db.example": {moved}}}
+			d.Fallback = md
+			release := make(chan struct{})
+			d.GoLookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+				<-release
+				if c.order == nil {
+					return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+				}
+				return c.order, nil
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			done := make(chan dialed, 1)
+			go func() {
+				conn, reach, err := d.DialFrom(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)), sumdb.Reach{Addr: last, ByGo: true})
+				done <- dialed{conn, reach, err}
+			}()
+			var early net.Conn
+			if c.lastUp {
+				select {
+				case early = <-atLast:
+					defer early.Close()
+				case <-time.After(5 * time.Second):
+					t.Fatal("no connection to the last address while Go's resolver ran")
+				}
+			}
+			close(release)
+			got := <-done
+			if got.err != nil {
+				t.Fatalf("dial: %v", got.err)
+			}
+			defer got.conn.Close()
+			if want := (sumdb.Reach{Addr: c.wantTo, ByGo: true}); got.reach != want {
+				t.Errorf("reached %+v, want %+v", got.reach, want)
+			}
+			if asked := md.take(); len(asked) != c.asked {
+				t.Errorf("Go's dialer asked for %v, want %d dials", asked, c.asked)
+			}
+			if c.wantTo == moved {
+				select {
+				case m := <-atMoved:
+					m.Close()
+				case <-time.After(5 * time.Second):
+					t.Error("Go's dialer reached nothing")
+				}
+			}
+			if early == nil {
+				return
+			}
+			used := early.RemoteAddr().String() == got.conn.LocalAddr().String()
+			if used != c.wantUsed {
+				t.Errorf("early connection used: %v, want %v", used, c.wantUsed)
+			}
+			if !c.wantUsed && !closedByPeer(early) {
+				t.Error("the early connection was left open")
+			}
+		})
 	}
 }

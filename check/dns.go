@@ -36,6 +36,9 @@ type DNS struct {
 	// decide alone; nil is a net.Dialer (Go's resolver and dialer, as the
 	// go command uses them).
 	Fallback probe.Dialer
+	// GoLookup resolves a name in the order Fallback dials it (DialFrom);
+	// nil is Go's resolver with a nil Fallback, and none with another.
+	GoLookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	// MinGrace, when above zero, is the least a reference still out gets
 	// once a probe's evidence is complete (default minGrace): a lab on
 	// loopback, whose round trips are microseconds, sets it to what a
@@ -318,35 +321,58 @@ func (d *DNS) DialContext(ctx context.Context, network, addr string) (net.Conn, 
 }
 
 // DialFrom is DialContext with a head start (sumdb.DialerFrom): last is
-// where addr's host was reached before. A connection to last:port opens
-// while the name resolves, and is used only when the addresses
-// DialContext would dial put last first; otherwise it is closed, and the
-// dial goes on as DialContext's. A host that has not moved is then reached
-// in the time of the slower of its lookup and its connect instead of both.
-// ordered reports a resolution of one family dialed in order: where it
-// gives both, Go's dialer races the families in its own order, and a
-// connection opened before the lookup cannot stand for that.
+// where addr's host was reached before. A connection to it opens while
+// the name resolves, and is used only when the resolution that decides
+// the dial puts that address first; otherwise it is closed, and the dial
+// goes on as DialContext's. A host that has not moved is then reached in
+// the time of the slower of its lookup and its connect instead of both.
+//
+// Which resolution decides is the one that decided last time. A host of
+// one family was dialed at the system's resolution, in order. A host of
+// both families was dialed by Go's dialer, which orders them by RFC 6724
+// and races the families: it is resolved as Go's dialer resolves it
+// (GoLookup) straight away, without waiting for the system's answer that
+// would only send it there, and an early connection to Go's first address
+// is used once established, as Go's first attempt would have been.
 //
 // Nothing is sent before the lookup agrees but a TCP handshake, and the
-// connection used is the one DialContext would have made, to the same
+// connection used is one DialContext would have made, to the same
 // address: the path judged is the path the go command takes.
-func (d *DNS) DialFrom(ctx context.Context, network, addr string, last netip.Addr) (net.Conn, bool, error) {
+func (d *DNS) DialFrom(ctx context.Context, network, addr string, last sumdb.Reach) (net.Conn, sumdb.Reach, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, false, err
+		return nil, sumdb.Reach{}, err
 	}
 	if _, err := netip.ParseAddr(host); err == nil {
 		conn, err := d.fallback().DialContext(ctx, network, addr)
-		return conn, false, err
+		return conn, sumdb.Reach{}, err
 	}
 	var early *earlyDial
-	if last.IsValid() {
-		early = dialEarly(ctx, network, net.JoinHostPort(last.Unmap().String(), port), last.Unmap())
+	if last.Addr.IsValid() {
+		to := last.Addr.Unmap()
+		early = dialEarly(ctx, network, net.JoinHostPort(to.String(), port), to)
 	}
-	return d.dialResolved(ctx, network, addr, early)
+	if lookup := d.goLookup(); last.ByGo && lookup != nil {
+		conn, err := d.dialAsGo(ctx, network, addr, host, early, lookup)
+		return conn, reachOf(conn, true), err
+	}
+	conn, byGo, err := d.dialResolved(ctx, network, addr, early)
+	return conn, reachOf(conn, byGo), err
 }
 
 var _ sumdb.DialerFrom = (*DNS)(nil)
+
+// reachOf is where conn reached, chosen by Go's dialer or not.
+func reachOf(conn net.Conn, byGo bool) sumdb.Reach {
+	if conn == nil {
+		return sumdb.Reach{}
+	}
+	ap, err := netip.ParseAddrPort(conn.RemoteAddr().String())
+	if err != nil {
+		return sumdb.Reach{}
+	}
+	return sumdb.Reach{Addr: ap.Addr().Unmap(), ByGo: byGo}
+}
 
 // earlyMaxAge is how long an early connection may wait for its lookup and
 // still be used: a server or a middlebox may give up on a client that says
@@ -354,10 +380,47 @@ var _ sumdb.DialerFrom = (*DNS)(nil)
 // answered.
 var earlyMaxAge = time.Second
 
+// goFallbackDelay is how long Go's dialer gives its first address before
+// it races the other family (net.Dialer.FallbackDelay's default).
+const goFallbackDelay = 300 * time.Millisecond
+
+// goLookup resolves a name as the Fallback dialer does, in its order: Go's
+// resolver for the default net.Dialer; nil, with a Fallback of another
+// kind and no GoLookup, when that order is unknown.
+func (d *DNS) goLookup() func(context.Context, string) ([]netip.Addr, error) {
+	switch {
+	case d.GoLookup != nil:
+		return d.GoLookup
+	case d.Fallback == nil:
+		return func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
+	return nil
+}
+
+// dialAsGo dials addr as Go's dialer does, using early when Go's
+// resolution puts its address first and it connects within the time Go
+// gives a first address alone; otherwise Go's dialer dials afresh.
+func (d *DNS) dialAsGo(ctx context.Context, network, addr, host string, early *earlyDial, lookup func(context.Context, string) ([]netip.Addr, error)) (net.Conn, error) {
+	addrs, err := lookup(ctx, host)
+	if err == nil && len(addrs) > 0 && early.usableFor(addrs[0]) {
+		wctx, cancel := context.WithTimeout(ctx, goFallbackDelay)
+		conn, err := early.wait(wctx, network)
+		cancel()
+		if err == nil {
+			return conn, nil
+		}
+	} else {
+		early.drop()
+	}
+	return d.fallback().DialContext(ctx, network, addr)
+}
+
 // dialResolved dials addr's host at the system's resolution of it, using
-// early (nil: none) for its first address when that is early's; ordered
-// reports that it dialed the resolution's addresses in order.
-func (d *DNS) dialResolved(ctx context.Context, network, addr string, early *earlyDial) (conn net.Conn, ordered bool, err error) {
+// early (nil: none) for its first address when that is early's. byGo
+// reports that the resolution could not decide alone, and Go's dialer did.
+func (d *DNS) dialResolved(ctx context.Context, network, addr string, early *earlyDial) (conn net.Conn, byGo bool, err error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		early.drop()
@@ -367,9 +430,9 @@ func (d *DNS) dialResolved(ctx context.Context, network, addr string, early *ear
 	if !ok || !oneFamily(a.Addrs) {
 		early.drop()
 		conn, err := d.fallback().DialContext(ctx, network, addr)
-		return conn, false, err
+		return conn, true, err
 	}
-	if early != nil && (a.Addrs[0].Unmap() != early.to || time.Since(early.start) > earlyMaxAge) {
+	if !early.usableFor(a.Addrs[0]) {
 		early.drop()
 		early = nil
 	}
@@ -384,14 +447,14 @@ func (d *DNS) dialResolved(ctx context.Context, network, addr string, early *ear
 		}
 		cancel()
 		if err == nil {
-			return conn, true, nil
+			return conn, false, nil
 		}
 		lastErr = err
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, true, lastErr
+	return nil, false, lastErr
 }
 
 // earlyDial is a connection opened before the lookup that decides whether
@@ -432,6 +495,13 @@ func (e *earlyDial) wait(ctx context.Context, network string) (net.Conn, error) 
 		}
 		return nil, &net.OpError{Op: "dial", Net: network, Addr: tcpAddr(e.addr), Err: err}
 	}
+}
+
+// usableFor reports whether e can stand for a dial to first: it goes
+// there, and has not waited so long for the lookup that the other end may
+// have given up on it.
+func (e *earlyDial) usableFor(first netip.Addr) bool {
+	return e != nil && first.Unmap() == e.to && time.Since(e.start) <= earlyMaxAge
 }
 
 // drop abandons the early connection, closing it if it was made.

@@ -111,16 +111,24 @@ func (c *Checker) Check(ctx context.Context, db Database) detector.Observation {
 	return obs
 }
 
+// Reach is where a host was reached, and who chose the address.
+type Reach struct {
+	Addr netip.Addr
+	// ByGo says Go's own dialer chose it (a name with addresses of both
+	// families: RFC 6724 order, families raced); else the system's
+	// resolution of one family, dialed in order.
+	ByGo bool
+}
+
 // DialerFrom is a Dialer that resolves names itself and can take a head
 // start (check.DNS): DialFrom dials addr as DialContext does, opening a
-// connection to last (an invalid address: none) while the name resolves,
-// used only where the resolution would dial last first. ordered reports
-// that the connection went to the resolution's addresses in their order,
-// the one case where such a head start can stand for the dial after the
-// lookup; a host of both families is dialed by Go's own dialer instead.
+// connection to where the host was reached before (last; a zero Reach:
+// nowhere) while the name resolves, used only where the resolution would
+// dial that address first. It returns where and how the host was
+// reached: a zero Reach for an address dialed as it is.
 type DialerFrom interface {
 	Dialer
-	DialFrom(ctx context.Context, network, addr string, last netip.Addr) (conn net.Conn, ordered bool, err error)
+	DialFrom(ctx context.Context, network, addr string, last Reach) (net.Conn, Reach, error)
 }
 
 // dialKey is the context key of a check's dialState.
@@ -128,21 +136,21 @@ type dialKey struct{}
 
 // dialState is where a check's dials start from, and what they found.
 type dialState struct {
-	last map[string]netip.Addr // host:port → where it was reached before
+	last map[string]Reach // host:port → where it was reached before
 	mu   sync.Mutex
-	seen map[string]netip.Addr // host:port → reached in order at; invalid: not in order
+	seen map[string]Reach // host:port → where it was reached now
 }
 
-func (s *dialState) note(addr string, to netip.Addr) {
+func (s *dialState) note(addr string, r Reach) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.seen == nil {
-		s.seen = map[string]netip.Addr{}
+		s.seen = map[string]Reach{}
 	}
-	s.seen[addr] = to
+	s.seen[addr] = r
 }
 
-func (s *dialState) found() map[string]netip.Addr {
+func (s *dialState) found() map[string]Reach {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.seen
@@ -156,15 +164,11 @@ func dial(ctx context.Context, d Dialer, network, addr string) (net.Conn, error)
 	if !ok || s == nil {
 		return d.DialContext(ctx, network, addr)
 	}
-	conn, ordered, err := df.DialFrom(ctx, network, addr, s.last[addr])
+	conn, r, err := df.DialFrom(ctx, network, addr, s.last[addr])
 	if err != nil {
 		return nil, err
 	}
-	var to netip.Addr
-	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil && ordered {
-		to = ap.Addr()
-	}
-	s.note(addr, to)
+	s.note(addr, r)
 	return conn, nil
 }
 

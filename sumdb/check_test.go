@@ -450,8 +450,8 @@ func TestSystemStoreAtHandshake(t *testing.T) {
 type fromDialer struct {
 	w        *world
 	mu       sync.Mutex
-	from     []string // "addr from last"
-	unorderd bool     // answer as for a host of both families
+	from []string // "addr from last"
+	byGo bool     // answer as for a host of both families
 }
 
 func (d *fromDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -462,13 +462,29 @@ func (d *fromDialer) DialContext(ctx context.Context, network, addr string) (net
 	return d.w.DialContext(ctx, network, addr)
 }
 
-func (d *fromDialer) DialFrom(ctx context.Context, network, addr string, last netip.Addr) (net.Conn, bool, error) {
+func (d *fromDialer) DialFrom(ctx context.Context, network, addr string, last sumdb.Reach) (net.Conn, sumdb.Reach, error) {
 	d.mu.Lock()
-	d.from = append(d.from, addr+" from "+last.String())
+	d.from = append(d.from, fmt.Sprintf("%s from %s", addr, reachString(last)))
 	d.mu.Unlock()
 	conn, err := d.DialContext(ctx, network, addr)
-	host, _, _ := net.SplitHostPort(addr)
-	return conn, net.ParseIP(host) == nil && !d.unorderd, err
+	if err != nil {
+		return nil, sumdb.Reach{}, err
+	}
+	if host, _, _ := net.SplitHostPort(addr); net.ParseIP(host) != nil {
+		return conn, sumdb.Reach{}, nil
+	}
+	ap := netip.MustParseAddrPort(conn.RemoteAddr().String())
+	return conn, sumdb.Reach{Addr: ap.Addr(), ByGo: d.byGo}, nil
+}
+
+func reachString(r sumdb.Reach) string {
+	if !r.Addr.IsValid() {
+		return "nowhere"
+	}
+	if r.ByGo {
+		return r.Addr.String() + " by go"
+	}
+	return r.Addr.String()
 }
 
 func (d *fromDialer) take() []string {
@@ -479,7 +495,7 @@ func (d *fromDialer) take() []string {
 	return out
 }
 
-// reachedHosts is the reached file's hosts.
+// reachedHosts is the reached file's hosts: "addr by".
 func reachedHosts(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, sumdb.ReachedFile))
@@ -490,20 +506,23 @@ func reachedHosts(t *testing.T, dir string) map[string]string {
 		t.Fatal(err)
 	}
 	var doc struct {
-		Hosts map[string]string `json:"hosts"`
+		Hosts map[string]struct{ Addr, By string } `json:"hosts"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
 		t.Fatal(err)
 	}
-	return doc.Hosts
+	out := map[string]string{}
+	for h, r := range doc.Hosts {
+		out[h] = r.Addr + " " + r.By
+	}
+	return out
 }
 
-// TestNextCheckStartsWhereItReached: where a check reached each host in
-// the resolution's order is kept apart from the trees, and the next
-// check's connection to it starts from there: to the database itself, or
-// to the module proxy that serves it. A host reached otherwise (both
-// families, Go's own dialer) is forgotten, and an HTTPS proxy's address is
-// never kept.
+// TestNextCheckStartsWhereItReached: where a check reached each host by
+// name, and whether Go's dialer chose the address, is kept apart from the
+// trees, and the next check's connection to it starts from there: to the
+// database itself, or to the module proxy that serves it. An HTTPS proxy,
+// dialed by address, is never kept.
 func TestNextCheckStartsWhereItReached(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
@@ -527,28 +546,28 @@ func TestNextCheckStartsWhereItReached(t *testing.T) {
 	}
 	direct := database(t, log.VerifierKey(), "direct")
 	proxied := database(t, log.VerifierKey(), "https://"+proxyName+",direct")
-	none := netip.Addr{}.String()
+	db, px := dbName+":443", proxyName+":443"
 	for i, step := range []struct {
-		name      string
-		db        sumdb.Database
-		unordered bool
-		from      []string          // the dials and their head starts
-		reached   map[string]string // the file after
+		name    string
+		db      sumdb.Database
+		byGo    bool
+		from    []string          // the dials and their head starts
+		reached map[string]string // the file after
 	}{
-		{"first, direct", direct, false, []string{dbName + ":443 from " + none},
-			map[string]string{dbName + ":443": at(dbName)}},
-		{"again", direct, false, []string{dbName + ":443 from " + at(dbName)},
-			map[string]string{dbName + ":443": at(dbName)}},
-		{"through the module proxy", proxied, false, []string{proxyName + ":443 from " + none},
-			map[string]string{dbName + ":443": at(dbName), proxyName + ":443": at(proxyName)}},
-		{"through it again", proxied, false, []string{proxyName + ":443 from " + at(proxyName)},
-			map[string]string{dbName + ":443": at(dbName), proxyName + ":443": at(proxyName)}},
-		{"both families", direct, true, []string{dbName + ":443 from " + at(dbName)},
-			map[string]string{proxyName + ":443": at(proxyName)}},
-		{"forgotten", direct, false, []string{dbName + ":443 from " + none},
-			map[string]string{dbName + ":443": at(dbName), proxyName + ":443": at(proxyName)}},
+		{"first, direct", direct, false, []string{db + " from nowhere"},
+			map[string]string{db: at(dbName) + " system"}},
+		{"again", direct, false, []string{db + " from " + at(dbName)},
+			map[string]string{db: at(dbName) + " system"}},
+		{"through the module proxy", proxied, false, []string{px + " from nowhere"},
+			map[string]string{db: at(dbName) + " system", px: at(proxyName) + " system"}},
+		{"through it again", proxied, false, []string{px + " from " + at(proxyName)},
+			map[string]string{db: at(dbName) + " system", px: at(proxyName) + " system"}},
+		{"both families", direct, true, []string{db + " from " + at(dbName)},
+			map[string]string{db: at(dbName) + " go", px: at(proxyName) + " system"}},
+		{"by go again", direct, true, []string{db + " from " + at(dbName) + " by go"},
+			map[string]string{db: at(dbName) + " go", px: at(proxyName) + " system"}},
 	} {
-		d.unorderd = step.unordered
+		d.byGo = step.byGo
 		grow(t, log, 3, fmt.Sprint(i))
 		obs, r := check(t, checker(), step.db)
 		if r.Verdict != detector.OK {
@@ -577,7 +596,7 @@ func TestNextCheckStartsWhereItReached(t *testing.T) {
 	if obs.Path.Kind != detector.PathProxy {
 		t.Fatalf("through the proxy: %+v", obs.Path)
 	}
-	if from := d.take(); len(from) != 1 || !strings.HasPrefix(from[0], proxy.Addr()+" from ") {
+	if from := d.take(); len(from) != 1 || from[0] != proxy.Addr()+" from nowhere" {
 		t.Errorf("dials %v, want the proxy's alone", from)
 	}
 	if got := reachedHosts(t, dir); len(got) != 2 || got[proxy.Addr()] != "" {

@@ -22,12 +22,12 @@ const (
 	maxReachedHosts = 64
 )
 
-// Reached keeps, for each host:port a check connected to in the order of
-// the system's resolution, the address it reached. The next check opens its
-// connection there while the name resolves (DialerFrom): the database's
-// chain of round trips (a lookup, a connection, TLS, the signed head, the
-// tiles) is the longest of a check, and a host that has not moved is then
-// reached a round trip sooner.
+// Reached keeps, for each host:port a check connected to by name, where
+// it was reached and who chose the address (Reach). The next check opens
+// its connection there while the name resolves (DialerFrom): the
+// database's chain of round trips (a lookup, a connection, TLS, the signed
+// head, the tiles) is the longest of a check, and a host that has not
+// moved is then reached a round trip or two sooner.
 //
 // It is a file of its own, not a field of the state file's records: older
 // releases read that file strictly and would start their trees again. What
@@ -36,20 +36,27 @@ const (
 type Reached struct {
 	Path string
 	mu   sync.Mutex
-	had  map[string]netip.Addr // as loaded, to write only what changed
+	had  map[string]Reach // as loaded, to write only what changed
 }
 
 // reachedDocument is the file.
 type reachedDocument struct {
-	Version int               `json:"version"`
-	Hosts   map[string]string `json:"hosts"` // host:port → address
+	Version int                      `json:"version"`
+	Hosts   map[string]reachedRecord `json:"hosts"` // by host:port
+}
+
+type reachedRecord struct {
+	Addr string `json:"addr"`
+	// By is "go" for Go's own dialer, "system" for the system's
+	// resolution dialed in order.
+	By string `json:"by"`
 }
 
 const reachedVersion = 1
 
 // Load returns where each host:port was reached; a nil Reached knows
 // nothing.
-func (r *Reached) Load() map[string]netip.Addr {
+func (r *Reached) Load() map[string]Reach {
 	if r == nil {
 		return nil
 	}
@@ -59,8 +66,8 @@ func (r *Reached) Load() map[string]netip.Addr {
 	return maps.Clone(r.had)
 }
 
-func readReached(path string) map[string]netip.Addr {
-	out := map[string]netip.Addr{}
+func readReached(path string) map[string]Reach {
+	out := map[string]Reach{}
 	data, err := os.ReadFile(path)
 	if err != nil || len(data) > maxReachedSize {
 		return out
@@ -69,19 +76,21 @@ func readReached(path string) map[string]netip.Addr {
 	if json.Unmarshal(data, &doc) != nil || doc.Version != reachedVersion || len(doc.Hosts) > maxReachedHosts {
 		return out
 	}
-	for host, a := range doc.Hosts {
-		if addr, err := netip.ParseAddr(a); err == nil {
-			out[host] = addr
+	for host, rec := range doc.Hosts {
+		addr, err := netip.ParseAddr(rec.Addr)
+		if err != nil || (rec.By != "go" && rec.By != "system") {
+			continue
 		}
+		out[host] = Reach{Addr: addr, ByGo: rec.By == "go"}
 	}
 	return out
 }
 
-// Save records what a check's connections found: for each host:port the
-// address reached in order, or an invalid one to forget it (reached some
-// other way). Hosts it does not name keep theirs. It writes only a change,
-// and a failure to write costs the next check its head start, nothing else.
-func (r *Reached) Save(found map[string]netip.Addr) error {
+// Save records what a check's connections found: for each host:port where
+// it was reached, or a zero Reach to forget it (dialed by address). Hosts
+// it does not name keep theirs. It writes only a change, and a failure to
+// write costs the next check its head start, nothing else.
+func (r *Reached) Save(found map[string]Reach) error {
 	if r == nil || len(found) == 0 {
 		return nil
 	}
@@ -92,7 +101,7 @@ func (r *Reached) Save(found map[string]netip.Addr) error {
 	}
 	next := maps.Clone(r.had)
 	for host, a := range found {
-		if a.IsValid() {
+		if a.Addr.IsValid() {
 			next[host] = a
 		} else {
 			delete(next, host)
@@ -103,11 +112,15 @@ func (r *Reached) Save(found map[string]netip.Addr) error {
 	}
 	if len(next) > maxReachedHosts {
 		next = maps.Clone(found) // the hosts of this check, not a growing list
-		maps.DeleteFunc(next, func(_ string, a netip.Addr) bool { return !a.IsValid() })
+		maps.DeleteFunc(next, func(_ string, a Reach) bool { return !a.Addr.IsValid() })
 	}
-	doc := reachedDocument{Version: reachedVersion, Hosts: map[string]string{}}
+	doc := reachedDocument{Version: reachedVersion, Hosts: map[string]reachedRecord{}}
 	for host, a := range next {
-		doc.Hosts[host] = a.String()
+		by := "system"
+		if a.ByGo {
+			by = "go"
+		}
+		doc.Hosts[host] = reachedRecord{Addr: a.Addr.String(), By: by}
 	}
 	data, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {

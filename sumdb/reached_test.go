@@ -17,12 +17,12 @@ func TestReached(t *testing.T) {
 	if got := r.Load(); len(got) != 0 {
 		t.Fatalf("no file: %v", got)
 	}
-	a := netip.MustParseAddr("192.0.2.7")
-	b := netip.MustParseAddr("2001:db8::7")
-	if err := r.Save(map[string]netip.Addr{"sum.example:443": a, "proxy.example:443": b}); err != nil {
+	a := Reach{Addr: netip.MustParseAddr("192.0.2.7")}
+	b := Reach{Addr: netip.MustParseAddr("2001:db8::7"), ByGo: true}
+	if err := r.Save(map[string]Reach{"sum.example:443": a, "proxy.example:443": b}); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]netip.Addr{"sum.example:443": a, "proxy.example:443": b}
+	want := map[string]Reach{"sum.example:443": a, "proxy.example:443": b}
 	if got := (&Reached{Path: path}).Load(); !maps.Equal(got, want) {
 		t.Fatalf("Load = %v, want %v", got, want)
 	}
@@ -33,33 +33,33 @@ func TestReached(t *testing.T) {
 	os.Chtimes(path, old, old)
 	r = &Reached{Path: path}
 	r.Load()
-	if err := r.Save(map[string]netip.Addr{"sum.example:443": a}); err != nil {
+	if err := r.Save(map[string]Reach{"sum.example:443": a}); err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := os.Stat(path); !after.ModTime().Equal(old) {
 		t.Error("an unchanged file was written")
 	}
 
-	// An invalid address forgets the host; the others stay.
-	if err := r.Save(map[string]netip.Addr{"sum.example:443": {}}); err != nil {
+	// A zero Reach forgets the host; the others stay.
+	if err := r.Save(map[string]Reach{"sum.example:443": {}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := (&Reached{Path: path}).Load(); !maps.Equal(got, map[string]netip.Addr{"proxy.example:443": b}) {
+	if got := (&Reached{Path: path}).Load(); !maps.Equal(got, map[string]Reach{"proxy.example:443": b}) {
 		t.Errorf("after forgetting: %v", got)
 	}
 
 	// Too many hosts: only this check's are kept.
-	many := map[string]netip.Addr{}
+	many := map[string]Reach{}
 	for i := range maxReachedHosts {
 		many[fmt.Sprintf("h%d.example:443", i)] = a
 	}
 	if err := r.Save(many); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Save(map[string]netip.Addr{"last.example:443": b}); err != nil {
+	if err := r.Save(map[string]Reach{"last.example:443": b}); err != nil {
 		t.Fatal(err)
 	}
-	if got := (&Reached{Path: path}).Load(); !maps.Equal(got, map[string]netip.Addr{"last.example:443": b}) {
+	if got := (&Reached{Path: path}).Load(); !maps.Equal(got, map[string]Reach{"last.example:443": b}) {
 		t.Errorf("past the bound: %d hosts", len(got))
 	}
 
@@ -77,8 +77,10 @@ func TestReachedIgnoresOtherFiles(t *testing.T) {
 	for i, body := range []string{
 		"",
 		"{",
-		`{"version": 2, "hosts": {"a.example:443": "192.0.2.1"}}`,
-		`{"version": 1, "hosts": {"a.example:443": "not an address"}}`,
+		`{"version": 2, "hosts": {"a.example:443": {"addr": "192.0.2.1", "by": "system"}}}`,
+		`{"version": 1, "hosts": {"a.example:443": {"addr": "not an address", "by": "system"}}}`,
+		`{"version": 1, "hosts": {"a.example:443": {"addr": "192.0.2.1", "by": "someone"}}}`,
+		`{"version": 1, "hosts": {"a.example:443": "192.0.2.1"}}`,
 		`[]`,
 	} {
 		path := filepath.Join(dir, fmt.Sprint(i))
