@@ -448,8 +448,8 @@ func TestSystemStoreAtHandshake(t *testing.T) {
 // fromDialer dials as the world does and, as check.DNS does, takes a
 // head start to where a host was; it records each dial it is asked for.
 type fromDialer struct {
-	w        *world
-	mu       sync.Mutex
+	w    *world
+	mu   sync.Mutex
 	from []string // "addr from last"
 	byGo bool     // answer as for a host of both families
 }
