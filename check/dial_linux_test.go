@@ -107,3 +107,48 @@ func TestDialFromEarlyHangs(t *testing.T) {
 		t.Errorf("failure %s (%v), want %s as DialContext's", f, err, detector.FailureTimeout)
 	}
 }
+
+// For a host of both families, an early connection that has not connected
+// within Go's 300 ms for its first family is given up, and Go's dialer
+// dials: it would have raced the other family by then.
+func TestDialFromAsGoEarlyHangs(t *testing.T) {
+	port := freePort(t)
+	hangingListener(t, "127.0.0.4", port)
+	probe, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	if c, err := (&net.Dialer{}).DialContext(probe, "tcp", net.JoinHostPort("127.0.0.4", strconv.Itoa(port))); err == nil {
+		c.Close()
+		cancel()
+		t.Skip("the kernel accepted past a full queue: no hanging address to test with")
+	}
+	cancel()
+	last := netip.MustParseAddr("127.0.0.4")
+	other := netip.MustParseAddr("127.0.0.2")
+	at := accepting(t, other.String(), port)
+	release := make(chan struct{})
+	defer close(release)
+	d := heldDNS(t, nil, release)
+	md := &mapDialer{zone: map[string][]netip.Addr{"db.example": {other}}}
+	d.Fallback = md
+	d.GoLookup = func(context.Context, string) ([]netip.Addr, error) {
+		return []netip.Addr{last, netip.MustParseAddr("::1")}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, reach, err := d.DialFrom(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)), sumdb.Reach{Addr: last, ByGo: true})
+	if err != nil {
+		t.Fatalf("%v; want Go's dialer's connection once the early one missed its 300 ms", err)
+	}
+	c.Close()
+	if asked := md.take(); len(asked) != 1 {
+		t.Errorf("Go's dialer asked for %v, want one dial", asked)
+	}
+	if reach != (sumdb.Reach{ByGo: true}) {
+		t.Errorf("reached %+v, want Go's dialer's with no first address", reach)
+	}
+	select {
+	case s := <-at:
+		s.Close()
+	case <-time.After(5 * time.Second):
+		t.Error("Go's dialer reached nothing")
+	}
+}

@@ -32,12 +32,15 @@ type DNS struct {
 	// resolvers as its Order says (nsswitch.conf); nil consults none. The
 	// canary is asked of the resolvers only: it is about them.
 	Hosts *resolver.Hosts
-	// Fallback dials for DialContext what the system's resolution cannot
-	// decide alone; nil is a net.Dialer (Go's resolver and dialer, as the
-	// go command uses them).
+	// Fallback dials for DialContext and DialFrom what the system's
+	// resolution cannot decide alone; nil is a net.Dialer (Go's resolver
+	// and dialer, as the go command uses them).
 	Fallback probe.Dialer
-	// GoLookup resolves a name in the order Fallback dials it (DialFrom);
-	// nil is Go's resolver with a nil Fallback, and none with another.
+	// GoLookup resolves a name in the order Fallback dials it, for
+	// DialFrom's head start to a host Fallback reached; nil is Go's
+	// resolver with a nil Fallback, and none with another. Fallback must
+	// then be a plain TCP dialer: an early connection (a net.Dialer's)
+	// stands in for its first attempt.
 	GoLookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	// MinGrace, when above zero, is the least a reference still out gets
 	// once a probe's evidence is complete (default minGrace): a lab on
@@ -324,20 +327,25 @@ func (d *DNS) DialContext(ctx context.Context, network, addr string) (net.Conn, 
 // where addr's host was reached before. A connection to it opens while
 // the name resolves, and is used only when the resolution that decides
 // the dial puts that address first; otherwise it is closed, and the dial
-// goes on as DialContext's. A host that has not moved is then reached in
+// goes on as it would have. A host that has not moved is then reached in
 // the time of the slower of its lookup and its connect instead of both.
 //
 // Which resolution decides is the one that decided last time. A host of
-// one family was dialed at the system's resolution, in order. A host of
-// both families was dialed by Go's dialer, which orders them by RFC 6724
-// and races the families: it is resolved as Go's dialer resolves it
-// (GoLookup) straight away, without waiting for the system's answer that
-// would only send it there, and an early connection to Go's first address
-// is used once established, as Go's first attempt would have been.
+// one family was dialed at the system's resolution, in order. One the
+// system's resolution could not decide (no address, or both families) was
+// dialed by Go's dialer, which orders addresses by RFC 6724 and races the
+// families: it is resolved as Go's dialer resolves it (GoLookup) straight
+// away, without waiting for the system's answer that would only send it
+// there. An early connection stands for Go's first attempt: within the
+// first address's share of the time for one family, within Go's 300 ms
+// before it races the other family for both.
 //
 // Nothing is sent before the lookup agrees but a TCP handshake, and the
-// connection used is one DialContext would have made, to the same
-// address: the path judged is the path the go command takes.
+// connection used is one DialContext or Go's dialer would have made, to
+// the same address: the path judged is the path the go command takes. The
+// Reach returned keeps an address only where it was the resolution's first
+// (one that was not would be opened in vain next time), and is zero for
+// an address dialed as it is, or an error.
 func (d *DNS) DialFrom(ctx context.Context, network, addr string, last sumdb.Reach) (net.Conn, sumdb.Reach, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -352,26 +360,32 @@ func (d *DNS) DialFrom(ctx context.Context, network, addr string, last sumdb.Rea
 		to := last.Addr.Unmap()
 		early = dialEarly(ctx, network, net.JoinHostPort(to.String(), port), to)
 	}
+	var conn net.Conn
+	var reach sumdb.Reach
 	if lookup := d.goLookup(); last.ByGo && lookup != nil {
-		conn, err := d.dialAsGo(ctx, network, addr, host, early, lookup)
-		return conn, reachOf(conn, true), err
+		conn, reach, err = d.dialAsGo(ctx, network, addr, early, lookup)
+	} else {
+		conn, reach, err = d.dialResolved(ctx, network, addr, early)
 	}
-	conn, byGo, err := d.dialResolved(ctx, network, addr, early)
-	return conn, reachOf(conn, byGo), err
+	if err != nil {
+		return nil, sumdb.Reach{}, err
+	}
+	return conn, reach, nil
 }
 
 var _ sumdb.DialerFrom = (*DNS)(nil)
 
-// reachOf is where conn reached, chosen by Go's dialer or not.
-func reachOf(conn net.Conn, byGo bool) sumdb.Reach {
+// firstReach is where conn reached: its address where that was first, the
+// one to open early next time.
+func firstReach(conn net.Conn, first netip.Addr, byGo bool) sumdb.Reach {
+	r := sumdb.Reach{ByGo: byGo}
 	if conn == nil {
-		return sumdb.Reach{}
+		return r
 	}
-	ap, err := netip.ParseAddrPort(conn.RemoteAddr().String())
-	if err != nil {
-		return sumdb.Reach{}
+	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil && ap.Addr().Unmap() == first.Unmap() {
+		r.Addr = first.Unmap()
 	}
-	return sumdb.Reach{Addr: ap.Addr().Unmap(), ByGo: byGo}
+	return r
 }
 
 // earlyMaxAge is how long an early connection may wait for its lookup and
@@ -380,8 +394,8 @@ func reachOf(conn net.Conn, byGo bool) sumdb.Reach {
 // answered.
 var earlyMaxAge = time.Second
 
-// goFallbackDelay is how long Go's dialer gives its first address before
-// it races the other family (net.Dialer.FallbackDelay's default).
+// goFallbackDelay is how long Go's dialer gives the first family before it
+// races the other (net.Dialer.FallbackDelay's default).
 const goFallbackDelay = 300 * time.Millisecond
 
 // goLookup resolves a name as the Fallback dialer does, in its order: Go's
@@ -399,47 +413,72 @@ func (d *DNS) goLookup() func(context.Context, string) ([]netip.Addr, error) {
 	return nil
 }
 
-// dialAsGo dials addr as Go's dialer does, using early when Go's
-// resolution puts its address first and it connects within the time Go
-// gives a first address alone; otherwise Go's dialer dials afresh.
-func (d *DNS) dialAsGo(ctx context.Context, network, addr, host string, early *earlyDial, lookup func(context.Context, string) ([]netip.Addr, error)) (net.Conn, error) {
+// dialAsGo dials addr as Go's dialer does, at Go's resolution of it: one
+// family in order, using early for the first address when it is early's;
+// both families through Go's dialer, unless early is the first address and
+// connects before Go would race the other family.
+func (d *DNS) dialAsGo(ctx context.Context, network, addr string, early *earlyDial, lookup func(context.Context, string) ([]netip.Addr, error)) (net.Conn, sumdb.Reach, error) {
+	host, port, _ := net.SplitHostPort(addr)
 	addrs, err := lookup(ctx, host)
-	if err == nil && len(addrs) > 0 && early.usableFor(addrs[0]) {
+	if err != nil || len(addrs) == 0 {
+		early.drop()
+		conn, err := d.fallback().DialContext(ctx, network, addr)
+		return conn, sumdb.Reach{ByGo: true}, err
+	}
+	if !early.usableFor(addrs[0]) {
+		early.drop()
+		early = nil
+	}
+	if oneFamily(addrs) {
+		conn, err := dialInOrder(ctx, network, port, addrs, early)
+		return conn, firstReach(conn, addrs[0], false), err
+	}
+	if early != nil {
 		wctx, cancel := context.WithTimeout(ctx, goFallbackDelay)
 		conn, err := early.wait(wctx, network)
 		cancel()
 		if err == nil {
-			return conn, nil
+			return conn, firstReach(conn, addrs[0], true), nil
 		}
-	} else {
-		early.drop()
 	}
-	return d.fallback().DialContext(ctx, network, addr)
+	conn, err := d.fallback().DialContext(ctx, network, addr)
+	return conn, firstReach(conn, addrs[0], true), err
 }
 
 // dialResolved dials addr's host at the system's resolution of it, using
-// early (nil: none) for its first address when that is early's. byGo
-// reports that the resolution could not decide alone, and Go's dialer did.
-func (d *DNS) dialResolved(ctx context.Context, network, addr string, early *earlyDial) (conn net.Conn, byGo bool, err error) {
+// early (nil: none) for its first address when that is early's. What that
+// resolution cannot decide alone goes to Go's dialer.
+func (d *DNS) dialResolved(ctx context.Context, network, addr string, early *earlyDial) (net.Conn, sumdb.Reach, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		early.drop()
-		return nil, false, err
+		return nil, sumdb.Reach{}, err
 	}
 	a, ok := answeredWithAddrs(d.resolveSystem(ctx, host))
 	if !ok || !oneFamily(a.Addrs) {
+		// Go's order is not known here: the next dial asks Go's
+		// resolver first, and learns it.
 		early.drop()
 		conn, err := d.fallback().DialContext(ctx, network, addr)
-		return conn, true, err
+		return conn, sumdb.Reach{ByGo: true}, err
 	}
 	if !early.usableFor(a.Addrs[0]) {
 		early.drop()
 		early = nil
 	}
+	conn, err := dialInOrder(ctx, network, port, a.Addrs, early)
+	return conn, firstReach(conn, a.Addrs[0], false), err
+}
+
+// dialInOrder dials addrs (one family) in order, each with its share of the
+// time left as in Go's dialer, using early (nil: none) for the first.
+func dialInOrder(ctx context.Context, network, port string, addrs []netip.Addr, early *earlyDial) (net.Conn, error) {
 	var nd net.Dialer
 	var lastErr error
-	for i, ip := range a.Addrs {
-		actx, cancel := withPartialDeadline(ctx, len(a.Addrs)-i)
+	for i, ip := range addrs {
+		actx, cancel := withPartialDeadline(ctx, len(addrs)-i)
+		var conn net.Conn
+		var err error
 		if i == 0 && early != nil {
 			conn, err = early.wait(actx, network)
 		} else {
@@ -447,14 +486,14 @@ func (d *DNS) dialResolved(ctx context.Context, network, addr string, early *ear
 		}
 		cancel()
 		if err == nil {
-			return conn, false, nil
+			return conn, nil
 		}
 		lastErr = err
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, false, lastErr
+	return nil, lastErr
 }
 
 // earlyDial is a connection opened before the lookup that decides whether

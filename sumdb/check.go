@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -113,10 +114,13 @@ func (c *Checker) Check(ctx context.Context, db Database) detector.Observation {
 
 // Reach is where a host was reached, and who chose the address.
 type Reach struct {
+	// Addr is the address reached, when it was the first its resolution
+	// gave; invalid otherwise.
 	Addr netip.Addr
-	// ByGo says Go's own dialer chose it (a name with addresses of both
-	// families: RFC 6724 order, families raced); else the system's
-	// resolution of one family, dialed in order.
+	// ByGo says Go's own dialer chose it, the system's resolution not
+	// deciding alone (no address, or both families: Go orders them by
+	// RFC 6724 and races them); else that resolution, of one family,
+	// dialed in order.
 	ByGo bool
 }
 
@@ -150,10 +154,12 @@ func (s *dialState) note(addr string, r Reach) {
 	s.seen[addr] = r
 }
 
+// found is a copy of what the dials found: a dial http.Transport started
+// for this check may still end, and note, after it.
 func (s *dialState) found() map[string]Reach {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.seen
+	return maps.Clone(s.seen)
 }
 
 // dial connects to addr with d, with a head start from where addr was

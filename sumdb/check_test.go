@@ -452,6 +452,7 @@ type fromDialer struct {
 	mu   sync.Mutex
 	from []string // "addr from last"
 	byGo bool     // answer as for a host of both families
+	slow map[string]time.Duration
 }
 
 func (d *fromDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -466,6 +467,7 @@ func (d *fromDialer) DialFrom(ctx context.Context, network, addr string, last su
 	d.mu.Lock()
 	d.from = append(d.from, fmt.Sprintf("%s from %s", addr, reachString(last)))
 	d.mu.Unlock()
+	time.Sleep(d.slow[addr])
 	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, sumdb.Reach{}, err
@@ -601,5 +603,31 @@ func TestNextCheckStartsWhereItReached(t *testing.T) {
 	}
 	if got := reachedHosts(t, dir); len(got) != 2 || got[proxy.Addr()] != "" {
 		t.Errorf("reached %v: the proxy's address is kept, or the others were lost", got)
+	}
+}
+
+// A dial the transport started for a check may end after the check has
+// returned and kept what its dials found; it is noted then without a race
+// (run with -race).
+func TestReachedNotedAfterTheCheck(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	log := newLog(t, 10, "a")
+	w.serve(proxyName, sumdbtest.NewProxy()) // 404: on to the database
+	w.serve(dbName, log)
+	d := &fromDialer{w: w, slow: map[string]time.Duration{dbName + ":443": 300 * time.Millisecond}}
+	dir := t.TempDir()
+	c := w.checker(dir, time.Now())
+	c.Dialer = d
+	c.Reached = &sumdb.Reached{Path: filepath.Join(dir, sumdb.ReachedFile)}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	obs := c.Check(ctx, database(t, log.VerifierKey(), "https://"+proxyName+",direct"))
+	if obs.Failure == detector.FailureNone {
+		t.Fatalf("the check did not time out on the slow database: %+v", obs.SumDB)
+	}
+	time.Sleep(600 * time.Millisecond) // the database's dial ends, and is noted
+	if got := reachedHosts(t, dir); got[proxyName+":443"] == "" {
+		t.Errorf("reached %v, want the proxy's, found before the check ended", got)
 	}
 }

@@ -3,6 +3,7 @@ package sumdb
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/netip"
 	"os"
@@ -35,8 +36,7 @@ const (
 // broken or foreign file is an empty one.
 type Reached struct {
 	Path string
-	mu   sync.Mutex
-	had  map[string]Reach // as loaded, to write only what changed
+	mu   sync.Mutex // one Save at a time in this process
 }
 
 // reachedDocument is the file.
@@ -46,7 +46,7 @@ type reachedDocument struct {
 }
 
 type reachedRecord struct {
-	Addr string `json:"addr"`
+	Addr string `json:"addr,omitempty"` // none: no first address to open early
 	// By is "go" for Go's own dialer, "system" for the system's
 	// resolution dialed in order.
 	By string `json:"by"`
@@ -60,15 +60,17 @@ func (r *Reached) Load() map[string]Reach {
 	if r == nil {
 		return nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.had = readReached(r.Path)
-	return maps.Clone(r.had)
+	return readReached(r.Path)
 }
 
 func readReached(path string) map[string]Reach {
 	out := map[string]Reach{}
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return out
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxReachedSize+1))
 	if err != nil || len(data) > maxReachedSize {
 		return out
 	}
@@ -77,50 +79,74 @@ func readReached(path string) map[string]Reach {
 		return out
 	}
 	for host, rec := range doc.Hosts {
-		addr, err := netip.ParseAddr(rec.Addr)
-		if err != nil || (rec.By != "go" && rec.By != "system") {
+		var a Reach
+		switch rec.By {
+		case "go":
+			a.ByGo = true
+		case "system":
+		default:
 			continue
 		}
-		out[host] = Reach{Addr: addr, ByGo: rec.By == "go"}
+		if rec.Addr != "" {
+			addr, err := netip.ParseAddr(rec.Addr)
+			if err != nil {
+				continue
+			}
+			a.Addr = addr
+		}
+		if kept(a) {
+			out[host] = a
+		}
 	}
 	return out
 }
 
+// kept reports whether a Reach says anything the next dial can use: an
+// address to open early, or that Go's dialer decides.
+func kept(a Reach) bool { return a.Addr.IsValid() || a.ByGo }
+
 // Save records what a check's connections found: for each host:port where
-// it was reached, or a zero Reach to forget it (dialed by address). Hosts
-// it does not name keep theirs. It writes only a change, and a failure to
-// write costs the next check its head start, nothing else.
+// it was reached, or a Reach that says nothing (no first address, not Go's
+// dialer) to forget it. Hosts it does not name keep theirs, as the file
+// has them now: another process may have saved since this one loaded. It
+// writes only a change, and a failure to write costs the next check its
+// head start, nothing else.
 func (r *Reached) Save(found map[string]Reach) error {
 	if r == nil || len(found) == 0 {
 		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.had == nil {
-		r.had = readReached(r.Path)
-	}
-	next := maps.Clone(r.had)
+	had := readReached(r.Path)
+	next := maps.Clone(had)
 	for host, a := range found {
-		if a.Addr.IsValid() {
+		if kept(a) {
 			next[host] = a
 		} else {
 			delete(next, host)
 		}
 	}
-	if maps.Equal(next, r.had) {
-		return nil
-	}
 	if len(next) > maxReachedHosts {
-		next = maps.Clone(found) // the hosts of this check, not a growing list
-		maps.DeleteFunc(next, func(_ string, a Reach) bool { return !a.Addr.IsValid() })
+		// The hosts of this check, not a list that only grows.
+		next = maps.Clone(found)
+		maps.DeleteFunc(next, func(_ string, a Reach) bool { return !kept(a) })
+		if len(next) > maxReachedHosts {
+			return nil
+		}
+	}
+	if maps.Equal(next, had) {
+		return nil
 	}
 	doc := reachedDocument{Version: reachedVersion, Hosts: map[string]reachedRecord{}}
 	for host, a := range next {
-		by := "system"
+		rec := reachedRecord{By: "system"}
 		if a.ByGo {
-			by = "go"
+			rec.By = "go"
 		}
-		doc.Hosts[host] = reachedRecord{Addr: a.Addr.String(), By: by}
+		if a.Addr.IsValid() {
+			rec.Addr = a.Addr.String()
+		}
+		doc.Hosts[host] = rec
 	}
 	data, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
@@ -132,6 +158,5 @@ func (r *Reached) Save(found map[string]Reach) error {
 	if err := atomicfile.Replace(r.Path, append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("sumdb reached: %w", err)
 	}
-	r.had = next
 	return nil
 }

@@ -40,7 +40,7 @@ func TestReached(t *testing.T) {
 		t.Error("an unchanged file was written")
 	}
 
-	// A zero Reach forgets the host; the others stay.
+	// A Reach that says nothing forgets the host; the others stay.
 	if err := r.Save(map[string]Reach{"sum.example:443": {}}); err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +61,30 @@ func TestReached(t *testing.T) {
 	}
 	if got := (&Reached{Path: path}).Load(); !maps.Equal(got, map[string]Reach{"last.example:443": b}) {
 		t.Errorf("past the bound: %d hosts", len(got))
+	}
+
+	// Another Reached on the file (a daemon's runner before a reload)
+	// saved since this one loaded: its hosts stay.
+	r1, r2 := &Reached{Path: path}, &Reached{Path: path}
+	r1.Load()
+	if err := r2.Save(map[string]Reach{"other.example:443": a}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r1.Save(map[string]Reach{"mine.example:443": b}); err != nil {
+		t.Fatal(err)
+	}
+	if got := (&Reached{Path: path}).Load(); got["other.example:443"] != a || got["mine.example:443"] != b {
+		t.Errorf("after two savers: %v", got)
+	}
+
+	// Go's dialer with no first address to open early is still kept: the
+	// next dial asks Go's resolver straight away.
+	goOnly := Reach{ByGo: true}
+	if err := r.Save(map[string]Reach{"go.example:443": goOnly}); err != nil {
+		t.Fatal(err)
+	}
+	if got := (&Reached{Path: path}).Load(); got["go.example:443"] != goOnly {
+		t.Errorf("Go's dialer without an address: %v", got)
 	}
 
 	var none *Reached

@@ -47,8 +47,8 @@ type roundFlags struct {
 	// sumdbLater leaves the checksum database's target (which asks the go
 	// command) to be added to a round already under way.
 	sumdbLater bool
-	// stateDir is where the checksum database's verified tree is kept;
-	// the command sets it, "" keeps none.
+	// stateDir is where the checksum database's verified tree, and where
+	// its hosts were reached, are kept; the command sets it, "" keeps none.
 	stateDir string
 }
 

@@ -22,7 +22,8 @@ import (
 
 // This file wires the SSH probe and the checksum database check into the
 // commands: the probers a runner gets, the targets the toolchain names, and
-// where the checksum database's verified tree is kept.
+// where the checksum database's verified tree (and where its hosts were
+// reached) is kept.
 
 // withIntegrity gives runner the SSH prober and the checksum database
 // checker. The checker reaches the proxy and the database as the go
@@ -34,8 +35,9 @@ func withIntegrity(runner *check.Runner, cfg *config.Config, e env, stateDir str
 	runner.SumDB = &sumdb.Checker{Roots: cfg.SystemRoots, SystemStore: cfg.SystemStore, Proxy: proxyFromEnv(e.getenv)}
 	if runner.DNS != nil {
 		// A name the round also probes is looked up once for both; what
-		// that lookup cannot decide alone still goes to Go's resolver
-		// (check.DNS.DialContext).
+		// that lookup cannot decide alone still goes to Go's resolver,
+		// and a host is dialed early where it was reached before
+		// (check.DNS.DialFrom, sumdb.Reached).
 		runner.SumDB.Dialer = runner.DNS
 	}
 	if stateDir != "" {
