@@ -152,3 +152,27 @@ func TestDialFromAsGoEarlyHangs(t *testing.T) {
 		t.Error("Go's dialer reached nothing")
 	}
 }
+
+// As Go's dialer, a dial in order reports the first address's error, the
+// most relevant: here a timeout, not the refusal of the address after it.
+func TestDialContextReportsTheFirstError(t *testing.T) {
+	port := freePort(t)
+	hangingListener(t, "127.0.0.4", port)
+	probe, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	if c, err := (&net.Dialer{}).DialContext(probe, "tcp", net.JoinHostPort("127.0.0.4", strconv.Itoa(port))); err == nil {
+		c.Close()
+		cancel()
+		t.Skip("the kernel accepted past a full queue: no hanging address to test with")
+	}
+	cancel()
+	// 127.0.0.5: nothing listens, refused.
+	zone := map[string][]netip.Addr{"db.example": {netip.MustParseAddr("127.0.0.4"), netip.MustParseAddr("127.0.0.5")}}
+	d := systemDNS(t, newDNSServer(t, lab.DNSOptions{Zone: zone}))
+	d.Fallback = &goDialer{}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err := d.DialContext(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)))
+	if f := detector.FailureOf(err); f != detector.FailureTimeout {
+		t.Errorf("failure %s (%v), want the first address's, %s", f, err, detector.FailureTimeout)
+	}
+}

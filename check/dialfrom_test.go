@@ -340,9 +340,9 @@ func TestDialFromAsGo(t *testing.T) {
 		// Go's dialer reached an address that was not its first: nothing
 		// to open early next time, but still Go's to decide.
 		{"unmoved but down", []netip.Addr{last, v6}, false, moved, false, 1, sumdb.Reach{ByGo: true}},
-		// One family now: dialed in order, and the system's resolution
-		// decides next time.
-		{"one family now", []netip.Addr{last}, true, last, true, 0, sumdb.Reach{Addr: last}},
+		// One family now: dialed in order as Go's dialer would, and still
+		// Go's to decide (the system's resolution may still not).
+		{"one family now", []netip.Addr{last}, true, last, true, 0, sumdb.Reach{Addr: last, ByGo: true}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			port := freePort(t)
@@ -413,5 +413,58 @@ func TestDialFromAsGo(t *testing.T) {
 				t.Error("the early connection was left open")
 			}
 		})
+	}
+}
+
+// A host the system's resolution cannot answer for learns Go's order: the
+// first dial goes to Go's dialer, the second asks Go's resolver at once
+// and keeps its first address, the third opens it early and uses it.
+func TestDialFromLearnsGoOrder(t *testing.T) {
+	last := netip.MustParseAddr("127.0.0.3")
+	port := freePort(t)
+	at := accepting(t, last.String(), port)
+	release := make(chan struct{})
+	close(release)
+	d := heldDNS(t, nil, release) // NXDOMAIN: Go's dialer decides
+	md := &mapDialer{zone: map[string][]netip.Addr{"db.example": {last}}}
+	d.Fallback = md
+	d.GoLookup = func(context.Context, string) ([]netip.Addr, error) { return []netip.Addr{last}, nil }
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addr := net.JoinHostPort("db.example", strconv.Itoa(port))
+	var reach sumdb.Reach
+	for i, want := range []struct {
+		reach sumdb.Reach
+		asked int
+	}{
+		{sumdb.Reach{ByGo: true}, 1},
+		{sumdb.Reach{Addr: last, ByGo: true}, 0},
+		{sumdb.Reach{Addr: last, ByGo: true}, 0},
+	} {
+		conn, r, err := d.DialFrom(ctx, "tcp", addr, reach)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		conn.Close()
+		if r != want.reach {
+			t.Errorf("dial %d: reached %+v, want %+v", i, r, want.reach)
+		}
+		if asked := md.take(); len(asked) != want.asked {
+			t.Errorf("dial %d: Go's dialer asked for %v", i, asked)
+		}
+		// One connection each: the third's is the early one.
+		select {
+		case s := <-at:
+			s.Close()
+		case <-time.After(5 * time.Second):
+			t.Fatalf("dial %d reached nothing", i)
+		}
+		select {
+		case s := <-at:
+			s.Close()
+			t.Errorf("dial %d: a second connection", i)
+		case <-time.After(50 * time.Millisecond):
+		}
+		reach = r
 	}
 }

@@ -39,8 +39,8 @@ type DNS struct {
 	// GoLookup resolves a name in the order Fallback dials it, for
 	// DialFrom's head start to a host Fallback reached; nil is Go's
 	// resolver with a nil Fallback, and none with another. Fallback must
-	// then be a plain TCP dialer: an early connection (a net.Dialer's)
-	// stands in for its first attempt.
+	// then be a plain TCP dialer: a net.Dialer's connections (the early
+	// one, and one family's addresses dialed in order) stand in for its.
 	GoLookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	// MinGrace, when above zero, is the least a reference still out gets
 	// once a probe's evidence is complete (default minGrace): a lab on
@@ -430,8 +430,11 @@ func (d *DNS) dialAsGo(ctx context.Context, network, addr string, early *earlyDi
 		early = nil
 	}
 	if oneFamily(addrs) {
+		// Go's dialer tries one family in order, each address with its
+		// share of the time. It stays Go's to decide: the system's
+		// resolution that sent the host here may still not decide alone.
 		conn, err := dialInOrder(ctx, network, port, addrs, early)
-		return conn, firstReach(conn, addrs[0], false), err
+		return conn, firstReach(conn, addrs[0], true), err
 	}
 	if early != nil {
 		wctx, cancel := context.WithTimeout(ctx, goFallbackDelay)
@@ -471,10 +474,11 @@ func (d *DNS) dialResolved(ctx context.Context, network, addr string, early *ear
 }
 
 // dialInOrder dials addrs (one family) in order, each with its share of the
-// time left as in Go's dialer, using early (nil: none) for the first.
+// time left, using early (nil: none) for the first; as Go's dialer, it
+// reports the first address's error, the most relevant.
 func dialInOrder(ctx context.Context, network, port string, addrs []netip.Addr, early *earlyDial) (net.Conn, error) {
 	var nd net.Dialer
-	var lastErr error
+	var firstErr error
 	for i, ip := range addrs {
 		actx, cancel := withPartialDeadline(ctx, len(addrs)-i)
 		var conn net.Conn
@@ -488,12 +492,14 @@ func dialInOrder(ctx context.Context, network, port string, addrs []netip.Addr, 
 		if err == nil {
 			return conn, nil
 		}
-		lastErr = err
+		if firstErr == nil {
+			firstErr = err
+		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, lastErr
+	return nil, firstErr
 }
 
 // earlyDial is a connection opened before the lookup that decides whether

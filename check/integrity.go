@@ -18,8 +18,9 @@ var errNoProber = errors.New("no prober for this protocol")
 // round's DNS answers: the SSH probe resolves as ssh does, and the checksum
 // database is reached the way the go command reaches it, with the dialer
 // its checker was given (the command gives it DNS, whose DialFrom shares
-// the lookup of a probe of the same host, and opens the connection early
-// where the host was reached before).
+// the lookup of a probe of the same host where the system's resolution
+// decides, and opens the connection early where the host was reached
+// before).
 func (r *Runner) observeIntegrity(ctx context.Context, t config.Target) detector.Observation {
 	switch {
 	case t.Protocol == detector.ProtocolSSH && r.SSH != nil:

@@ -117,10 +117,10 @@ type Reach struct {
 	// Addr is the address reached, when it was the first its resolution
 	// gave; invalid otherwise.
 	Addr netip.Addr
-	// ByGo says Go's own dialer chose it, the system's resolution not
-	// deciding alone (no address, or both families: Go orders them by
-	// RFC 6724 and races them); else that resolution, of one family,
-	// dialed in order.
+	// ByGo says Go's own dialer decides for the host: the system's
+	// resolution did not decide alone when it was first reached (no
+	// address, or both families: Go orders them by RFC 6724 and races
+	// them). Else the system's resolution, of one family, dialed in order.
 	ByGo bool
 }
 
@@ -129,7 +129,8 @@ type Reach struct {
 // connection to where the host was reached before (last; a zero Reach:
 // nowhere) while the name resolves, used only where the resolution would
 // dial that address first. It returns where and how the host was
-// reached: a zero Reach for an address dialed as it is.
+// reached: the address only where it was the resolution's first, a zero
+// Reach for an address dialed as it is.
 type DialerFrom interface {
 	Dialer
 	DialFrom(ctx context.Context, network, addr string, last Reach) (net.Conn, Reach, error)

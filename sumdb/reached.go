@@ -36,8 +36,13 @@ const (
 // broken or foreign file is an empty one.
 type Reached struct {
 	Path string
-	mu   sync.Mutex // one Save at a time in this process
 }
+
+// reachedMu makes one Save at a time in this process, whatever the
+// Reached: a daemon's runners before and after a reload share the file.
+// Two processes on one file may still lose one's update: a head start,
+// nothing else.
+var reachedMu sync.Mutex
 
 // reachedDocument is the file.
 type reachedDocument struct {
@@ -115,8 +120,8 @@ func (r *Reached) Save(found map[string]Reach) error {
 	if r == nil || len(found) == 0 {
 		return nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	reachedMu.Lock()
+	defer reachedMu.Unlock()
 	had := readReached(r.Path)
 	next := maps.Clone(had)
 	for host, a := range found {
