@@ -16,7 +16,8 @@ import (
 
 // hangingListener listens on addr:port with an accept queue of one and
 // fills it, so that the kernel drops every further SYN: a connect there
-// hangs, as to an address that blackholes.
+// hangs, as to an address that blackholes. The test is skipped where the
+// kernel accepts past a full queue.
 func hangingListener(t *testing.T, addr string, port int) {
 	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
@@ -39,6 +40,12 @@ func hangingListener(t *testing.T, addr string, port int) {
 		}
 		t.Cleanup(func() { c.Close() })
 	}
+	probe, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if c, err := (&net.Dialer{}).DialContext(probe, "tcp", net.JoinHostPort(addr, strconv.Itoa(port))); err == nil {
+		c.Close()
+		t.Skip("the kernel accepted past a full queue: no hanging address to test with")
+	}
 }
 
 // An address that never answers gets its share of the time left, not all
@@ -46,13 +53,6 @@ func hangingListener(t *testing.T, addr string, port int) {
 func TestDialContextSharesTheTimeAmongAddresses(t *testing.T) {
 	listening, port := listenAccepting(t, "127.0.0.5")
 	hangingListener(t, "127.0.0.4", port)
-	probe, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	if c, err := (&net.Dialer{}).DialContext(probe, "tcp", net.JoinHostPort("127.0.0.4", strconv.Itoa(port))); err == nil {
-		c.Close()
-		cancel()
-		t.Skip("the kernel accepted past a full queue: no hanging address to test with")
-	}
-	cancel()
 
 	zone := map[string][]netip.Addr{"db.example": {netip.MustParseAddr("127.0.0.4"), netip.MustParseAddr("127.0.0.5")}}
 	d := systemDNS(t, newDNSServer(t, lab.DNSOptions{Zone: zone}))
@@ -76,13 +76,6 @@ func TestDialContextSharesTheTimeAmongAddresses(t *testing.T) {
 func TestDialFromEarlyHangs(t *testing.T) {
 	listening, port := listenAccepting(t, "127.0.0.5")
 	hangingListener(t, "127.0.0.4", port)
-	probe, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	if c, err := (&net.Dialer{}).DialContext(probe, "tcp", net.JoinHostPort("127.0.0.4", strconv.Itoa(port))); err == nil {
-		c.Close()
-		cancel()
-		t.Skip("the kernel accepted past a full queue: no hanging address to test with")
-	}
-	cancel()
 	last := netip.MustParseAddr("127.0.0.4")
 	release := make(chan struct{})
 	close(release)
@@ -114,13 +107,6 @@ func TestDialFromEarlyHangs(t *testing.T) {
 func TestDialFromAsGoEarlyHangs(t *testing.T) {
 	port := freePort(t)
 	hangingListener(t, "127.0.0.4", port)
-	probe, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	if c, err := (&net.Dialer{}).DialContext(probe, "tcp", net.JoinHostPort("127.0.0.4", strconv.Itoa(port))); err == nil {
-		c.Close()
-		cancel()
-		t.Skip("the kernel accepted past a full queue: no hanging address to test with")
-	}
-	cancel()
 	last := netip.MustParseAddr("127.0.0.4")
 	other := netip.MustParseAddr("127.0.0.2")
 	at := accepting(t, other.String(), port)
@@ -158,13 +144,6 @@ func TestDialFromAsGoEarlyHangs(t *testing.T) {
 func TestDialContextReportsTheFirstError(t *testing.T) {
 	port := freePort(t)
 	hangingListener(t, "127.0.0.4", port)
-	probe, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	if c, err := (&net.Dialer{}).DialContext(probe, "tcp", net.JoinHostPort("127.0.0.4", strconv.Itoa(port))); err == nil {
-		c.Close()
-		cancel()
-		t.Skip("the kernel accepted past a full queue: no hanging address to test with")
-	}
-	cancel()
 	// 127.0.0.5: nothing listens, refused.
 	zone := map[string][]netip.Addr{"db.example": {netip.MustParseAddr("127.0.0.4"), netip.MustParseAddr("127.0.0.5")}}
 	d := systemDNS(t, newDNSServer(t, lab.DNSOptions{Zone: zone}))

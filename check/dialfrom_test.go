@@ -120,6 +120,29 @@ type dialed struct {
 	err   error
 }
 
+// dialEarlyFrom starts d.DialFrom to db.example:port from last, and, where
+// something listens at last (atLast not nil), waits for the early
+// connection to arrive there while the lookup is held.
+func dialEarlyFrom(t *testing.T, d *DNS, ctx context.Context, port int, last sumdb.Reach, atLast <-chan net.Conn) (<-chan dialed, net.Conn) {
+	t.Helper()
+	done := make(chan dialed, 1)
+	go func() {
+		conn, reach, err := d.DialFrom(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)), last)
+		done <- dialed{conn, reach, err}
+	}()
+	if atLast == nil {
+		return done, nil
+	}
+	select {
+	case early := <-atLast:
+		t.Cleanup(func() { early.Close() })
+		return done, early
+	case <-time.After(5 * time.Second):
+		t.Fatal("no connection to the last address while the name resolved")
+	}
+	return done, nil
+}
+
 // DialFrom opens its connection to where the host was while the name
 // resolves, and keeps it only when the resolution puts that address
 // first; otherwise it goes where the resolution says, closing the early
@@ -176,22 +199,9 @@ func TestDialFrom(t *testing.T) {
 			d := heldDNS(t, zone, release)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			done := make(chan dialed, 1)
-			go func() {
-				conn, reach, err := d.DialFrom(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)), sumdb.Reach{Addr: last})
-				done <- dialed{conn, reach, err}
-			}()
-			var early net.Conn
-			if c.lastUp {
-				// The resolver has not answered: only the head start can
-				// have connected.
-				select {
-				case early = <-atLast:
-					defer early.Close()
-				case <-time.After(5 * time.Second):
-					t.Fatal("no connection to the last address while the name resolved")
-				}
-			}
+			// The resolver has not answered: only the head start can
+			// have connected.
+			done, early := dialEarlyFrom(t, d, ctx, port, sumdb.Reach{Addr: last}, atLast)
 			time.Sleep(c.hold)
 			close(release)
 			released = true
@@ -368,20 +378,9 @@ func TestDialFromAsGo(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			done := make(chan dialed, 1)
-			go func() {
-				conn, reach, err := d.DialFrom(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)), sumdb.Reach{Addr: last, ByGo: true})
-				done <- dialed{conn, reach, err}
-			}()
-			var early net.Conn
-			if c.lastUp {
-				select {
-				case early = <-atLast:
-					defer early.Close()
-				case <-time.After(5 * time.Second):
-					t.Fatal("no connection to the last address while Go's resolver ran")
-				}
-			}
+			// Go's resolver has not answered: only the head start can
+			// have connected.
+			done, early := dialEarlyFrom(t, d, ctx, port, sumdb.Reach{Addr: last, ByGo: true}, atLast)
 			close(release)
 			got := <-done
 			if got.err != nil {
