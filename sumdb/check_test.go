@@ -615,18 +615,20 @@ func TestReachedNotedAfterTheCheck(t *testing.T) {
 	log := newLog(t, 10, "a")
 	w.serve(proxyName, sumdbtest.NewProxy()) // 404: on to the database
 	w.serve(dbName, log)
-	d := &fromDialer{w: w, slow: map[string]time.Duration{dbName + ":443": 300 * time.Millisecond}}
+	// The proxy has the check's second to answer, however loaded the
+	// machine; the database's dial ends a second after the check.
+	d := &fromDialer{w: w, slow: map[string]time.Duration{dbName + ":443": 2 * time.Second}}
 	dir := t.TempDir()
 	c := w.checker(dir, time.Now())
 	c.Dialer = d
 	c.Reached = &sumdb.Reached{Path: filepath.Join(dir, sumdb.ReachedFile)}
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	obs := c.Check(ctx, database(t, log.VerifierKey(), "https://"+proxyName+",direct"))
 	if obs.Failure == detector.FailureNone {
 		t.Fatalf("the check did not time out on the slow database: %+v", obs.SumDB)
 	}
-	time.Sleep(600 * time.Millisecond) // the database's dial ends, and is noted
+	time.Sleep(1500 * time.Millisecond) // the database's dial ends, and is noted
 	if got := reachedHosts(t, dir); got[proxyName+":443"] == "" {
 		t.Errorf("reached %v, want the proxy's, found before the check ended", got)
 	}
