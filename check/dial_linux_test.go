@@ -48,15 +48,23 @@ func hangingListener(t *testing.T, addr string, port int) {
 	}
 }
 
+// hangingFirst is the system's resolution of db.example to 127.0.0.4,
+// which hangs on port, then 127.0.0.5; names the resolution cannot decide
+// go to a goDialer.
+func hangingFirst(t *testing.T, port int) *DNS {
+	t.Helper()
+	hangingListener(t, "127.0.0.4", port)
+	zone := map[string][]netip.Addr{"db.example": {netip.MustParseAddr("127.0.0.4"), netip.MustParseAddr("127.0.0.5")}}
+	d := systemDNS(t, newDNSServer(t, lab.DNSOptions{Zone: zone}))
+	d.Fallback = &goDialer{}
+	return d
+}
+
 // An address that never answers gets its share of the time left, not all
 // of it: the next address is tried, as Go's dialer tries it.
 func TestDialContextSharesTheTimeAmongAddresses(t *testing.T) {
 	listening, port := listenAccepting(t, "127.0.0.5")
-	hangingListener(t, "127.0.0.4", port)
-
-	zone := map[string][]netip.Addr{"db.example": {netip.MustParseAddr("127.0.0.4"), netip.MustParseAddr("127.0.0.5")}}
-	d := systemDNS(t, newDNSServer(t, lab.DNSOptions{Zone: zone}))
-	d.Fallback = &goDialer{}
+	d := hangingFirst(t, port)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -143,11 +151,7 @@ func TestDialFromAsGoEarlyHangs(t *testing.T) {
 // most relevant: here a timeout, not the refusal of the address after it.
 func TestDialContextReportsTheFirstError(t *testing.T) {
 	port := freePort(t)
-	hangingListener(t, "127.0.0.4", port)
-	// 127.0.0.5: nothing listens, refused.
-	zone := map[string][]netip.Addr{"db.example": {netip.MustParseAddr("127.0.0.4"), netip.MustParseAddr("127.0.0.5")}}
-	d := systemDNS(t, newDNSServer(t, lab.DNSOptions{Zone: zone}))
-	d.Fallback = &goDialer{}
+	d := hangingFirst(t, port) // 127.0.0.5: nothing listens, refused
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	_, err := d.DialContext(ctx, "tcp", net.JoinHostPort("db.example", strconv.Itoa(port)))

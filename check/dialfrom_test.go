@@ -14,6 +14,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/mitmwatch/mitmwatch/lab"
 	"github.com/mitmwatch/mitmwatch/resolver"
 	"github.com/mitmwatch/mitmwatch/sumdb"
 )
@@ -92,12 +93,11 @@ func accepting(t *testing.T, addr string, port int) <-chan net.Conn {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := lab.ClosedAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return portOf(t, addr)
 }
 
 // closedByPeer reports whether c's peer closes it within a few seconds.

@@ -312,14 +312,14 @@ func (d *DNS) canary(ctx context.Context, probesDone <-chan struct{}) []detector
 // RFC 6724 and races the families). Addresses of one family are tried in
 // order, each with its share of the time left, as Go's dialer does.
 func (d *DNS) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	host, _, err := net.SplitHostPort(addr)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := netip.ParseAddr(host); err == nil {
 		return d.fallback().DialContext(ctx, network, addr)
 	}
-	conn, _, err := d.dialResolved(ctx, network, addr, nil)
+	conn, _, err := d.dialResolved(ctx, network, addr, host, port, nil)
 	return conn, err
 }
 
@@ -363,9 +363,9 @@ func (d *DNS) DialFrom(ctx context.Context, network, addr string, last sumdb.Rea
 	var conn net.Conn
 	var reach sumdb.Reach
 	if lookup := d.goLookup(); last.ByGo && lookup != nil {
-		conn, reach, err = d.dialAsGo(ctx, network, addr, early, lookup)
+		conn, reach, err = d.dialAsGo(ctx, network, addr, host, port, early, lookup)
 	} else {
-		conn, reach, err = d.dialResolved(ctx, network, addr, early)
+		conn, reach, err = d.dialResolved(ctx, network, addr, host, port, early)
 	}
 	if err != nil {
 		return nil, sumdb.Reach{}, err
@@ -413,12 +413,11 @@ func (d *DNS) goLookup() func(context.Context, string) ([]netip.Addr, error) {
 	return nil
 }
 
-// dialAsGo dials addr as Go's dialer does, at Go's resolution of it: one
+// dialAsGo dials addr (host:port) as Go's dialer does, at Go's resolution of it: one
 // family in order, using early for the first address when it is early's;
 // both families through Go's dialer, unless early is the first address and
 // connects before Go would race the other family.
-func (d *DNS) dialAsGo(ctx context.Context, network, addr string, early *earlyDial, lookup func(context.Context, string) ([]netip.Addr, error)) (net.Conn, sumdb.Reach, error) {
-	host, port, _ := net.SplitHostPort(addr)
+func (d *DNS) dialAsGo(ctx context.Context, network, addr, host, port string, early *earlyDial, lookup func(context.Context, string) ([]netip.Addr, error)) (net.Conn, sumdb.Reach, error) {
 	addrs, err := lookup(ctx, host)
 	if err != nil || len(addrs) == 0 {
 		early.drop()
@@ -448,15 +447,10 @@ func (d *DNS) dialAsGo(ctx context.Context, network, addr string, early *earlyDi
 	return conn, firstReach(conn, addrs[0], true), err
 }
 
-// dialResolved dials addr's host at the system's resolution of it, using
+// dialResolved dials addr (host:port) at the system's resolution of host, using
 // early (nil: none) for its first address when that is early's. What that
 // resolution cannot decide alone goes to Go's dialer.
-func (d *DNS) dialResolved(ctx context.Context, network, addr string, early *earlyDial) (net.Conn, sumdb.Reach, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		early.drop()
-		return nil, sumdb.Reach{}, err
-	}
+func (d *DNS) dialResolved(ctx context.Context, network, addr, host, port string, early *earlyDial) (net.Conn, sumdb.Reach, error) {
 	a, ok := answeredWithAddrs(d.resolveSystem(ctx, host))
 	if !ok || !oneFamily(a.Addrs) {
 		// Go's order is not known here: the next dial asks Go's
