@@ -374,6 +374,11 @@ func decodeSnapshot(data []byte) (map[string]snapFile, error) {
 		f := snapFile{size: int64(r.uint()), mtime: int64(r.uint()), ctime: int64(r.uint())}
 		nBlock := r.count(budget)
 		budget -= nBlock
+		// Sized by the counts, which the budgets bound: appending would
+		// copy the blocks of a bundle of hundreds several times over.
+		if nBlock > 0 {
+			f.blocks = make([]Block, 0, nBlock)
+		}
 		for range nBlock {
 			typ := r.bytes()
 			line, headers, i := r.uint(), r.uint(), r.uint()
@@ -381,11 +386,14 @@ func decodeSnapshot(data []byte) (map[string]snapFile, error) {
 				return nil, errSnapshot
 			}
 			b := ders[i]
-			b.Type, b.Line, b.Headers = string(typ), int(line), headers == 1
+			b.Type, b.Line, b.Headers = blockType(typ), int(line), headers == 1
 			f.blocks = append(f.blocks, b)
 		}
 		nName := r.count(names)
 		names -= nName
+		if nName > 0 {
+			f.names = make([]string, 0, nName)
+		}
 		for range nName {
 			n := r.bytes()
 			if r.err != nil || len(n) == 0 || bytes.ContainsRune(n, '/') || string(n) == "." || string(n) == ".." {
@@ -402,6 +410,15 @@ func decodeSnapshot(data []byte) (map[string]snapFile, error) {
 		return nil, errSnapshot
 	}
 	return files, nil
+}
+
+// blockType is a block's type as a string, the usual one without a copy
+// of its own for each of the hundreds of blocks.
+func blockType(typ []byte) string {
+	if string(typ) == "CERTIFICATE" {
+		return "CERTIFICATE"
+	}
+	return string(typ)
 }
 
 // snapReader reads the snapshot's fields, keeping the first error.
