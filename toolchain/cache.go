@@ -1,6 +1,7 @@
 package toolchain
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -38,6 +39,9 @@ type answerMeta struct {
 	Key string    `json:"key"`
 	At  time.Time `json:"at"`
 	Err string    `json:"error,omitempty"` // the command failed with this
+	// Sum is the hex SHA-256 of the output: Output gives it without
+	// reading the output, and a damaged output is told by it.
+	Sum string `json:"sum,omitempty"`
 }
 
 // failureTTL bounds how long a failure is kept: a tool that cannot answer
@@ -56,28 +60,61 @@ const failureTTL = 10 * time.Minute
 // answer is none; one that cannot be written costs the next run the
 // command, nothing else.
 func Cached(run Runner, dir string, ttl time.Duration, env ...string) Runner {
-	c := &answers{run: run, dir: dir, ttl: ttl, env: env}
-	return c.Run
+	return NewAnswers(run, dir, ttl, env...).Run
 }
 
-type answers struct {
+// NewAnswers is Cached with the answers' outputs also given as Output.
+func NewAnswers(run Runner, dir string, ttl time.Duration, env ...string) *Answers {
+	return &Answers{run: run, dir: dir, ttl: ttl, env: env}
+}
+
+// Answers keeps tools' answers (Cached).
+type Answers struct {
 	run Runner
 	dir string
 	ttl time.Duration
 	env []string
 }
 
+// Output is a command's output: its first line, and the whole of it
+// unless the caller knows it by its digest. Node's answer is a line about
+// Node, then ~200 KB of roots whose decoding trust's snapshot keeps by
+// their digest: a check that has them there reads the line alone.
+type Output struct {
+	First []byte // the first line, without its end
+	// Whole is the output; nil where the caller's known said it knows an
+	// output of this Sum and Size.
+	Whole []byte
+	Sum   [32]byte // SHA-256 of the output
+	Size  int
+}
+
+// OutputOf is the Output of out, read whole.
+func OutputOf(out []byte) Output {
+	first, _, _ := bytes.Cut(out, []byte("\n"))
+	return Output{First: first, Whole: out, Sum: sha256.Sum256(out), Size: len(out)}
+}
+
 // Run answers from the answer's file when it can, else runs the command.
-func (c *answers) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+func (c *Answers) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	o, err := c.Output(ctx, nil, name, args...)
+	return o.Whole, err
+}
+
+// Output is Run, leaving out the output's whole where known (when not
+// nil) says the caller knows an output of that digest and size, and the
+// answer's file has them: then only the file's first lines are read.
+func (c *Answers) Output(ctx context.Context, known func(sum [32]byte, size int) bool, name string, args ...string) (Output, error) {
 	key, ok := answerKey(name, args, c.env)
 	if !ok {
-		return c.run(ctx, name, args...)
+		out, err := c.run(ctx, name, args...)
+		return OutputOf(out), err
 	}
 	path := filepath.Join(c.dir, answerFile(key))
-	if meta, out, ok := readAnswer(path, key); ok {
+	if meta, out, ok := readAnswer(path, key, known); ok {
 		age := time.Since(meta.At)
 		if meta.Err != "" && age >= 0 && age < min(c.ttl, failureTTL) {
-			return nil, fmt.Errorf("%s (asked %s ago)", meta.Err, age.Round(time.Second))
+			return Output{}, fmt.Errorf("%s (asked %s ago)", meta.Err, age.Round(time.Second))
 		}
 		if meta.Err == "" && age >= 0 && age < c.ttl {
 			return out, nil
@@ -85,15 +122,16 @@ func (c *answers) Run(ctx context.Context, name string, args ...string) ([]byte,
 	}
 	out, err := c.run(ctx, name, args...)
 	if errors.Is(err, exec.ErrNotFound) || ctx.Err() != nil {
-		return out, err // not an answer of the installation
+		return OutputOf(out), err // not an answer of the installation
 	}
-	meta := answerMeta{Key: key, At: time.Now()}
+	o := OutputOf(out)
+	meta := answerMeta{Key: key, At: time.Now(), Sum: hex.EncodeToString(o.Sum[:])}
 	body := out
 	if err != nil {
-		meta.Err, body = err.Error(), nil
+		meta.Err, meta.Sum, body = err.Error(), "", nil
 	}
 	c.write(path, meta, body)
-	return out, err
+	return o, err
 }
 
 // answerFile names a key's file: its hash, as keys hold paths.
@@ -103,34 +141,63 @@ func answerFile(key string) string {
 }
 
 // readAnswer reads one answer; false when there is none for key (missing,
-// corrupt, too large, or another key's).
-func readAnswer(path, key string) (answerMeta, []byte, bool) {
+// corrupt, too large, or another key's). Where the answer's file gives the
+// output's digest and known knows it, the output's first line alone is
+// read.
+func readAnswer(path, key string, known func(sum [32]byte, size int) bool) (answerMeta, Output, bool) {
 	var meta answerMeta
 	f, err := os.Open(path)
 	if err != nil {
-		return meta, nil, false
+		return meta, Output{}, false
 	}
 	defer f.Close()
-	// Sized from the stat: Node's answer is ~200 KB, which io.ReadAll
-	// would reach through a dozen zeroed and copied buffers.
+	fi, err := f.Stat()
+	if err != nil || fi.Size() > maxAnswerSize {
+		return meta, Output{}, false
+	}
+	// The first lines through a small buffer: Node's answer is ~200 KB,
+	// which would otherwise be read into as many fresh pages of memory.
+	r := bufio.NewReaderSize(io.LimitReader(f, maxAnswerSize+1), answerBuffer)
+	head, err := r.ReadBytes('\n')
+	if err != nil || json.Unmarshal(head, &meta) != nil || meta.Key != key {
+		return meta, Output{}, false
+	}
+	size := int(fi.Size()) - len(head)
+	var sum [32]byte
+	if meta.Sum != "" {
+		if n, err := hex.Decode(sum[:], []byte(meta.Sum)); err != nil || n != len(sum) {
+			return meta, Output{}, false
+		}
+		if known != nil && known(sum, size) {
+			first, err := r.ReadBytes('\n')
+			if err != nil && err != io.EOF {
+				return meta, Output{}, false
+			}
+			return meta, Output{First: bytes.TrimSuffix(first, []byte("\n")), Sum: sum, Size: size}, true
+		}
+	}
+	// Sized from the stat: io.ReadAll would reach ~200 KB through a dozen
+	// zeroed and copied buffers. The reader hands a large read straight
+	// to the file.
 	var buf bytes.Buffer
-	if fi, err := f.Stat(); err == nil && fi.Size() <= maxAnswerSize {
-		buf.Grow(int(fi.Size()) + bytes.MinRead)
+	buf.Grow(size + bytes.MinRead)
+	if _, err := buf.ReadFrom(r); err != nil || buf.Len() > maxAnswerSize {
+		return meta, Output{}, false
 	}
-	if _, err := buf.ReadFrom(io.LimitReader(f, maxAnswerSize+1)); err != nil || buf.Len() > maxAnswerSize {
-		return meta, nil, false
+	o := OutputOf(buf.Bytes())
+	if meta.Sum != "" && o.Sum != sum {
+		return meta, Output{}, false // damaged since it was written
 	}
-	data := buf.Bytes()
-	head, out, ok := bytes.Cut(data, []byte("\n"))
-	if !ok || json.Unmarshal(head, &meta) != nil || meta.Key != key {
-		return meta, nil, false
-	}
-	return meta, out, true
+	return meta, o, true
 }
+
+// answerBuffer is readAnswer's buffer: an answer's key (a few hundred
+// bytes, more with a long PATH) and a tool's line about itself.
+const answerBuffer = 4 << 10
 
 // write keeps an answer, then drops the oldest beyond maxAnswers (tools
 // upgraded or removed leave theirs behind).
-func (c *answers) write(path string, meta answerMeta, out []byte) {
+func (c *Answers) write(path string, meta answerMeta, out []byte) {
 	head, err := json.Marshal(meta)
 	if err != nil || len(head)+1+len(out) > maxAnswerSize || os.MkdirAll(c.dir, 0o755) != nil {
 		return

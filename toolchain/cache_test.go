@@ -3,10 +3,14 @@ package toolchain
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -124,5 +128,106 @@ func TestCachedKeepsOutputAndBounds(t *testing.T) {
 	}
 	if len(entries) != maxAnswers {
 		t.Errorf("%d answers kept, want %d", len(entries), maxAnswers)
+	}
+}
+
+// TestAnswersOutput: an answer the caller knows by its digest is given by
+// its first line, its body left unread, so damage to the body goes
+// unseen; a caller that does not know it reads it whole, and a damaged
+// body (its digest no longer the one written) is asked again. An answer
+// kept before digests were written is read whole.
+func TestAnswersOutput(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "node")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(dir, "answers")
+	output := []byte("{\"version\":\"v1\"}\n" + strings.Repeat("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", 1000))
+	calls := 0
+	run := func(context.Context, string, ...string) ([]byte, error) {
+		calls++
+		return output, nil
+	}
+	want := sha256.Sum256(output)
+	var asked [][32]byte
+	knows := func(sum [32]byte, size int) bool {
+		asked = append(asked, sum)
+		return sum == want && size == len(output)
+	}
+	ctx := context.Background()
+	output1 := func(known func([32]byte, int) bool) Output {
+		t.Helper()
+		o, err := NewAnswers(run, cache, time.Hour).Output(ctx, known, bin, "-e", "script")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	// The first time the command runs: the output whole, known or not.
+	if o := output1(knows); calls != 1 || !bytes.Equal(o.Whole, output) || o.Sum != want || o.Size != len(output) || string(o.First) != `{"version":"v1"}` {
+		t.Fatalf("first output: %d runs, %q, %d bytes", calls, o.First, o.Size)
+	}
+	if o := output1(knows); calls != 1 || o.Whole != nil || o.Sum != want || o.Size != len(output) || string(o.First) != `{"version":"v1"}` {
+		t.Fatalf("known output: %d runs, first line %q, whole %d bytes; want the kept first line alone", calls, o.First, len(o.Whole))
+	}
+	if len(asked) != 1 || asked[0] != want {
+		t.Fatalf("known asked for %x, want once for the output's digest", asked)
+	}
+	if o := output1(func([32]byte, int) bool { return false }); calls != 1 || !bytes.Equal(o.Whole, output) {
+		t.Fatalf("unknown output: %d runs, whole %d bytes; want it read from the file", calls, len(o.Whole))
+	}
+
+	// The body damaged in place, its size and first line the same.
+	entries, err := os.ReadDir(cache)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("answers %v, %v: want one", entries, err)
+	}
+	file := filepath.Join(cache, entries[0].Name())
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := bytes.Replace(data, []byte("AAAA"), []byte("BBBB"), 1)
+	if err := os.WriteFile(file, damaged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if o := output1(knows); calls != 1 || o.Whole != nil {
+		t.Fatalf("known output, damaged body: %d runs, whole %d bytes; want the body unread", calls, len(o.Whole))
+	}
+	if out, err := NewAnswers(run, cache, time.Hour).Run(ctx, bin, "-e", "script"); err != nil || calls != 2 || !bytes.Equal(out, output) {
+		t.Fatalf("damaged body: %d runs, %v; want it asked again", calls, err)
+	}
+
+	// Written before digests were.
+	data, err = os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, body, _ := bytes.Cut(data, []byte("\n"))
+	var meta map[string]any
+	if err := json.Unmarshal(head, &meta); err != nil || meta["sum"] == nil {
+		t.Fatalf("answer's first line %s (%v): want its digest", head, err)
+	}
+	delete(meta, "sum")
+	old, err := json.Marshal(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, slices.Concat(old, []byte("\n"), body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if o := output1(knows); calls != 2 || !bytes.Equal(o.Whole, output) || o.Sum != want {
+		t.Fatalf("answer without a digest: %d runs, whole %d bytes; want it read whole", calls, len(o.Whole))
+	}
+}
+
+// TestOutputOf: an output given whole, with and without a line end.
+func TestOutputOf(t *testing.T) {
+	for _, c := range []struct{ out, first string }{{"a\nb\n", "a"}, {"a", "a"}, {"", ""}, {"\nb", ""}} {
+		o := OutputOf([]byte(c.out))
+		if string(o.First) != c.first || string(o.Whole) != c.out || o.Size != len(c.out) || o.Sum != sha256.Sum256([]byte(c.out)) {
+			t.Errorf("OutputOf(%q) = %+v", c.out, o)
+		}
 	}
 }

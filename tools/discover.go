@@ -87,10 +87,13 @@ type discoverer struct {
 	// installed runs the commands whose answer depends on a tool's
 	// installation alone (version, bundled roots), through a cache.
 	installed toolchain.Runner
-	settings  map[string][]audit.Setting // by tool
-	system    func() Store
-	envOnce   func() Store         // the store OpenSSL's variables make, for the tools that read them
-	dirCerts  func() []trust.Block // the system store's directories, read once
+	// installedOutput is installed for an answer the caller may know by
+	// its digest (Node's roots, kept decoded in trust's snapshot).
+	installedOutput func(ctx context.Context, known func(sum [32]byte, size int) bool, name string, args ...string) (toolchain.Output, error)
+	settings        map[string][]audit.Setting // by tool
+	system          func() Store
+	envOnce         func() Store         // the store OpenSSL's variables make, for the tools that read them
+	dirCerts        func() []trust.Block // the system store's directories, read once
 }
 
 // Discover reads each tool's configuration and asks the tools themselves
@@ -102,17 +105,21 @@ func Discover(ctx context.Context, opts Options) Inventory {
 	if d.getenv == nil {
 		d.getenv = os.Getenv
 	}
-	d.installed = d.run
 	if d.run == nil {
 		d.run = d.execRunner()
-		d.installed = d.run
-		// What depends on a tool's installation alone is asked once a
-		// day or when the tool changes, not at every check.
-		if f := toolchain.AnswersDir(); f != "" {
-			d.installed = toolchain.Cached(d.run, f, toolchain.DefaultAnswersTTL,
-				"PATH", "HOME", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV",
-				"GOTOOLCHAIN", "GOROOT", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_HOME")
-		}
+	}
+	d.installed = d.run
+	d.installedOutput = func(ctx context.Context, _ func([32]byte, int) bool, name string, args ...string) (toolchain.Output, error) {
+		out, err := d.run(ctx, name, args...)
+		return toolchain.OutputOf(out), err
+	}
+	// What depends on a tool's installation alone is asked once a day or
+	// when the tool changes, not at every check.
+	if f := toolchain.AnswersDir(); opts.Run == nil && f != "" {
+		a := toolchain.NewAnswers(d.run, f, toolchain.DefaultAnswersTTL,
+			"PATH", "HOME", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV",
+			"GOTOOLCHAIN", "GOROOT", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_HOME")
+		d.installed, d.installedOutput = a.Run, a.Output
 	}
 	for _, s := range opts.Settings {
 		d.settings[s.Tool] = append(d.settings[s.Tool], s)
@@ -327,6 +334,18 @@ func (d *discoverer) ask(ctx context.Context, name string, args ...string) ([]by
 // installation alone, which may come from the cache.
 func (d *discoverer) askInstalled(ctx context.Context, name string, args ...string) ([]byte, bool, error) {
 	return d.askWith(ctx, d.installed, name, args...)
+}
+
+// askInstalledOutput is askInstalled for an answer the caller may know by
+// its digest (known); see toolchain.Answers.Output.
+func (d *discoverer) askInstalledOutput(ctx context.Context, known func(sum [32]byte, size int) bool, name string, args ...string) (toolchain.Output, bool, error) {
+	var o toolchain.Output
+	_, installed, err := d.askWith(ctx, func(ctx context.Context, name string, args ...string) ([]byte, error) {
+		var err error
+		o, err = d.installedOutput(ctx, known, name, args...)
+		return o.Whole, err
+	}, name, args...)
+	return o, installed, err
 }
 
 func (d *discoverer) askWith(ctx context.Context, run toolchain.Runner, name string, args ...string) ([]byte, bool, error) {

@@ -1,7 +1,6 @@
 package tools
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -38,10 +37,11 @@ type nodeInfo struct {
 func (d *discoverer) npmTool(ctx context.Context) Tool {
 	t := Tool{Name: NPM, Flavour: FlavourNode, OpenSSL3: true}
 	var node nodeInfo
-	out, installed, err := d.askInstalled(ctx, "node", "-e", nodeScript)
-	header, roots, _ := bytes.Cut(out, []byte("\n"))
+	// The roots, ~200 KB of PEM, are read only where the snapshot does not
+	// keep them decoded.
+	out, installed, err := d.askInstalledOutput(ctx, trust.KeepsText, "node", "-e", nodeScript)
 	if err == nil && installed {
-		err = decodeJSON(header, &node)
+		err = decodeJSON(out.First, &node)
 	}
 	if err != nil {
 		t.Notes = append(t.Notes, err.Error())
@@ -69,7 +69,7 @@ func (d *discoverer) npmTool(ctx context.Context) Tool {
 			t.Store.Description += fmt.Sprintf(" (%s, %d)", node.Version, node.Roots)
 		}
 		if node.Version != "" {
-			t.Store.Certs = pemCerts(roots)
+			t.Store.Certs = certsOf(trust.BlocksOfText(out.Sum, out.Size, out.Whole))
 		}
 	}
 	if s, ok := d.env("NODE_EXTRA_CA_CERTS"); ok {

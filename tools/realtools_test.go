@@ -19,6 +19,7 @@ import (
 	"github.com/mitmwatch/mitmwatch/lab"
 	"github.com/mitmwatch/mitmwatch/probe"
 	"github.com/mitmwatch/mitmwatch/tools"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // This file checks each prediction against the real tool's real run: the
@@ -478,5 +479,65 @@ func sameAsNode(t *testing.T, s tools.Store) {
 	}
 	if len(want) == 0 || !slices.EqualFunc(got, want, bytes.Equal) {
 		t.Errorf("npm's store (%s) has %d roots; node has %d, or they differ", s.Description, len(got), len(want))
+	}
+}
+
+// TestNodeRootsFromTheSnapshot: Node's roots, asked of the real node once
+// and kept in the answers' cache, come from trust's snapshot at the next
+// discoveries, the cached answer's ~200 KB left unread: damaged in place
+// after the first line, it changes nothing while the snapshot keeps the
+// roots.
+func TestNodeRootsFromTheSnapshot(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		skipOrFail(t, "node is not installed")
+	}
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	t.Setenv("NODE_OPTIONS", "")
+	t.Setenv("NODE_EXTRA_CA_CERTS", "")
+	snapshot := filepath.Join(cache, "stores.bin")
+	t.Cleanup(func() { trust.UseSnapshot("") })
+	discover := func() tools.Store { // a check
+		t.Helper()
+		trust.UseSnapshot(filepath.Join(cache, "another"))
+		trust.UseSnapshot(snapshot)
+		inv := tools.Discover(context.Background(), tools.Options{Only: []tools.Name{tools.NPM}, Dir: t.TempDir()})
+		npm, _ := inv.Tool(tools.NPM)
+		if err := trust.SaveSnapshot(); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(npm.Store.Description, "Node's bundled roots (v") {
+			t.Fatalf("npm's store: %s (notes %v); want Node's bundled roots", npm.Store.Description, npm.Notes)
+		}
+		return npm.Store
+	}
+	sameAsNode(t, discover())
+	sameAsNode(t, discover())
+
+	answers, err := filepath.Glob(filepath.Join(cache, "mitmwatch", "tool-answers", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged, node := 0, ""
+	for _, f := range answers {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(data, []byte("-----BEGIN CERTIFICATE-----\n")); i >= 0 {
+			copy(data[i+len("-----BEGIN CERTIFICATE-----\n"):], "AAAA")
+			if err := os.WriteFile(f, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			damaged, node = damaged+1, f
+		}
+	}
+	if damaged != 1 {
+		t.Fatalf("%d cached answers hold roots, want Node's alone", damaged)
+	}
+	sameAsNode(t, discover())
+	// Not asked of node again either: the damaged answer is still there.
+	if data, err := os.ReadFile(node); err != nil || !bytes.Contains(data, []byte("-----BEGIN CERTIFICATE-----\nAAAA")) {
+		t.Errorf("Node's cached answer was asked again (%v): its roots were read, not taken from the snapshot", err)
 	}
 }

@@ -54,9 +54,12 @@ func parseInline(v string) []trust.Block {
 }
 
 // pemCerts reads the certificates of PEM text (Node's bundled roots).
-func pemCerts(data []byte) []trust.Block {
+func pemCerts(data []byte) []trust.Block { return certsOf(trust.Blocks(data)) }
+
+// certsOf is the certificates of blocks, as pemCerts gives them.
+func certsOf(blocks []trust.Block) []trust.Block {
 	var out []trust.Block
-	for _, b := range trust.Blocks(data) {
+	for _, b := range blocks {
 		if isCert(b) {
 			out = append(out, b)
 		}

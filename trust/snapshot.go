@@ -201,25 +201,34 @@ func (s *snapshot) keepEntry(id string, info os.FileInfo, f snapFile, readAt tim
 // needs no stat to stay true.
 
 // contentID is the identity of a text kept by its content.
-func contentID(data []byte) string {
-	sum := sha256.Sum256(data)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
+func contentID(data []byte) string { return textID(sha256.Sum256(data)) }
+
+// textID is the identity of a text of this SHA-256.
+func textID(sum [32]byte) string { return "sha256:" + hex.EncodeToString(sum[:]) }
 
 // lookupText returns the blocks kept for a text with identity id.
 func (s *snapshot) lookupText(id string, size int) ([]Block, bool) {
+	f, path, ok := s.peekText(id, size)
+	if ok {
+		s.use1(path, id, f)
+	}
+	return f.blocks, ok
+}
+
+// peekText is lookupText without marking the text used: a text looked at
+// but not taken is not kept for the next check.
+func (s *snapshot) peekText(id string, size int) (snapFile, string, bool) {
 	s.mu.Lock()
 	path, load := s.path, s.load
 	s.mu.Unlock()
 	if path == "" {
-		return nil, false
+		return snapFile{}, "", false
 	}
 	f, ok := load()[id]
 	if !ok || f.size != int64(size) || f.mtime != 0 || f.ctime != 0 {
-		return nil, false
+		return snapFile{}, "", false
 	}
-	s.use1(path, id, f)
-	return f.blocks, true
+	return f, path, true
 }
 
 // keepText records the blocks decoded from a text with identity id.

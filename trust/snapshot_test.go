@@ -4,6 +4,7 @@ package trust
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
 	"os"
@@ -497,4 +498,61 @@ func TestSnapshotJudgesARacyReadByItsTime(t *testing.T) {
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("what was read while racy was kept once the clock moved on: %v", err)
 	}
+}
+
+// TestTextKnownBySum: a text an earlier check decoded is known by its
+// SHA-256 and size alone (KeepsText), and its blocks given without it
+// (BlocksOfText); only taking them, not asking, keeps it for the next
+// check. It replaces the process's snapshot, so it does not run in
+// parallel.
+func TestTextKnownBySum(t *testing.T) {
+	path := filepath.Join(t.TempDir(), SnapshotFile)
+	names := make([]string, 40) // Node's roots, in kind: past minKeptText
+	for i := range names {
+		names[i] = fmt.Sprintf("Known %d", i)
+	}
+	text := textOf(t, names...)
+	sum := sha256.Sum256(text)
+	want := decodeBlocks(text)
+
+	freshProcess(t, path)
+	if KeepsText(sum, len(text)) {
+		t.Fatal("a text no check has decoded is known")
+	}
+	if got := BlocksOfText(sum, len(text), text); !sameBlocks(got, want) {
+		t.Fatal("BlocksOfText with the text: not its blocks")
+	}
+	if err := SaveSnapshot(); err != nil {
+		t.Fatal(err)
+	}
+
+	freshProcess(t, path)
+	other := sum
+	other[0] ^= 1
+	if !KeepsText(sum, len(text)) || KeepsText(sum, len(text)+1) || KeepsText(other, len(text)) {
+		t.Fatalf("known: %v; of another size %v; another digest %v; want it alone", KeepsText(sum, len(text)), KeepsText(sum, len(text)+1), KeepsText(other, len(text)))
+	}
+	id := textID(sum)
+	if used := usedNow(id); used {
+		t.Error("asking whether a text is known kept it for the next check")
+	}
+	if got := BlocksOfText(sum, len(text), nil); !sameBlocks(got, want) {
+		t.Error("BlocksOfText without the text: not the blocks kept")
+	}
+	if used := usedNow(id); !used {
+		t.Error("a text taken from the snapshot is not kept for the next check")
+	}
+
+	freshProcess(t, "")
+	if KeepsText(sum, len(text)) {
+		t.Error("a text is known with no snapshot in use")
+	}
+}
+
+// usedNow reports whether this process took the entry id.
+func usedNow(id string) bool {
+	snap.mu.Lock()
+	defer snap.mu.Unlock()
+	_, ok := snap.used[id]
+	return ok
 }

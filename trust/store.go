@@ -229,6 +229,29 @@ func Blocks(data []byte) []Block {
 	return blocks
 }
 
+// KeepsText reports whether the snapshot keeps the blocks of a text of
+// this SHA-256 and size, which BlocksOfText then gives without the text:
+// a cached tool answer (Node's roots) need not be read to be decoded.
+func KeepsText(sum [32]byte, size int) bool {
+	if size < minKeptText {
+		return false
+	}
+	_, _, ok := snap.peekText(textID(sum), size)
+	return ok
+}
+
+// BlocksOfText is Blocks for a text of this SHA-256 and size: data, or
+// the blocks the snapshot keeps for it where data is nil (KeepsText was
+// true). The sum is the caller's word for data's: where they differ,
+// data's own is the one it is kept under.
+func BlocksOfText(sum [32]byte, size int, data []byte) []Block {
+	if data != nil {
+		return Blocks(data)
+	}
+	blocks, _ := snap.lookupText(textID(sum), size)
+	return blocks
+}
+
 // minKeptText is the smallest text Blocks keeps in the snapshot: a
 // setting's inline certificate is decoded faster than looked up.
 const minKeptText = 16 << 10
