@@ -149,28 +149,32 @@ var distroRootPaths = []string{
 
 // distroRoots returns the SHA-256 of the roots the distribution's CA
 // package ships (of their DER: a shipped root in the store is the same
-// certificate, so none of them needs parsing). A system root the compiled-in Mozilla set lacks but the
-// distribution ships is a public root Mozilla has since removed (the
-// package is older than the binary), not a locally installed one.
+// certificate, so none of them needs parsing). A system root the
+// compiled-in Mozilla set lacks but the distribution ships is a public
+// root Mozilla has since removed (the package is older than the binary),
+// not a locally installed one. The package's directory is read as a set
+// kept while the directory is unchanged (trust.DirBlocks): the package
+// manager replaces its files, never writes them in place.
 func (a *auditor) distroRoots() map[[32]byte]bool {
 	out := map[[32]byte]bool{}
-	add := func(path string) {
-		blocks, _ := readBlocks(path)
+	for _, p := range distroRootPaths {
+		p = a.sys(p)
+		blocks, ok := trust.DirBlocks(p, func() []trust.Block {
+			entries, _ := os.ReadDir(p)
+			var blocks []trust.Block
+			for _, e := range entries {
+				b, _ := readBlocks(filepath.Join(p, e.Name()))
+				blocks = append(blocks, b...)
+			}
+			return blocks
+		})
+		if !ok {
+			blocks, _ = readBlocks(p) // a p11-kit file
+		}
 		for _, b := range blocks {
 			if b.Type == "CERTIFICATE" {
 				out[b.Sum] = true
 			}
-		}
-	}
-	for _, p := range distroRootPaths {
-		p = a.sys(p)
-		entries, err := os.ReadDir(p)
-		if err != nil {
-			add(p)
-			continue
-		}
-		for _, e := range entries {
-			add(filepath.Join(p, e.Name()))
 		}
 	}
 	return out

@@ -142,3 +142,90 @@ func TestScanDirConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestDirBlocks: a package's directory is read as one set by one check
+// and taken whole from the snapshot by the next, with neither its files'
+// stats nor their reads, until a file is added, removed or replaced (the
+// directory's times move); a file written in place is not seen before
+// then. It replaces the process's snapshot, so it does not run in
+// parallel.
+func TestDirBlocks(t *testing.T) {
+	keptHere(t)
+	dir := t.TempDir()
+	pkg := filepath.Join(dir, "mozilla")
+	if err := os.Mkdir(pkg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, text []byte) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(pkg, name), text, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("A.crt", textOf(t, "Root A"))
+	write("B.crt", textOf(t, "Root B"))
+	reads := 0
+	read := func() []Block {
+		reads++
+		entries, err := os.ReadDir(pkg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []Block
+		for _, e := range entries {
+			data, err := os.ReadFile(filepath.Join(pkg, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, decodeBlocks(data)...)
+		}
+		return out
+	}
+	check := func() []Block { // a check
+		t.Helper()
+		freshProcess(t, filepath.Join(dir, SnapshotFile))
+		blocks, ok := DirBlocks(pkg, read)
+		if !ok {
+			t.Fatal("DirBlocks: not a directory")
+		}
+		if err := SaveSnapshot(); err != nil {
+			t.Fatal(err)
+		}
+		return blocks
+	}
+	first := check()
+	if second := check(); reads != 1 || len(first) != 2 || !sameBlocks(first, second) {
+		t.Fatalf("two checks: %d reads, %d and %d blocks; want one read of two", reads, len(first), len(second))
+	}
+	time.Sleep(10 * time.Millisecond)
+	write("C.crt", textOf(t, "Root C"))
+	third := check()
+	if reads != 2 || len(third) != 3 {
+		t.Fatalf("a file added: %d reads, %d blocks; want it read again, with three", reads, len(third))
+	}
+	// Written in place, not replaced: the directory is as it was.
+	f, err := os.OpenFile(filepath.Join(pkg, "A.crt"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(textOf(t, "Root D")); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if fourth := check(); reads != 2 || !sameBlocks(fourth, third) {
+		t.Fatalf("a file written in place: %d reads; want the kept set, the directory unchanged", reads)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if err := os.Remove(filepath.Join(pkg, "B.crt")); err != nil {
+		t.Fatal(err)
+	}
+	if fifth := check(); reads != 3 || len(fifth) != 3 { // A (with D) and C
+		t.Fatalf("a file removed: %d reads, %d blocks; want it read again, with three", reads, len(fifth))
+	}
+	if _, ok := DirBlocks(filepath.Join(pkg, "A.crt"), read); ok {
+		t.Error("DirBlocks on a file: ok")
+	}
+	if _, ok := DirBlocks(filepath.Join(dir, "missing"), read); ok {
+		t.Error("DirBlocks on a missing directory: ok")
+	}
+}
