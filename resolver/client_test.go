@@ -625,3 +625,121 @@ func encryptedResolvers(t *testing.T, p *lab.PKI) (*lab.DNSServer, *lab.DoHServe
 	closeAtEnd(t, doh)
 	return dot, doh
 }
+
+// pairServer is a plain DNS server (miekg/dns, UDP and TCP on one port)
+// that answers A only once AAAA for the same name has been asked, over
+// the transport it asks truncation of none, or over TCP after a UDP
+// reply truncated (truncate): a client that waits for one reply before it
+// asks the other question gets no A in time. It records the client's
+// ports per transport.
+type pairServer struct {
+	addr     string
+	truncate bool
+	mu       sync.Mutex
+	asked    map[string]chan struct{} // network → closed when AAAA came
+	ports    map[string][]int
+}
+
+// remotePort is a UDP or TCP address's port.
+func remotePort(a net.Addr) int {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.Port
+	case *net.TCPAddr:
+		return a.Port
+	}
+	return 0
+}
+
+func newPairServer(t *testing.T, truncate bool) *pairServer {
+	t.Helper()
+	s := &pairServer{truncate: truncate, asked: map[string]chan struct{}{"udp": make(chan struct{}), "tcp": make(chan struct{})},
+		ports: map[string][]int{}}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr = pc.LocalAddr().String()
+	l, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		pc.Close()
+		t.Fatal(err)
+	}
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: s}, {Listener: l, Handler: s}} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		go srv.ActivateAndServe()
+		<-started
+		t.Cleanup(func() { srv.Shutdown() })
+	}
+	return s
+}
+
+func (s *pairServer) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
+	network := w.RemoteAddr().Network()
+	r := new(dns.Msg).SetReply(q)
+	s.mu.Lock()
+	s.ports[network] = append(s.ports[network], remotePort(w.RemoteAddr()))
+	asked := s.asked[network]
+	s.mu.Unlock()
+	if network == "udp" && s.truncate {
+		r.Truncated = true
+		w.WriteMsg(r)
+		return
+	}
+	name := q.Question[0].Name
+	switch q.Question[0].Qtype {
+	case dns.TypeAAAA:
+		close(asked)
+		r.Answer = append(r.Answer, &dns.AAAA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 60}, AAAA: net.ParseIP("2001:db8::1")})
+	case dns.TypeA:
+		select {
+		case <-asked:
+		case <-time.After(testTimeout):
+			return // the client asked the questions one after the other
+		}
+		r.Answer = append(r.Answer, &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP("192.0.2.1")})
+	}
+	w.WriteMsg(r)
+}
+
+// TestLookupAsksBothAtOnce: A and AAAA are both in flight before either
+// reply is read, each on a socket of its own (as Go's resolver asks
+// them), over UDP, over TCP, and in the TCP retries of two truncated UDP
+// replies.
+func TestLookupAsksBothAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, proto string
+		truncate    bool
+		want        map[string]int // queries per transport
+	}{
+		{"udp", "udp", false, map[string]int{"udp": 2}},
+		{"tcp", "tcp", false, map[string]int{"tcp": 2}},
+		{"udp truncated", "udp", true, map[string]int{"udp": 2, "tcp": 2}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := newPairServer(t, c.truncate)
+			srv, err := ParseServer(c.proto + "://" + s.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Within the server's wait for a question asked late, so that
+			// a client asking one after the other times out on A.
+			cl := &Client{Timeout: testTimeout / 2}
+			got := cl.Lookup(testContext(t), srv, "both.lab.example")
+			if got.Failure != detector.FailureNone || len(got.Addrs) != 2 {
+				t.Fatalf("lookup: %+v; want A and AAAA, asked at once", got)
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for network, n := range c.want {
+				ports := s.ports[network]
+				if len(ports) != n || n == 2 && ports[0] == ports[1] {
+					t.Errorf("%s: queries from ports %v; want %d, each from a socket of its own", network, ports, n)
+				}
+			}
+		})
+	}
+}
