@@ -85,35 +85,18 @@ func (c *Client) lookup(ctx context.Context, srv Server, fqdn string) detector.D
 		}
 		return q
 	}
-	qs := [2]*dns.Msg{question(dns.TypeA), question(dns.TypeAAAA)}
-	var replies [2]reply
-	if srv.Proto == "udp" || srv.Proto == "tcp" {
-		// Both at once from this goroutine (askPlain): a goroutine for
-		// one would grow its fresh stack through copies to hold the
-		// exchange, and a check makes dozens of lookups.
-		rs, errs := c.askPlain(ctx, srv.Proto, srv.Addr, qs[:])
-		for i, q := range qs {
-			replies[i] = replyTo(q, rs[i], errs[i])
-		}
-		return merge(replies[:]...)
-	}
 	exchange, done, err := c.exchanger(srv)
 	if err != nil {
 		return detector.DNSAnswer{Failure: detector.FailureUnknown, Detail: err.Error()}
 	}
 	defer done()
-	ask := func(q *dns.Msg) reply {
-		r, err := exchange(ctx, q)
-		return replyTo(q, r, err)
+	qs := []*dns.Msg{question(dns.TypeA), question(dns.TypeAAAA)}
+	rs, errs := exchange(ctx, qs)
+	replies := make([]reply, len(qs))
+	for i, q := range qs {
+		replies[i] = replyTo(q, rs[i], errs[i])
 	}
-	// Both at once; AAAA on this goroutine, whose stack has grown
-	// already: a fresh one grows through four copies to hold a TLS or
-	// HTTP exchange.
-	var wg sync.WaitGroup
-	wg.Go(func() { replies[0] = ask(qs[0]) })
-	replies[1] = ask(qs[1])
-	wg.Wait()
-	return merge(replies[:]...)
+	return merge(replies...)
 }
 
 // replyTo is the reply to q of an exchange that gave r or err.
@@ -124,14 +107,21 @@ func replyTo(q, r *dns.Msg, err error) reply {
 	return replyOf(q, r)
 }
 
-// exchangeFunc sends one query and returns the reply, unchecked.
-type exchangeFunc func(ctx context.Context, q *dns.Msg) (*dns.Msg, error)
+// exchangeFunc asks every query at once and returns the replies,
+// unchecked, in order. A check makes dozens of lookups, each of two
+// questions: a question given a goroutine of its own grows that fresh
+// stack through copies to hold the exchange, so each transport asks from
+// as few goroutines as it can.
+type exchangeFunc func(ctx context.Context, qs []*dns.Msg) ([]*dns.Msg, []error)
 
-// exchanger returns how to query an encrypted server (DoT, DoH), and
-// what to release after.
+// exchanger returns how to query srv, and what to release after.
 func (c *Client) exchanger(srv Server) (exchangeFunc, func(), error) {
 	nothing := func() {}
 	switch srv.Proto {
+	case "udp", "tcp":
+		return func(ctx context.Context, qs []*dns.Msg) ([]*dns.Msg, []error) {
+			return c.askPlain(ctx, srv.Proto, srv.Addr, qs)
+		}, nothing, nil
 	case "tls":
 		cfg := c.TLSConfig.Clone()
 		if cfg == nil {
@@ -141,17 +131,38 @@ func (c *Client) exchanger(srv Server) (exchangeFunc, func(), error) {
 		if cfg.ServerName == "" {
 			cfg.ServerName, _, _ = net.SplitHostPort(srv.Addr)
 		}
-		return func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-			return c.exchangeDoT(ctx, srv.Addr, cfg, q)
+		return func(ctx context.Context, qs []*dns.Msg) ([]*dns.Msg, []error) {
+			return c.exchangeDoT(ctx, srv.Addr, cfg, qs)
 		}, nothing, nil
 	case "https":
 		c.learnBootstrap(srv)
 		hc, done := c.httpClient()
-		return func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-			return c.exchangeDoH(ctx, hc, srv.URL, q)
+		return func(ctx context.Context, qs []*dns.Msg) ([]*dns.Msg, []error) {
+			return eachAtOnce(qs, func(q *dns.Msg) (*dns.Msg, error) {
+				return c.exchangeDoH(ctx, hc, srv.URL, q)
+			})
 		}, done, nil
 	}
 	return nil, nil, fmt.Errorf("unsupported protocol %q", srv.Proto)
+}
+
+// eachAtOnce runs exchange for every query at once, each on a goroutine
+// of its own but the last, which runs on this one (whose stack has grown
+// already), and returns the replies in order.
+func eachAtOnce(qs []*dns.Msg, exchange func(q *dns.Msg) (*dns.Msg, error)) ([]*dns.Msg, []error) {
+	rs := make([]*dns.Msg, len(qs))
+	errs := make([]error, len(qs))
+	if len(qs) == 0 {
+		return rs, errs
+	}
+	var wg sync.WaitGroup
+	for i := range len(qs) - 1 {
+		wg.Go(func() { rs[i], errs[i] = exchange(qs[i]) })
+	}
+	last := len(qs) - 1
+	rs[last], errs[last] = exchange(qs[last])
+	wg.Wait()
+	return rs, errs
 }
 
 // longAgo is a deadline in the past, to unblock a read at once.
@@ -199,12 +210,9 @@ func (c *Client) askPlain(ctx context.Context, network, addr string, qs []*dns.M
 // hold the exchange). Over TCP the dial itself waits for the server, so
 // each query has its own goroutine, the last this one.
 func (c *Client) exchangeAll(ctx context.Context, network, addr string, qs []*dns.Msg) ([]*dns.Msg, []error) {
-	rs := make([]*dns.Msg, len(qs))
-	errs := make([]error, len(qs))
-	if len(qs) == 0 {
-		return rs, errs
-	}
 	if network == "udp" {
+		rs := make([]*dns.Msg, len(qs))
+		errs := make([]error, len(qs))
 		ss := make([]*sent, len(qs))
 		for i, q := range qs {
 			ss[i], errs[i] = c.send(ctx, network, addr, q)
@@ -216,19 +224,13 @@ func (c *Client) exchangeAll(ctx context.Context, network, addr string, qs []*dn
 		}
 		return rs, errs
 	}
-	exchange := func(i int) {
-		var s *sent
-		if s, errs[i] = c.send(ctx, network, addr, qs[i]); errs[i] == nil {
-			rs[i], errs[i] = s.receive()
+	return eachAtOnce(qs, func(q *dns.Msg) (*dns.Msg, error) {
+		s, err := c.send(ctx, network, addr, q)
+		if err != nil {
+			return nil, err
 		}
-	}
-	var wg sync.WaitGroup
-	for i := range len(qs) - 1 {
-		wg.Go(func() { exchange(i) })
-	}
-	exchange(len(qs) - 1)
-	wg.Wait()
-	return rs, errs
+		return s.receive()
+	})
 }
 
 // sent is a query written on a connection of its own, whose reply is

@@ -655,6 +655,81 @@ func newPairServer(t *testing.T, truncate bool) *pairServer {
 	t.Helper()
 	s := &pairServer{truncate: truncate, asked: map[string]chan struct{}{"udp": make(chan struct{}), "tcp": make(chan struct{})},
 		ports: map[string][]int{}}
+	s.listen(t)
+	return s
+}
+
+// newPairDoTServer is a pairServer over DNS over TLS, with a certificate
+// for lab.DNSHost from p.
+func newPairDoTServer(t *testing.T, p *lab.PKI) *pairServer {
+	t.Helper()
+	s := &pairServer{asked: map[string]chan struct{}{"tcp": make(chan struct{})}, ports: map[string][]int{}}
+	leaf, err := p.PublicIntermediate.Issue(lab.LeafOptions{}, lab.DNSHost, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{*leaf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr = l.Addr().String()
+	t.Cleanup(func() { l.Close() })
+	// miekg/dns's server answers a connection's queries one after the
+	// other; a DoT server answers each as it comes (RFC 7766 section 6.2.1.1).
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go s.servePipelined(&dns.Conn{Conn: c})
+		}
+	}()
+	return s
+}
+
+// servePipelined answers each query of co as it comes, in a goroutine of
+// its own, until co ends.
+func (s *pairServer) servePipelined(co *dns.Conn) {
+	defer co.Close()
+	co.SetDeadline(time.Now().Add(testTimeout))
+	var wmu sync.Mutex
+	for {
+		q, err := co.ReadMsg()
+		if err != nil {
+			return
+		}
+		go s.ServeDNS(&pipelinedWriter{co: co, mu: &wmu}, q)
+	}
+}
+
+// pipelinedWriter writes one reply to a shared connection.
+type pipelinedWriter struct {
+	dns.ResponseWriter // unused methods
+	co                 *dns.Conn
+	mu                 *sync.Mutex
+}
+
+func (w *pipelinedWriter) RemoteAddr() net.Addr { return w.co.RemoteAddr() }
+func (w *pipelinedWriter) WriteMsg(m *dns.Msg) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.co.WriteMsg(m)
+}
+
+// serve starts srv, stopped when the test ends.
+func (s *pairServer) serve(t *testing.T, srv *dns.Server) {
+	t.Helper()
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
+}
+
+// listen serves plain DNS, UDP and TCP on one loopback port.
+func (s *pairServer) listen(t *testing.T) {
+	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -665,14 +740,8 @@ func newPairServer(t *testing.T, truncate bool) *pairServer {
 		pc.Close()
 		t.Fatal(err)
 	}
-	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: s}, {Listener: l, Handler: s}} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		go srv.ActivateAndServe()
-		<-started
-		t.Cleanup(func() { srv.Shutdown() })
-	}
-	return s
+	s.serve(t, &dns.Server{PacketConn: pc, Handler: s})
+	s.serve(t, &dns.Server{Listener: l, Handler: s})
 }
 
 func (s *pairServer) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
@@ -706,7 +775,7 @@ func (s *pairServer) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 // TestLookupAsksBothAtOnce: A and AAAA are both in flight before either
 // reply is read, each on a socket of its own (as Go's resolver asks
 // them), over UDP, over TCP, and in the TCP retries of two truncated UDP
-// replies.
+// replies; over DNS over TLS, both on the one connection.
 func TestLookupAsksBothAtOnce(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -742,4 +811,24 @@ func TestLookupAsksBothAtOnce(t *testing.T) {
 			}
 		})
 	}
+	t.Run("tls", func(t *testing.T) {
+		t.Parallel()
+		p := newPKI(t)
+		s := newPairDoTServer(t, p)
+		srv, err := ParseServer("tls://" + s.addr + "#" + lab.DNSHost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := &Client{TLSConfig: &tls.Config{RootCAs: p.PublicPool()}, Timeout: testTimeout / 2}
+		defer cl.Close()
+		got := cl.Lookup(testContext(t), srv, "both.lab.example")
+		if got.Failure != detector.FailureNone || len(got.Addrs) != 2 {
+			t.Fatalf("lookup: %+v; want A and AAAA, asked at once", got)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if ports := s.ports["tcp"]; len(ports) != 2 || ports[0] != ports[1] {
+			t.Errorf("queries from ports %v; want both on the one connection", ports)
+		}
+	})
 }
