@@ -88,9 +88,27 @@ func unanswered(err error) bool {
 // time was left to send one.
 func (p *Prober) watchedHandshake(ctx context.Context, tc *tls.Conn, rec *recordingConn, ct Target, rtt time.Duration) (*detector.ControlAttempt, error) {
 	start := time.Now()
+	// The handshake runs on this goroutine, its watch on a new one: a
+	// fresh goroutine grows its stack through copies to hold a handshake
+	// and its verification, and the watch needs little.
 	done := make(chan error, 1)
-	go func() { done <- tc.HandshakeContext(ctx) }()
+	type watched struct {
+		control *detector.ControlAttempt
+		err     error
+	}
+	out := make(chan watched, 1)
+	go func() {
+		c, err := p.watch(ctx, done, rec, ct, rtt, start)
+		out <- watched{c, err}
+	}()
+	done <- tc.HandshakeContext(ctx)
+	w := <-out
+	return w.control, w.err
+}
 
+// watch is watchedHandshake's watch over a handshake started at start,
+// which ends with done's error; it returns once the handshake has ended.
+func (p *Prober) watch(ctx context.Context, done <-chan error, rec *recordingConn, ct Target, rtt time.Duration, start time.Time) (*detector.ControlAttempt, error) {
 	cctx, stopControl := context.WithCancel(ctx)
 	defer stopControl()
 	var (
