@@ -159,15 +159,7 @@ func (a *auditor) distroRoots() map[[32]byte]bool {
 	out := map[[32]byte]bool{}
 	for _, p := range distroRootPaths {
 		p = a.sys(p)
-		blocks, ok := trust.DirBlocks(p, func() []trust.Block {
-			entries, _ := os.ReadDir(p)
-			var blocks []trust.Block
-			for _, e := range entries {
-				b, _ := readBlocks(filepath.Join(p, e.Name()))
-				blocks = append(blocks, b...)
-			}
-			return blocks
-		})
+		blocks, ok := trust.DirBlocks(p)
 		if !ok {
 			blocks, _ = readBlocks(p) // a p11-kit file
 		}

@@ -82,9 +82,12 @@ type Answers struct {
 // their digest: a check that has them there reads the line alone.
 type Output struct {
 	First []byte // the first line, without its end
-	// Whole is the output; nil where the caller's known said it knows an
-	// output of this Sum and Size.
+	// Whole is the output, unless Known.
 	Whole []byte
+	// Known says the caller's known knew an output of this Sum and Size,
+	// as an answer's file gives them: its rest was not read, so damage to
+	// it that keeps its size goes unseen until it is read whole.
+	Known bool
 	Sum   [32]byte // SHA-256 of the output
 	Size  int
 }
@@ -146,13 +149,18 @@ func answerFile(key string) string {
 // read.
 func readAnswer(path, key string, known func(sum [32]byte, size int) bool) (answerMeta, Output, bool) {
 	var meta answerMeta
+	// A regular file only: a FIFO or device put in its place would hang
+	// or stream (Lstat first, as opening a FIFO waits for a writer).
+	if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
+		return meta, Output{}, false
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return meta, Output{}, false
 	}
 	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil || fi.Size() > maxAnswerSize {
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() > maxAnswerSize {
 		return meta, Output{}, false
 	}
 	// The first lines through a small buffer: Node's answer is ~200 KB,
@@ -162,26 +170,29 @@ func readAnswer(path, key string, known func(sum [32]byte, size int) bool) (answ
 	if err != nil || json.Unmarshal(head, &meta) != nil || meta.Key != key {
 		return meta, Output{}, false
 	}
-	size := int(fi.Size()) - len(head)
+	size := int(fi.Size()) - len(head) // as stat'ed; a file grown since is read whole
 	var sum [32]byte
 	if meta.Sum != "" {
-		if n, err := hex.Decode(sum[:], []byte(meta.Sum)); err != nil || n != len(sum) {
+		if len(meta.Sum) != hex.EncodedLen(len(sum)) {
 			return meta, Output{}, false
 		}
-		if known != nil && known(sum, size) {
+		if _, err := hex.Decode(sum[:], []byte(meta.Sum)); err != nil {
+			return meta, Output{}, false
+		}
+		if size >= 0 && known != nil && known(sum, size) {
 			first, err := r.ReadBytes('\n')
 			if err != nil && err != io.EOF {
 				return meta, Output{}, false
 			}
-			return meta, Output{First: bytes.TrimSuffix(first, []byte("\n")), Sum: sum, Size: size}, true
+			return meta, Output{First: bytes.TrimSuffix(first, []byte("\n")), Sum: sum, Size: size, Known: true}, true
 		}
 	}
 	// Sized from the stat: io.ReadAll would reach ~200 KB through a dozen
 	// zeroed and copied buffers. The reader hands a large read straight
 	// to the file.
 	var buf bytes.Buffer
-	buf.Grow(size + bytes.MinRead)
-	if _, err := buf.ReadFrom(r); err != nil || buf.Len() > maxAnswerSize {
+	buf.Grow(max(size, 0) + bytes.MinRead)
+	if _, err := buf.ReadFrom(r); err != nil || len(head)+buf.Len() > maxAnswerSize {
 		return meta, Output{}, false
 	}
 	o := OutputOf(buf.Bytes())

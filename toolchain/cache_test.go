@@ -231,3 +231,64 @@ func TestOutputOf(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswersDamaged: an answer's file with a digest of the wrong length
+// or not hex is no answer (the command is asked again), never a crash.
+func TestAnswersDamaged(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "node")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(dir, "answers")
+	output := []byte("{}\n" + strings.Repeat("x", 20000))
+	calls := 0
+	run := func(context.Context, string, ...string) ([]byte, error) {
+		calls++
+		return output, nil
+	}
+	ctx := context.Background()
+	knows := func([32]byte, int) bool { return true }
+	if _, err := NewAnswers(run, cache, time.Hour).Output(ctx, knows, bin); err != nil || calls != 1 {
+		t.Fatalf("first answer: %v, %d runs", err, calls)
+	}
+	entries, err := os.ReadDir(cache)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("answers %v, %v: want one", entries, err)
+	}
+	file := filepath.Join(cache, entries[0].Name())
+	kept, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, body, _ := bytes.Cut(kept, []byte("\n"))
+	var meta map[string]any
+	if err := json.Unmarshal(head, &meta); err != nil {
+		t.Fatal(err)
+	}
+	sum := meta["sum"].(string)
+	for _, c := range []struct {
+		name string
+		sum  string
+	}{
+		{"sum too long", "00" + sum},
+		{"sum too short", sum[2:]},
+		{"sum not hex", "zz" + sum[2:]},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			meta["sum"] = c.sum
+			head, err := json.Marshal(meta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, slices.Concat(head, []byte("\n"), body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before := calls
+			o, err := NewAnswers(run, cache, time.Hour).Output(ctx, knows, bin)
+			if err != nil || calls != before+1 || !bytes.Equal(o.Whole, output) {
+				t.Errorf("%v, %d runs, %d bytes: want the command asked again", err, calls-before, len(o.Whole))
+			}
+		})
+	}
+}

@@ -40,6 +40,17 @@ func (d *discoverer) npmTool(ctx context.Context) Tool {
 	// The roots, ~200 KB of PEM, are read only where the snapshot does not
 	// keep them decoded.
 	out, installed, err := d.askInstalledOutput(ctx, trust.KeepsText, "node", "-e", nodeScript)
+	var roots []trust.Block
+	if out.Known {
+		var kept bool
+		if roots, kept = trust.KeptText(out.Sum, out.Size); !kept {
+			// The snapshot changed between the two looks: read it whole.
+			out, installed, err = d.askInstalledOutput(ctx, nil, "node", "-e", nodeScript)
+		}
+	}
+	if !out.Known {
+		roots = trust.Blocks(out.Whole)
+	}
 	if err == nil && installed {
 		err = decodeJSON(out.First, &node)
 	}
@@ -69,7 +80,7 @@ func (d *discoverer) npmTool(ctx context.Context) Tool {
 			t.Store.Description += fmt.Sprintf(" (%s, %d)", node.Version, node.Roots)
 		}
 		if node.Version != "" {
-			t.Store.Certs = certsOf(trust.BlocksOfText(out.Sum, out.Size, out.Whole))
+			t.Store.Certs = certsOf(roots)
 		}
 	}
 	if s, ok := d.env("NODE_EXTRA_CA_CERTS"); ok {

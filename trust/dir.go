@@ -147,15 +147,20 @@ func SameDirLink(dir string, e fs.DirEntry) bool {
 }
 
 // DirBlocks gives the blocks of the files of a directory a package
-// manager keeps (a distribution's copy of the Mozilla roots), as read
-// reads them, as one set. The snapshot keeps the set while the
-// directory's own stat is the same, so that a check neither stats nor
-// reads its hundred and fifty files. A package manager replaces a file (a
-// new one renamed over it) rather than write it in place, which moves
-// the directory's times as adding or removing one does; a file written
-// in place is seen once the directory next changes. ok is false where
-// dir is not a directory.
-func DirBlocks(dir string, read func() []Block) (blocks []Block, ok bool) {
+// manager keeps (a distribution's copy of the Mozilla roots) as one set.
+// The snapshot keeps the set while the directory's own stat is the same,
+// so that a check neither stats nor reads its hundred and fifty files. A
+// package manager replaces a file (a new one renamed over it: dpkg, rpm)
+// rather than write it in place, which moves the directory's times as
+// adding or removing one does; a file written in place is seen once the
+// directory next changes.
+//
+// The set is kept only when it was read whole, from regular files this
+// user cannot write (the snapshot's rule for a file): a link's target, or
+// a file the user could rewrite, changes without the directory's times,
+// and a failed read would be kept until they move. ok is false where dir
+// is not a directory.
+func DirBlocks(dir string) (blocks []Block, ok bool) {
 	info, err := os.Stat(dir)
 	if err != nil || !info.IsDir() {
 		return nil, false
@@ -165,7 +170,30 @@ func DirBlocks(dir string, read func() []Block) (blocks []Block, ok bool) {
 		return f.blocks, true
 	}
 	readAt := snap.clock()
-	blocks = read()
-	snap.keepEntry(id, info, snapFile{blocks: slices.Clip(blocks)}, readAt)
+	entries, err := os.ReadDir(dir)
+	whole := err == nil
+	for _, e := range entries {
+		path := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(path) // following links, as the store's readers do
+		if err != nil {
+			whole = false
+			continue
+		}
+		if fi.IsDir() {
+			continue // never read: the set is the directory's files
+		}
+		if !e.Type().IsRegular() || writable(fi) {
+			whole = false
+		}
+		b, err := Bundle(path, fi, readRegular)
+		if err != nil {
+			whole = false
+			continue
+		}
+		blocks = append(blocks, b...)
+	}
+	if whole {
+		snap.keepEntry(id, info, snapFile{blocks: slices.Clip(blocks)}, readAt)
+	}
 	return blocks, true
 }

@@ -144,10 +144,11 @@ func TestScanDirConcurrent(t *testing.T) {
 }
 
 // TestDirBlocks: a package's directory is read as one set by one check
-// and taken whole from the snapshot by the next, with neither its files'
-// stats nor their reads, until a file is added, removed or replaced (the
-// directory's times move); a file written in place is not seen before
-// then. It replaces the process's snapshot, so it does not run in
+// and taken whole from the snapshot by the next, unread (a file written
+// in place goes unseen), until a file is added, replaced by a rename or
+// removed (the directory's times move). A set with a link, a file this
+// user could write or a file that could not be read is read again at
+// every check. It replaces the process's snapshot, so it does not run in
 // parallel.
 func TestDirBlocks(t *testing.T) {
 	keptHere(t)
@@ -162,70 +163,112 @@ func TestDirBlocks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("A.crt", textOf(t, "Root A"))
-	write("B.crt", textOf(t, "Root B"))
-	reads := 0
-	read := func() []Block {
-		reads++
-		entries, err := os.ReadDir(pkg)
+	// appendTo writes in place, as no package manager does.
+	appendTo := func(name, root string) {
+		t.Helper()
+		f, err := os.OpenFile(filepath.Join(pkg, name), os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out []Block
-		for _, e := range entries {
-			data, err := os.ReadFile(filepath.Join(pkg, e.Name()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, decodeBlocks(data)...)
+		defer f.Close()
+		if _, err := f.Write(textOf(t, root)); err != nil {
+			t.Fatal(err)
 		}
-		return out
 	}
-	check := func() []Block { // a check
+	check := func() int { // a check: how many certificates it sees
 		t.Helper()
 		freshProcess(t, filepath.Join(dir, SnapshotFile))
-		blocks, ok := DirBlocks(pkg, read)
+		blocks, ok := DirBlocks(pkg)
 		if !ok {
 			t.Fatal("DirBlocks: not a directory")
 		}
 		if err := SaveSnapshot(); err != nil {
 			t.Fatal(err)
 		}
-		return blocks
+		return len(blocks)
 	}
-	first := check()
-	if second := check(); reads != 1 || len(first) != 2 || !sameBlocks(first, second) {
-		t.Fatalf("two checks: %d reads, %d and %d blocks; want one read of two", reads, len(first), len(second))
+	// Each step changes the directory after a pause: a directory's times
+	// are taken from the clock's ticks.
+	step := func(change func()) {
+		t.Helper()
+		time.Sleep(10 * time.Millisecond)
+		change()
 	}
-	time.Sleep(10 * time.Millisecond)
-	write("C.crt", textOf(t, "Root C"))
-	third := check()
-	if reads != 2 || len(third) != 3 {
-		t.Fatalf("a file added: %d reads, %d blocks; want it read again, with three", reads, len(third))
+	write("A.crt", textOf(t, "Root A"))
+	write("B.crt", textOf(t, "Root B"))
+	if n := check(); n != 2 {
+		t.Fatalf("first check: %d certificates, want 2", n)
 	}
-	// Written in place, not replaced: the directory is as it was.
-	f, err := os.OpenFile(filepath.Join(pkg, "A.crt"), os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
+	appendTo("A.crt", "Root A2")
+	if n := check(); n != 2 {
+		t.Fatalf("a file written in place: %d certificates; want the kept set's 2, the directory unchanged", n)
 	}
-	if _, err := f.Write(textOf(t, "Root D")); err != nil {
-		t.Fatal(err)
+	step(func() { write("C.crt", textOf(t, "Root C")) })
+	if n := check(); n != 4 {
+		t.Fatalf("a file added: %d certificates; want the set read again, 4", n)
 	}
-	f.Close()
-	if fourth := check(); reads != 2 || !sameBlocks(fourth, third) {
-		t.Fatalf("a file written in place: %d reads; want the kept set, the directory unchanged", reads)
+	step(func() {
+		write(".B.crt.new", textOf(t, "Root B", "Root B2"))
+		if err := os.Rename(filepath.Join(pkg, ".B.crt.new"), filepath.Join(pkg, "B.crt")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n := check(); n != 5 {
+		t.Fatalf("a file replaced by a rename: %d certificates; want the set read again, 5", n)
 	}
-	time.Sleep(10 * time.Millisecond)
-	if err := os.Remove(filepath.Join(pkg, "B.crt")); err != nil {
-		t.Fatal(err)
+	step(func() {
+		if err := os.Remove(filepath.Join(pkg, "C.crt")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n := check(); n != 4 {
+		t.Fatalf("a file removed: %d certificates; want the set read again, 4", n)
 	}
-	if fifth := check(); reads != 3 || len(fifth) != 3 { // A (with D) and C
-		t.Fatalf("a file removed: %d reads, %d blocks; want it read again, with three", reads, len(fifth))
+
+	for _, c := range []struct {
+		name   string
+		add    func()
+		remove string
+	}{
+		{"a link", func() {
+			if err := os.Symlink(filepath.Join(dir, "linked.crt"), filepath.Join(pkg, "L.crt")); err != nil {
+				t.Fatal(err)
+			}
+		}, "L.crt"},
+		{"a file this user could write", func() {
+			write("W.crt", textOf(t, "Root W"))
+			if err := os.Chmod(filepath.Join(pkg, "W.crt"), 0o666); err != nil {
+				t.Fatal(err)
+			}
+		}, "W.crt"},
+		{"a file that could not be read", func() {
+			if err := os.Symlink(filepath.Join(dir, "missing.crt"), filepath.Join(pkg, "M.crt")); err != nil {
+				t.Fatal(err)
+			}
+		}, "M.crt"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(dir, "linked.crt"), textOf(t, "Root L"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			step(c.add)
+			n := check()
+			appendTo("A.crt", "Root A3")
+			if again := check(); again != n+1 {
+				t.Errorf("%d certificates, then %d after a file was written in place; want the set read at each check", n, again)
+			}
+			step(func() {
+				if err := os.Remove(filepath.Join(pkg, c.remove)); err != nil {
+					t.Fatal(err)
+				}
+			})
+			check()
+		})
 	}
-	if _, ok := DirBlocks(filepath.Join(pkg, "A.crt"), read); ok {
+	if _, ok := DirBlocks(filepath.Join(pkg, "A.crt")); ok {
 		t.Error("DirBlocks on a file: ok")
 	}
-	if _, ok := DirBlocks(filepath.Join(dir, "missing"), read); ok {
+	if _, ok := DirBlocks(filepath.Join(dir, "missing")); ok {
 		t.Error("DirBlocks on a missing directory: ok")
 	}
 }

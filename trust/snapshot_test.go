@@ -502,7 +502,7 @@ func TestSnapshotJudgesARacyReadByItsTime(t *testing.T) {
 
 // TestTextKnownBySum: a text an earlier check decoded is known by its
 // SHA-256 and size alone (KeepsText), and its blocks given without it
-// (BlocksOfText); only taking them, not asking, keeps it for the next
+// (KeptText); only taking them, not asking, keeps it for the next
 // check. It replaces the process's snapshot, so it does not run in
 // parallel.
 func TestTextKnownBySum(t *testing.T) {
@@ -519,8 +519,8 @@ func TestTextKnownBySum(t *testing.T) {
 	if KeepsText(sum, len(text)) {
 		t.Fatal("a text no check has decoded is known")
 	}
-	if got := BlocksOfText(sum, len(text), text); !sameBlocks(got, want) {
-		t.Fatal("BlocksOfText with the text: not its blocks")
+	if got := Blocks(text); !sameBlocks(got, want) {
+		t.Fatal("Blocks: not the text's blocks")
 	}
 	if err := SaveSnapshot(); err != nil {
 		t.Fatal(err)
@@ -536,8 +536,11 @@ func TestTextKnownBySum(t *testing.T) {
 	if used := usedNow(id); used {
 		t.Error("asking whether a text is known kept it for the next check")
 	}
-	if got := BlocksOfText(sum, len(text), nil); !sameBlocks(got, want) {
-		t.Error("BlocksOfText without the text: not the blocks kept")
+	if got, ok := KeptText(sum, len(text)); !ok || !sameBlocks(got, want) {
+		t.Error("KeptText: not the blocks kept")
+	}
+	if _, ok := KeptText(other, len(text)); ok {
+		t.Error("KeptText: blocks for another digest")
 	}
 	if used := usedNow(id); !used {
 		t.Error("a text taken from the snapshot is not kept for the next check")

@@ -230,8 +230,8 @@ func Blocks(data []byte) []Block {
 }
 
 // KeepsText reports whether the snapshot keeps the blocks of a text of
-// this SHA-256 and size, which BlocksOfText then gives without the text:
-// a cached tool answer (Node's roots) need not be read to be decoded.
+// this SHA-256 and size, which KeptText then gives without the text: a
+// cached tool answer (Node's roots) need not be read to be decoded.
 func KeepsText(sum [32]byte, size int) bool {
 	if size < minKeptText {
 		return false
@@ -240,16 +240,14 @@ func KeepsText(sum [32]byte, size int) bool {
 	return ok
 }
 
-// BlocksOfText is Blocks for a text of this SHA-256 and size: data, or
-// the blocks the snapshot keeps for it where data is nil (KeepsText was
-// true). The sum is the caller's word for data's: where they differ,
-// data's own is the one it is kept under.
-func BlocksOfText(sum [32]byte, size int, data []byte) []Block {
-	if data != nil {
-		return Blocks(data)
+// KeptText gives the blocks the snapshot keeps for a text of this
+// SHA-256 and size, as Blocks would decode the text; false where it
+// keeps none.
+func KeptText(sum [32]byte, size int) ([]Block, bool) {
+	if size < minKeptText {
+		return nil, false
 	}
-	blocks, _ := snap.lookupText(textID(sum), size)
-	return blocks
+	return snap.lookupText(textID(sum), size)
 }
 
 // minKeptText is the smallest text Blocks keeps in the snapshot: a
