@@ -137,18 +137,8 @@ func TestCachedKeepsOutputAndBounds(t *testing.T) {
 // body (its digest no longer the one written) is asked again. An answer
 // kept before digests were written is read whole.
 func TestAnswersOutput(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "node")
-	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cache := filepath.Join(dir, "answers")
 	output := []byte("{\"version\":\"v1\"}\n" + strings.Repeat("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", 1000))
-	calls := 0
-	run := func(context.Context, string, ...string) ([]byte, error) {
-		calls++
-		return output, nil
-	}
+	bin, cache, run, calls := fakeTool(t, output)
 	want := sha256.Sum256(output)
 	var asked [][32]byte
 	knows := func(sum [32]byte, size int) bool {
@@ -165,25 +155,21 @@ func TestAnswersOutput(t *testing.T) {
 		return o
 	}
 	// The first time the command runs: the output whole, known or not.
-	if o := output1(knows); calls != 1 || !bytes.Equal(o.Whole, output) || o.Sum != want || o.Size != len(output) || string(o.First) != `{"version":"v1"}` {
-		t.Fatalf("first output: %d runs, %q, %d bytes", calls, o.First, o.Size)
+	if o := output1(knows); *calls != 1 || !bytes.Equal(o.Whole, output) || o.Sum != want || o.Size != len(output) || string(o.First) != `{"version":"v1"}` {
+		t.Fatalf("first output: %d runs, %q, %d bytes", *calls, o.First, o.Size)
 	}
-	if o := output1(knows); calls != 1 || o.Whole != nil || o.Sum != want || o.Size != len(output) || string(o.First) != `{"version":"v1"}` {
-		t.Fatalf("known output: %d runs, first line %q, whole %d bytes; want the kept first line alone", calls, o.First, len(o.Whole))
+	if o := output1(knows); *calls != 1 || o.Whole != nil || o.Sum != want || o.Size != len(output) || string(o.First) != `{"version":"v1"}` {
+		t.Fatalf("known output: %d runs, first line %q, whole %d bytes; want the kept first line alone", *calls, o.First, len(o.Whole))
 	}
 	if len(asked) != 1 || asked[0] != want {
 		t.Fatalf("known asked for %x, want once for the output's digest", asked)
 	}
-	if o := output1(func([32]byte, int) bool { return false }); calls != 1 || !bytes.Equal(o.Whole, output) {
-		t.Fatalf("unknown output: %d runs, whole %d bytes; want it read from the file", calls, len(o.Whole))
+	if o := output1(func([32]byte, int) bool { return false }); *calls != 1 || !bytes.Equal(o.Whole, output) {
+		t.Fatalf("unknown output: %d runs, whole %d bytes; want it read from the file", *calls, len(o.Whole))
 	}
 
 	// The body damaged in place, its size and first line the same.
-	entries, err := os.ReadDir(cache)
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("answers %v, %v: want one", entries, err)
-	}
-	file := filepath.Join(cache, entries[0].Name())
+	file := onlyAnswer(t, cache)
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -192,11 +178,11 @@ func TestAnswersOutput(t *testing.T) {
 	if err := os.WriteFile(file, damaged, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if o := output1(knows); calls != 1 || o.Whole != nil {
-		t.Fatalf("known output, damaged body: %d runs, whole %d bytes; want the body unread", calls, len(o.Whole))
+	if o := output1(knows); *calls != 1 || o.Whole != nil {
+		t.Fatalf("known output, damaged body: %d runs, whole %d bytes; want the body unread", *calls, len(o.Whole))
 	}
-	if out, err := NewAnswers(run, cache, time.Hour).Run(ctx, bin, "-e", "script"); err != nil || calls != 2 || !bytes.Equal(out, output) {
-		t.Fatalf("damaged body: %d runs, %v; want it asked again", calls, err)
+	if out, err := NewAnswers(run, cache, time.Hour).Run(ctx, bin, "-e", "script"); err != nil || *calls != 2 || !bytes.Equal(out, output) {
+		t.Fatalf("damaged body: %d runs, %v; want it asked again", *calls, err)
 	}
 
 	// Written before digests were.
@@ -217,8 +203,8 @@ func TestAnswersOutput(t *testing.T) {
 	if err := os.WriteFile(file, slices.Concat(old, []byte("\n"), body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if o := output1(knows); calls != 2 || !bytes.Equal(o.Whole, output) || o.Sum != want {
-		t.Fatalf("answer without a digest: %d runs, whole %d bytes; want it read whole", calls, len(o.Whole))
+	if o := output1(knows); *calls != 2 || !bytes.Equal(o.Whole, output) || o.Sum != want {
+		t.Fatalf("answer without a digest: %d runs, whole %d bytes; want it read whole", *calls, len(o.Whole))
 	}
 }
 
@@ -235,28 +221,14 @@ func TestOutputOf(t *testing.T) {
 // TestAnswersDamaged: an answer's file with a digest of the wrong length
 // or not hex is no answer (the command is asked again), never a crash.
 func TestAnswersDamaged(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "node")
-	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cache := filepath.Join(dir, "answers")
 	output := []byte("{}\n" + strings.Repeat("x", 20000))
-	calls := 0
-	run := func(context.Context, string, ...string) ([]byte, error) {
-		calls++
-		return output, nil
-	}
+	bin, cache, run, calls := fakeTool(t, output)
 	ctx := context.Background()
 	knows := func([32]byte, int) bool { return true }
-	if _, err := NewAnswers(run, cache, time.Hour).Output(ctx, knows, bin); err != nil || calls != 1 {
-		t.Fatalf("first answer: %v, %d runs", err, calls)
+	if _, err := NewAnswers(run, cache, time.Hour).Output(ctx, knows, bin); err != nil || *calls != 1 {
+		t.Fatalf("first answer: %v, %d runs", err, *calls)
 	}
-	entries, err := os.ReadDir(cache)
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("answers %v, %v: want one", entries, err)
-	}
-	file := filepath.Join(cache, entries[0].Name())
+	file := onlyAnswer(t, cache)
 	kept, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -284,11 +256,38 @@ func TestAnswersDamaged(t *testing.T) {
 			if err := os.WriteFile(file, slices.Concat(head, []byte("\n"), body), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			before := calls
+			before := *calls
 			o, err := NewAnswers(run, cache, time.Hour).Output(ctx, knows, bin)
-			if err != nil || calls != before+1 || !bytes.Equal(o.Whole, output) {
-				t.Errorf("%v, %d runs, %d bytes: want the command asked again", err, calls-before, len(o.Whole))
+			if err != nil || *calls != before+1 || !bytes.Equal(o.Whole, output) {
+				t.Errorf("%v, %d runs, %d bytes: want the command asked again", err, *calls-before, len(o.Whole))
 			}
 		})
 	}
+}
+
+// fakeTool is a binary to key answers by, a cache directory, and a
+// runner that answers output for it, counting its runs in calls.
+func fakeTool(t *testing.T, output []byte) (bin, cache string, run Runner, calls *int) {
+	t.Helper()
+	dir := t.TempDir()
+	bin = filepath.Join(dir, "node")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	calls = new(int)
+	run = func(context.Context, string, ...string) ([]byte, error) {
+		*calls++
+		return output, nil
+	}
+	return bin, filepath.Join(dir, "answers"), run, calls
+}
+
+// onlyAnswer is the one answer's file in cache.
+func onlyAnswer(t *testing.T, cache string) string {
+	t.Helper()
+	entries, err := os.ReadDir(cache)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("answers %v, %v: want one", entries, err)
+	}
+	return filepath.Join(cache, entries[0].Name())
 }
