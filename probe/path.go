@@ -132,19 +132,17 @@ func (p *Prober) startTrace(ctx context.Context, host string, addr netip.AddrPor
 	}
 	go func() {
 		out := make([]sample, n)
-		take := func(i int) {
-			s, err := p.helloSample(ctx, host, addr, 0, untilDeadline(ctx))
-			if err == nil {
-				out[i] = s
-			}
-		}
-		// The last on this goroutine: a fresh one grows its stack through
-		// copies to hold a handshake.
 		var wg sync.WaitGroup
-		for i := range n - 1 {
-			wg.Go(func() { take(i) })
+		for i := range out {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, err := p.helloSample(ctx, host, addr, 0, untilDeadline(ctx))
+				if err == nil {
+					out[i] = s
+				}
+			}()
 		}
-		take(n - 1)
 		wg.Wait()
 		t.done <- out
 	}()

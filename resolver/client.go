@@ -77,50 +77,56 @@ func (c *Client) lookup(ctx context.Context, srv Server, fqdn string) detector.D
 	if _, ok := dns.IsDomainName(fqdn); !ok {
 		return detector.DNSAnswer{Failure: detector.FailureDNS, Detail: fmt.Sprintf("invalid name %q", fqdn)}
 	}
-	question := func(qtype uint16) *dns.Msg {
-		q := new(dns.Msg).SetQuestion(fqdn, qtype)
-		q.SetEdns0(ednsSize, false)
-		if srv.Proto == "https" {
-			q.Id = 0 // RFC 8484 section 4.1: so HTTP caches can share answers
-		}
-		return q
-	}
 	exchange, done, err := c.exchanger(srv)
 	if err != nil {
 		return detector.DNSAnswer{Failure: detector.FailureUnknown, Detail: err.Error()}
 	}
 	defer done()
-	qs := []*dns.Msg{question(dns.TypeA), question(dns.TypeAAAA)}
-	rs, errs := exchange(ctx, qs)
-	replies := make([]reply, len(qs))
-	for i, q := range qs {
-		replies[i] = replyTo(q, rs[i], errs[i])
+	ask := func(qtype uint16) reply {
+		q := new(dns.Msg).SetQuestion(fqdn, qtype)
+		q.SetEdns0(ednsSize, false)
+		if srv.Proto == "https" {
+			q.Id = 0 // RFC 8484 section 4.1: so HTTP caches can share answers
+		}
+		r, err := exchange(ctx, q)
+		if err != nil {
+			return reply{qtype: qtype, err: err}
+		}
+		return replyOf(q, r)
 	}
-	return merge(replies...)
+	// Both at once; AAAA on this goroutine, whose stack has grown
+	// already: a fresh one grows through four copies to hold a TLS or
+	// HTTP exchange, and a check makes dozens of lookups.
+	var replies [2]reply
+	var wg sync.WaitGroup
+	wg.Go(func() { replies[0] = ask(dns.TypeA) })
+	replies[1] = ask(dns.TypeAAAA)
+	wg.Wait()
+	return merge(replies[:]...)
 }
 
-// replyTo is the reply to q of an exchange that gave r or err.
-func replyTo(q, r *dns.Msg, err error) reply {
-	if err != nil {
-		return reply{qtype: q.Question[0].Qtype, err: err}
-	}
-	return replyOf(q, r)
-}
-
-// exchangeFunc asks every query at once and returns the replies,
-// unchecked, in order. A check makes dozens of lookups, each of two
-// questions: a question given a goroutine of its own grows that fresh
-// stack through copies to hold the exchange, so each transport asks from
-// as few goroutines as it can.
-type exchangeFunc func(ctx context.Context, qs []*dns.Msg) ([]*dns.Msg, []error)
+// exchangeFunc sends one query and returns the reply, unchecked.
+type exchangeFunc func(ctx context.Context, q *dns.Msg) (*dns.Msg, error)
 
 // exchanger returns how to query srv, and what to release after.
 func (c *Client) exchanger(srv Server) (exchangeFunc, func(), error) {
 	nothing := func() {}
 	switch srv.Proto {
-	case "udp", "tcp":
-		return func(ctx context.Context, qs []*dns.Msg) ([]*dns.Msg, []error) {
-			return c.askPlain(ctx, srv.Proto, srv.Addr, qs)
+	case "udp":
+		return func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+			r, err := c.exchangeConn(ctx, "udp", srv.Addr, nil, q)
+			if err != nil || !r.Truncated {
+				return r, err
+			}
+			r, err = c.exchangeConn(ctx, "tcp", srv.Addr, nil, q)
+			if err != nil {
+				return nil, fmt.Errorf("udp reply truncated; tcp retry: %w", err)
+			}
+			return r, nil
+		}, nothing, nil
+	case "tcp":
+		return func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+			return c.exchangeConn(ctx, "tcp", srv.Addr, nil, q)
 		}, nothing, nil
 	case "tls":
 		cfg := c.TLSConfig.Clone()
@@ -131,171 +137,63 @@ func (c *Client) exchanger(srv Server) (exchangeFunc, func(), error) {
 		if cfg.ServerName == "" {
 			cfg.ServerName, _, _ = net.SplitHostPort(srv.Addr)
 		}
-		return func(ctx context.Context, qs []*dns.Msg) ([]*dns.Msg, []error) {
-			return c.exchangeDoT(ctx, srv.Addr, cfg, qs)
+		return func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+			return c.exchangeDoT(ctx, srv.Addr, cfg, q)
 		}, nothing, nil
 	case "https":
 		c.learnBootstrap(srv)
 		hc, done := c.httpClient()
-		return func(ctx context.Context, qs []*dns.Msg) ([]*dns.Msg, []error) {
-			return eachAtOnce(qs, func(q *dns.Msg) (*dns.Msg, error) {
-				return c.exchangeDoH(ctx, hc, srv.URL, q)
-			})
+		return func(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+			return c.exchangeDoH(ctx, hc, srv.URL, q)
 		}, done, nil
 	}
 	return nil, nil, fmt.Errorf("unsupported protocol %q", srv.Proto)
 }
 
-// eachAtOnce runs exchange for every query at once, each on a goroutine
-// of its own but the last, which runs on this one (whose stack has grown
-// already), and returns the replies in order.
-func eachAtOnce(qs []*dns.Msg, exchange func(q *dns.Msg) (*dns.Msg, error)) ([]*dns.Msg, []error) {
-	rs := make([]*dns.Msg, len(qs))
-	errs := make([]error, len(qs))
-	if len(qs) == 0 {
-		return rs, errs
-	}
-	var wg sync.WaitGroup
-	for i := range len(qs) - 1 {
-		wg.Go(func() { rs[i], errs[i] = exchange(qs[i]) })
-	}
-	last := len(qs) - 1
-	rs[last], errs[last] = exchange(qs[last])
-	wg.Wait()
-	return rs, errs
-}
-
 // longAgo is a deadline in the past, to unblock a read at once.
 var longAgo = time.Unix(1, 0)
 
-// askPlain asks a plain DNS server ("udp" or "tcp") every query at once,
-// each on a connection of its own as Go's resolver asks them. A UDP reply
-// that comes truncated is asked again over TCP, as stub resolvers do,
-// those retries at once too.
-func (c *Client) askPlain(ctx context.Context, network, addr string, qs []*dns.Msg) ([]*dns.Msg, []error) {
-	rs, errs := c.exchangeAll(ctx, network, addr, qs)
-	if network != "udp" {
-		return rs, errs
-	}
-	var again []int
-	for i, r := range rs {
-		if errs[i] == nil && r.Truncated {
-			again = append(again, i)
-		}
-	}
-	if len(again) == 0 {
-		return rs, errs
-	}
-	retry := make([]*dns.Msg, len(again))
-	for j, i := range again {
-		retry[j] = qs[i]
-	}
-	trs, terrs := c.exchangeAll(ctx, "tcp", addr, retry)
-	for j, i := range again {
-		rs[i], errs[i] = trs[j], terrs[j]
-		if terrs[j] != nil {
-			rs[i], errs[i] = nil, fmt.Errorf("udp reply truncated; tcp retry: %w", terrs[j])
-		}
-	}
-	return rs, errs
-}
-
-// exchangeAll asks every query at once, each over a new connection of
-// its own, and returns the replies in order.
-//
-// Over UDP all are sent from this goroutine, then their replies read in
-// turn: connecting a UDP socket sends nothing, and a reply waits in its
-// socket meanwhile, so the exchange takes as long as its slowest, as if
-// each had a goroutine (whose fresh stack would grow through copies to
-// hold the exchange). Over TCP the dial itself waits for the server, so
-// each query has its own goroutine, the last this one.
-func (c *Client) exchangeAll(ctx context.Context, network, addr string, qs []*dns.Msg) ([]*dns.Msg, []error) {
-	if network == "udp" {
-		rs := make([]*dns.Msg, len(qs))
-		errs := make([]error, len(qs))
-		ss := make([]*sent, len(qs))
-		for i, q := range qs {
-			ss[i], errs[i] = c.send(ctx, network, addr, q)
-		}
-		for i, s := range ss {
-			if errs[i] == nil {
-				rs[i], errs[i] = s.receive()
-			}
-		}
-		return rs, errs
-	}
-	return eachAtOnce(qs, func(q *dns.Msg) (*dns.Msg, error) {
-		s, err := c.send(ctx, network, addr, q)
-		if err != nil {
-			return nil, err
-		}
-		return s.receive()
-	})
-}
-
-// sent is a query written on a connection of its own, whose reply is
-// still to be read, within the query's timeout.
-type sent struct {
-	ctx     context.Context
-	cancel  context.CancelFunc
-	co      *dns.Conn
-	stop    func() bool // the cancellation's hold on the connection
-	network string
-	id      uint16
-}
-
-// send dials addr over network ("udp" or "tcp") and writes q, the
-// query's timeout starting now.
-func (c *Client) send(ctx context.Context, network, addr string, q *dns.Msg) (*sent, error) {
+// exchangeConn sends q over a new connection ("udp", "tcp" or "tcp-tls")
+// and reads the reply. Over UDP, datagrams with another ID are skipped, as
+// stub resolvers do: they may answer an earlier query.
+func (c *Client) exchangeConn(ctx context.Context, network, addr string, cfg *tls.Config, q *dns.Msg) (*dns.Msg, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
-	dc := &dns.Client{Net: network, Timeout: c.timeout()}
+	defer cancel()
+	dc := &dns.Client{Net: network, TLSConfig: cfg, Timeout: c.timeout()}
 	co, err := dc.DialContext(ctx, addr)
-	if err != nil {
-		err = ctxErr(ctx, err)
-		cancel()
-		return nil, err
+	if err != nil && network == "tcp-tls" {
+		return nil, ctxErr(ctx, fmt.Errorf("dns over tls to %s: %w", addr, err))
 	}
+	if err != nil {
+		return nil, ctxErr(ctx, err)
+	}
+	defer co.Close()
 	deadline, _ := ctx.Deadline()
 	co.SetDeadline(deadline)
-	s := &sent{ctx: ctx, cancel: cancel, co: co, network: network, id: q.Id}
 	// Cancellation, not only the deadline, ends the exchange.
-	s.stop = context.AfterFunc(ctx, func() { co.SetDeadline(longAgo) })
-	if err := co.WriteMsg(q); err != nil {
-		err = ctxErr(ctx, err)
-		s.close()
-		return nil, err
-	}
-	return s, nil
-}
+	stop := context.AfterFunc(ctx, func() { co.SetDeadline(longAgo) })
+	defer stop()
 
-// receive reads the reply, and closes the connection. Over UDP, datagrams
-// with another ID are skipped, as stub resolvers do: they may answer an
-// earlier query.
-func (s *sent) receive() (*dns.Msg, error) {
-	defer s.close()
+	if err := co.WriteMsg(q); err != nil {
+		return nil, ctxErr(ctx, err)
+	}
 	for {
-		p, err := readReply(s.co, s.network)
+		p, err := readReply(co, network)
 		if errors.Is(err, dns.ErrShortRead) {
-			return nil, replyErrorf("malformed reply over %s: %v", s.network, err)
+			return nil, replyErrorf("malformed reply over %s: %v", network, err)
 		}
 		if err != nil {
-			return nil, ctxErr(s.ctx, err)
+			return nil, ctxErr(ctx, err)
 		}
-		if s.network == "udp" && binary.BigEndian.Uint16(p) != s.id {
+		if network == "udp" && binary.BigEndian.Uint16(p) != q.Id {
 			continue
 		}
 		r := new(dns.Msg)
 		if err := r.Unpack(p); err != nil {
-			return nil, replyErrorf("malformed reply over %s: %v", s.network, err)
+			return nil, replyErrorf("malformed reply over %s: %v", network, err)
 		}
 		return r, nil
 	}
-}
-
-func (s *sent) close() {
-	s.stop()
-	s.co.Close()
-	s.cancel()
 }
 
 // readReply reads one message from co: a datagram whole, whatever its

@@ -97,45 +97,24 @@ func (c *Client) dohTransport() *http.Transport {
 	return c.pool.doh
 }
 
-// exchangeDoT asks every query at once over the shared connection to
-// addr, dialling one when there is none, from this goroutine: all are
-// written, then their replies awaited. The queries that fail because a
-// reused connection was meanwhile closed by the server are asked again,
-// once, over a new one.
-func (c *Client) exchangeDoT(ctx context.Context, addr string, cfg *tls.Config, qs []*dns.Msg) ([]*dns.Msg, []error) {
+// exchangeDoT sends q over the shared connection to addr, dialling one when
+// there is none. A reused connection the server has meanwhile closed is
+// replaced once.
+func (c *Client) exchangeDoT(ctx context.Context, addr string, cfg *tls.Config, q *dns.Msg) (*dns.Msg, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
-	rs := make([]*dns.Msg, len(qs))
-	errs := make([]error, len(qs))
-	todo := make([]int, len(qs))
-	for i := range todo {
-		todo[i] = i
-	}
-	for attempt := 0; len(todo) > 0; attempt++ {
+	for attempt := 0; ; attempt++ {
 		d, fresh, err := c.dotConn(ctx, addr, cfg)
 		if err != nil {
-			for _, i := range todo {
-				errs[i] = ctxErr(ctx, fmt.Errorf("dns over tls to %s: %w", addr, err))
-			}
-			break
+			return nil, ctxErr(ctx, fmt.Errorf("dns over tls to %s: %w", addr, err))
 		}
-		waits := make([]func() (*dns.Msg, error), len(todo))
-		for j, i := range todo {
-			waits[j] = d.send(ctx, qs[i])
+		r, err := d.exchange(ctx, q)
+		var stale *connError
+		if errors.As(err, &stale) && !fresh && attempt == 0 && ctx.Err() == nil {
+			continue
 		}
-		var again []int
-		for j, i := range todo {
-			rs[i], errs[i] = waits[j]()
-			var stale *connError
-			if errors.As(errs[i], &stale) && !fresh && attempt == 0 && ctx.Err() == nil {
-				again = append(again, i)
-				continue
-			}
-			errs[i] = ctxErr(ctx, errs[i])
-		}
-		todo = again
+		return r, ctxErr(ctx, err)
 	}
-	return rs, errs
 }
 
 // dotConn returns a live shared connection to addr, and whether it was
@@ -300,15 +279,15 @@ func (d *dotConn) read() {
 	}
 }
 
-// send writes q with an ID no other pending query uses, and returns the
-// wait for its reply (an error at once where it could not be written).
-func (d *dotConn) send(ctx context.Context, q *dns.Msg) func() (*dns.Msg, error) {
+// exchange sends q with an ID no other pending query uses and waits for its
+// reply.
+func (d *dotConn) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 	ch := make(chan result, 1)
 	d.mu.Lock()
 	if d.err != nil {
 		err := d.err
 		d.mu.Unlock()
-		return func() (*dns.Msg, error) { return nil, err }
+		return nil, err
 	}
 	for {
 		q.Id = dns.Id()
@@ -316,14 +295,13 @@ func (d *dotConn) send(ctx context.Context, q *dns.Msg) func() (*dns.Msg, error)
 			break
 		}
 	}
-	id := q.Id
-	d.pending[id] = ch
+	d.pending[q.Id] = ch
 	d.mu.Unlock()
-	forget := func() {
+	defer func() {
 		d.mu.Lock()
-		delete(d.pending, id)
+		delete(d.pending, q.Id)
 		d.mu.Unlock()
-	}
+	}()
 
 	d.wmu.Lock()
 	deadline, _ := ctx.Deadline()
@@ -331,21 +309,17 @@ func (d *dotConn) send(ctx context.Context, q *dns.Msg) func() (*dns.Msg, error)
 	err := d.co.WriteMsg(q)
 	d.wmu.Unlock()
 	if err != nil {
-		forget()
 		d.fail(err)
-		return func() (*dns.Msg, error) { return nil, &connError{err} }
+		return nil, &connError{err}
 	}
-	return func() (*dns.Msg, error) {
-		defer forget()
-		select {
-		case r := <-ch:
-			return r.msg, r.err
-		case <-d.done:
-			d.mu.Lock()
-			defer d.mu.Unlock()
-			return nil, d.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	select {
+	case r := <-ch:
+		return r.msg, r.err
+	case <-d.done:
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return nil, d.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
