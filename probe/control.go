@@ -122,7 +122,7 @@ func (p *Prober) watch(ctx context.Context, done <-chan error, rec *recordingCon
 		go func() { ctrl <- p.control(cctx, ct) }()
 	}
 	bound := silenceBound(ctx, rtt)
-	silence := time.NewTimer(bound)
+	silence := time.NewTimer(time.Until(start.Add(bound))) // from the handshake's start, not this goroutine's
 	defer silence.Stop()
 	for {
 		select {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -624,4 +625,252 @@ func encryptedResolvers(t *testing.T, p *lab.PKI) (*lab.DNSServer, *lab.DoHServe
 	}
 	closeAtEnd(t, doh)
 	return dot, doh
+}
+
+// policyServer is a DNS server on loopback (miekg/dns for UDP and TCP on
+// one port; DoT answering each query of a connection as it comes, as RFC
+// 7766 asks, where miekg/dns's server answers them in turn) whose answers
+// a test's policy writes, and which records the client's ports.
+type policyServer struct {
+	addr   string
+	policy func(network string, q *dns.Msg, write func(*dns.Msg))
+	mu     sync.Mutex
+	ports  map[string][]int // by network
+}
+
+// answerTo is the answer to q: one record of its type for its name.
+func answerTo(q *dns.Msg) *dns.Msg {
+	r := new(dns.Msg).SetReply(q)
+	name := q.Question[0].Name
+	hdr := dns.RR_Header{Name: name, Rrtype: q.Question[0].Qtype, Class: dns.ClassINET, Ttl: 60}
+	switch q.Question[0].Qtype {
+	case dns.TypeA:
+		r.Answer = append(r.Answer, &dns.A{Hdr: hdr, A: net.ParseIP("192.0.2.1")})
+	case dns.TypeAAAA:
+		r.Answer = append(r.Answer, &dns.AAAA{Hdr: hdr, AAAA: net.ParseIP("2001:db8::1")})
+	}
+	return r
+}
+
+func (s *policyServer) handle(remote net.Addr, q *dns.Msg, write func(*dns.Msg)) {
+	port := 0
+	switch a := remote.(type) {
+	case *net.UDPAddr:
+		port = a.Port
+	case *net.TCPAddr:
+		port = a.Port
+	}
+	s.mu.Lock()
+	s.ports[remote.Network()] = append(s.ports[remote.Network()], port)
+	s.mu.Unlock()
+	s.policy(remote.Network(), q, write)
+}
+
+// newPolicyServer serves plain DNS (proto "udp" or "tcp", both served)
+// or DoT ("tls", with a certificate for lab.DNSHost from p), and returns
+// the server and the Server that reaches it.
+func newPolicyServer(t *testing.T, p *lab.PKI, proto string, policy func(network string, q *dns.Msg, write func(*dns.Msg))) (*policyServer, Server) {
+	t.Helper()
+	s := &policyServer{policy: policy, ports: map[string][]int{}}
+	spec := proto + "://"
+	if proto == "tls" {
+		leaf, err := p.PublicIntermediate.Issue(lab.LeafOptions{}, lab.DNSHost, "127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{*leaf}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go s.servePipelined(&dns.Conn{Conn: c})
+			}
+		}()
+		s.addr, spec = l.Addr().String(), spec+l.Addr().String()+"#"+lab.DNSHost
+	} else {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err != nil {
+			pc.Close()
+			t.Fatal(err)
+		}
+		h := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+			s.handle(w.RemoteAddr(), q, func(m *dns.Msg) { w.WriteMsg(m) })
+		})
+		for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
+			started := make(chan struct{})
+			srv.NotifyStartedFunc = func() { close(started) }
+			go srv.ActivateAndServe()
+			<-started
+			t.Cleanup(func() { srv.Shutdown() })
+		}
+		s.addr, spec = pc.LocalAddr().String(), spec+pc.LocalAddr().String()
+	}
+	srv, err := ParseServer(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, srv
+}
+
+// servePipelined answers each query of co in a goroutine of its own until
+// co ends.
+func (s *policyServer) servePipelined(co *dns.Conn) {
+	defer co.Close()
+	co.SetDeadline(time.Now().Add(testTimeout))
+	var wmu sync.Mutex
+	for {
+		q, err := co.ReadMsg()
+		if err != nil {
+			return
+		}
+		go s.handle(co.RemoteAddr(), q, func(m *dns.Msg) {
+			wmu.Lock()
+			defer wmu.Unlock()
+			co.WriteMsg(m)
+		})
+	}
+}
+
+// together answers each question only once the other has been asked
+// over the same network (or, with truncate, truncates every UDP reply):
+// a client that waits for one reply before it asks the other question
+// gets neither in time.
+func together(truncate bool) func(string, *dns.Msg, func(*dns.Msg)) {
+	var mu sync.Mutex
+	arrived := map[string]map[uint16]chan struct{}{}
+	seen := func(network string, qtype uint16) chan struct{} {
+		mu.Lock()
+		defer mu.Unlock()
+		if arrived[network] == nil {
+			arrived[network] = map[uint16]chan struct{}{dns.TypeA: make(chan struct{}), dns.TypeAAAA: make(chan struct{})}
+		}
+		return arrived[network][qtype]
+	}
+	var once sync.Map // network/qtype → *sync.Once
+	return func(network string, q *dns.Msg, write func(*dns.Msg)) {
+		if network == "udp" && truncate {
+			r := new(dns.Msg).SetReply(q)
+			r.Truncated = true
+			write(r)
+			return
+		}
+		qtype := q.Question[0].Qtype
+		o, _ := once.LoadOrStore(fmt.Sprint(network, qtype), new(sync.Once))
+		o.(*sync.Once).Do(func() { close(seen(network, qtype)) })
+		other := dns.TypeA
+		if qtype == dns.TypeA {
+			other = dns.TypeAAAA
+		}
+		select {
+		case <-seen(network, other):
+			write(answerTo(q))
+		case <-time.After(testTimeout):
+		}
+	}
+}
+
+// TestLookupAsksBothAtOnce: A and AAAA are both in flight before either
+// reply comes, each from a port of its own over UDP and TCP (as Go's
+// resolver asks them), over the TCP retries of two truncated UDP replies,
+// and on the one connection over DNS over TLS.
+func TestLookupAsksBothAtOnce(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	for _, c := range []struct {
+		name, proto string
+		truncate    bool
+		networks    []string
+	}{
+		{"udp", "udp", false, []string{"udp"}},
+		{"tcp", "tcp", false, []string{"tcp"}},
+		{"udp truncated", "udp", true, []string{"udp", "tcp"}},
+		{"tls", "tls", false, []string{"tcp"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s, srv := newPolicyServer(t, p, c.proto, together(c.truncate))
+			// Within the server's wait for the other question.
+			cl := &Client{TLSConfig: &tls.Config{RootCAs: p.PublicPool()}, Timeout: testTimeout / 2}
+			defer cl.Close()
+			if got := cl.Lookup(testContext(t), srv, "both.lab.example"); got.Failure != detector.FailureNone || len(got.Addrs) != 2 {
+				t.Fatalf("lookup: %+v; want A and AAAA, asked at once", got)
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for _, network := range c.networks {
+				ports := s.ports[network]
+				sameConn := c.proto == "tls"
+				if len(ports) != 2 || (ports[0] == ports[1]) != sameConn {
+					t.Errorf("%s: questions from ports %v; want two, on one connection only over DoT", network, ports)
+				}
+			}
+		})
+	}
+}
+
+// TestLookupKeepsTheReplyThatCame: a resolver that never answers A but
+// answers AAAA at once (over UDP, TCP and DoT) gives a lookup with the
+// AAAA address: the reply that came stands, whatever became of the other
+// question.
+func TestLookupKeepsTheReplyThatCame(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	aaaaOnly := func(_ string, q *dns.Msg, write func(*dns.Msg)) {
+		if q.Question[0].Qtype == dns.TypeAAAA {
+			write(answerTo(q))
+		}
+	}
+	for _, proto := range []string{"udp", "tcp", "tls"} {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			_, srv := newPolicyServer(t, p, proto, aaaaOnly)
+			cl := &Client{TLSConfig: &tls.Config{RootCAs: p.PublicPool()}, Timeout: 500 * time.Millisecond}
+			defer cl.Close()
+			for range 5 {
+				got := cl.Lookup(testContext(t), srv, "half.lab.example")
+				if got.Failure != detector.FailureNone || len(got.Addrs) != 1 || got.Addrs[0] != netip.MustParseAddr("2001:db8::1") {
+					t.Fatalf("lookup: %+v; want the AAAA reply that came", got)
+				}
+			}
+		})
+	}
+}
+
+// TestDoTDuplicateReply: a DoT server (or a box on its path) that sends a
+// reply twice leaves the shared connection working for the next lookups.
+func TestDoTDuplicateReply(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	twice := func(_ string, q *dns.Msg, write func(*dns.Msg)) {
+		if q.Question[0].Qtype == dns.TypeAAAA {
+			write(answerTo(q))
+			write(answerTo(q))
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+		write(answerTo(q))
+	}
+	s, srv := newPolicyServer(t, p, "tls", twice)
+	cl := &Client{TLSConfig: &tls.Config{RootCAs: p.PublicPool()}, Timeout: 2 * time.Second}
+	defer cl.Close()
+	for i := range 3 {
+		if got := cl.Lookup(testContext(t), srv, "twice.lab.example"); got.Failure != detector.FailureNone || len(got.Addrs) != 2 {
+			t.Fatalf("lookup %d: %+v; want A and AAAA", i+1, got)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.ports["tcp"]); n != 6 {
+		t.Errorf("%d queries, want 6", n)
+	}
 }
