@@ -834,9 +834,11 @@ func TestLookupKeepsTheReplyThatCame(t *testing.T) {
 		t.Run(proto, func(t *testing.T) {
 			t.Parallel()
 			_, srv := newPolicyServer(t, p, proto, aaaaOnly)
-			cl := &Client{TLSConfig: &tls.Config{RootCAs: p.PublicPool()}, Timeout: 500 * time.Millisecond}
+			// A's timeout, waited out at each lookup; long enough for a
+			// DoT handshake on a loaded machine under -race.
+			cl := &Client{TLSConfig: &tls.Config{RootCAs: p.PublicPool()}, Timeout: 2 * time.Second}
 			defer cl.Close()
-			for range 5 {
+			for range 3 {
 				got := cl.Lookup(testContext(t), srv, "half.lab.example")
 				if got.Failure != detector.FailureNone || len(got.Addrs) != 1 || got.Addrs[0] != netip.MustParseAddr("2001:db8::1") {
 					t.Fatalf("lookup: %+v; want the AAAA reply that came", got)
