@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -41,6 +42,10 @@ type env struct {
 	// ranges_file reads, if it exists: config.DefaultRangesFile, where
 	// `mitmwatch ranges update` writes it. Tests leave it empty.
 	rangesFile string
+	// setProcs sets the process's GOMAXPROCS (check's checkProcs); nil
+	// leaves it alone, as tests running commands side by side in one
+	// process must.
+	setProcs func(int)
 }
 
 func main() {
@@ -50,6 +55,7 @@ func main() {
 		stdoutTTY: isTerminal(os.Stdout), stderrTTY: isTerminal(os.Stderr),
 		stdoutWidth: termWidth(os.Stdout, os.Getenv),
 		rangesFile:  config.DefaultRangesFile,
+		setProcs:    func(n int) { runtime.GOMAXPROCS(n) },
 	})
 	stop()
 	os.Exit(code)

@@ -547,3 +547,29 @@ func TestSumDBLast(t *testing.T) {
 		t.Errorf("order %v, want %s", got, want)
 	}
 }
+
+// TestCheckRunsOnOneP: check sets GOMAXPROCS to checkProcs, unless the
+// environment sets GOMAXPROCS; other commands leave it alone.
+func TestCheckRunsOnOneP(t *testing.T) {
+	e := newEnv(t)
+	closed, err := lab.ClosedAddr()
+	must(t, err)
+	rules := writeRules(t, e, "", labTarget{"ghcr.io", closed})
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want []int
+	}{
+		{[]string{"check", "--config", rules, "--no-audit", "-o", "json"}, nil, []int{checkProcs}},
+		{[]string{"check", "--config", rules, "--no-audit", "-o", "json"}, map[string]string{"GOMAXPROCS": "4"}, nil},
+		{[]string{"version"}, nil, nil},
+	} {
+		var got []int
+		var out, errb bytes.Buffer
+		run(context.Background(), c.args, env{stdout: &out, stderr: &errb, getenv: func(k string) string { return c.env[k] },
+			setProcs: func(n int) { got = append(got, n) }})
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%v with %v: GOMAXPROCS set to %v, want %v (stderr %s)", c.args[0], c.env, got, c.want, errb.String())
+		}
+	}
+}
