@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/x509roots/fallback/bundle"
 
 	"github.com/mitmwatch/mitmwatch/detector"
+	"github.com/mitmwatch/mitmwatch/trust"
 )
 
 // newRoot makes a self-signed CA certificate.
@@ -141,4 +142,49 @@ func TestTrustEnvironment(t *testing.T) {
 		"warning env SSL_CERT_FILE $T/missing.pem @environment",
 		"info trust SSL_CERT_DIR CN=Corp,O=Corp @$T/certs/corp.pem:2",
 	})
+}
+
+// TestTrustStoreDistroFile: on Fedora, RHEL and Arch the distribution's
+// roots are one p11-kit file, read as a bundle: a root it ships that the
+// public set dropped is counted, not reported as a local one.
+func TestTrustStoreDistroFile(t *testing.T) {
+	t.Parallel()
+	tr := newTree(t).without()
+	old := newRoot(t, "Old Public Root", "Old CA")
+	bundle := writeRoots(t, filepath.Join(tr.root, "etc", "ssl", "certs", "ca-certificates.crt"), mozillaRoot(t), old)
+	writeRoots(t, filepath.Join(tr.root, "usr", "share", "pki", "ca-trust-source", "ca-bundle.trust.p11-kit"), old)
+	checkFindings(t, tr, tr.audit(false).Findings, []string{
+		"info trust system store 1 root @" + tr.rel(bundle) + ", $T/root/etc/ssl/certs",
+	})
+}
+
+// TestTrustStoreDistroSetKept: with check's snapshot in use, the next
+// audit takes the distribution's roots as the set an earlier one read
+// (trust.DirBlocks), without reading the directory's files: one
+// rewritten in place, the directory unchanged, still counts as shipped.
+// The snapshot serves the files of another user (root's to a user) or
+// every file to root, so it runs as root; it replaces the process's
+// snapshot, so it does not run in parallel.
+func TestTrustStoreDistroSetKept(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the snapshot serves this user's own files to root alone")
+	}
+	tr := newTree(t).without()
+	old := newRoot(t, "Old Public Root", "Old CA")
+	bundle := writeRoots(t, filepath.Join(tr.root, "etc", "ssl", "certs", "ca-certificates.crt"), mozillaRoot(t), old)
+	shipped := writeRoots(t, filepath.Join(tr.root, "usr", "share", "ca-certificates", "mozilla", "Old_Public_Root.crt"), old)
+	// Past the snapshot's window for files changed just before a read.
+	time.Sleep(2100 * time.Millisecond)
+	snapshot := filepath.Join(tr.base, "stores.bin")
+	t.Cleanup(func() { trust.UseSnapshot("") })
+	counted := []string{"info trust system store 1 root @" + tr.rel(bundle) + ", $T/root/etc/ssl/certs"}
+
+	trust.UseSnapshot(snapshot)
+	checkFindings(t, tr, tr.audit(false).Findings, counted)
+	must(t, trust.SaveSnapshot())
+
+	writeRoots(t, shipped, newRoot(t, "Replaced In Place", "Nobody")) // the same inode: the directory unchanged
+	trust.UseSnapshot(filepath.Join(tr.base, "another"))              // the next check
+	trust.UseSnapshot(snapshot)
+	checkFindings(t, tr, tr.audit(false).Findings, counted)
 }
