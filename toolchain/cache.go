@@ -23,7 +23,7 @@ import (
 // Answers that depend only on a tool's installation — its version, the
 // roots Node bundles, where pip's certifi lives — cost a process start
 // each (tens to hundreds of milliseconds for Node and Python) and change
-// only when the tool does. Cached keeps them between runs, one file per
+// only when the tool does. Answers keeps them between runs, one file per
 // answer: a check reads the few it needs, raw, and never decodes the
 // others (Node's roots are ~200 KB of PEM).
 const (
@@ -49,26 +49,21 @@ type answerMeta struct {
 // but asking it at every check costs a process start each time.
 const failureTTL = 10 * time.Minute
 
-// Cached wraps run so that a command's output (or failure, for a shorter
-// while) is kept in dir and reused while the binary that ran it is
-// unchanged (resolved path, size and modification time), the variables
-// named env hold the same values in this process's environment, and the
-// answer is younger than ttl, which bounds how long an upgrade of
-// something beside the binary (a Python package) can go unseen. Only
-// commands whose output depends on the installation alone may go through
-// it: not one that reads the user's configuration. A missing or corrupt
-// answer is none; one that cannot be written costs the next run the
-// command, nothing else.
-func Cached(run Runner, dir string, ttl time.Duration, env ...string) Runner {
-	return NewAnswers(run, dir, ttl, env...).Run
-}
-
-// NewAnswers is Cached with the answers' outputs also given as Output.
+// NewAnswers wraps run so that a command's output (or failure, for a
+// shorter while) is kept in dir and reused while the binary that ran it
+// is unchanged (resolved path, size and modification time), the
+// variables named env hold the same values in this process's
+// environment, and the answer is younger than ttl, which bounds how long
+// an upgrade of something beside the binary (a Python package) can go
+// unseen. Only commands whose output depends on the installation alone
+// may go through it: not one that reads the user's configuration. A
+// missing or corrupt answer is none; one that cannot be written costs
+// the next run the command, nothing else.
 func NewAnswers(run Runner, dir string, ttl time.Duration, env ...string) *Answers {
 	return &Answers{run: run, dir: dir, ttl: ttl, env: env}
 }
 
-// Answers keeps tools' answers (Cached).
+// Answers keeps tools' answers (NewAnswers).
 type Answers struct {
 	run Runner
 	dir string
@@ -259,7 +254,7 @@ func answerKey(name string, args, env []string) (string, bool) {
 	return string(b), err == nil
 }
 
-// AnswersDir is where Cached keeps answers by default: in the user's cache
+// AnswersDir is where Answers keeps them by default: in the user's cache
 // directory; "" when there is none (a service without a home).
 func AnswersDir() string {
 	d, err := os.UserCacheDir()

@@ -43,24 +43,24 @@ func TestCached(t *testing.T) {
 		}
 	}
 	t.Setenv("MITMWATCH_TEST_TOOL_MODE", "a")
-	ask(Cached(run, file, time.Hour, "MITMWATCH_TEST_TOOL_MODE"))
-	ask(Cached(run, file, time.Hour, "MITMWATCH_TEST_TOOL_MODE")) // a new process reads the file
+	ask(NewAnswers(run, file, time.Hour, "MITMWATCH_TEST_TOOL_MODE").Run)
+	ask(NewAnswers(run, file, time.Hour, "MITMWATCH_TEST_TOOL_MODE").Run) // a new process reads the file
 	if calls != 1 {
 		t.Fatalf("%d runs, want 1: the second answer comes from the file", calls)
 	}
 	t.Setenv("MITMWATCH_TEST_TOOL_MODE", "b")
-	ask(Cached(run, file, time.Hour, "MITMWATCH_TEST_TOOL_MODE"))
+	ask(NewAnswers(run, file, time.Hour, "MITMWATCH_TEST_TOOL_MODE").Run)
 	if calls != 2 {
 		t.Fatalf("%d runs, want 2: a variable the answer depends on changed", calls)
 	}
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho v2, upgraded\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ask(Cached(run, file, time.Hour, "MITMWATCH_TEST_TOOL_MODE"))
+	ask(NewAnswers(run, file, time.Hour, "MITMWATCH_TEST_TOOL_MODE").Run)
 	if calls != 3 {
 		t.Fatalf("%d runs, want 3: the binary changed", calls)
 	}
-	ask(Cached(run, file, 0, "MITMWATCH_TEST_TOOL_MODE"))
+	ask(NewAnswers(run, file, 0, "MITMWATCH_TEST_TOOL_MODE").Run)
 	if calls != 4 {
 		t.Fatalf("%d runs, want 4: the answer is older than the ttl", calls)
 	}
@@ -68,11 +68,11 @@ func TestCached(t *testing.T) {
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ask(Cached(run, file, time.Hour))
-	if _, err := Cached(run, file, time.Hour)(context.Background(), bin, "--version"); err == nil || calls != 5 {
+	ask(NewAnswers(run, file, time.Hour).Run)
+	if _, err := NewAnswers(run, file, time.Hour).Run(context.Background(), bin, "--version"); err == nil || calls != 5 {
 		t.Fatalf("%d runs, error %v: want 5, the failure kept and returned", calls, err)
 	}
-	ask(Cached(run, file, 0))
+	ask(NewAnswers(run, file, 0).Run)
 	if calls != 6 {
 		t.Fatalf("%d runs, want 6: a failure older than the ttl is asked again", calls)
 	}
@@ -86,7 +86,7 @@ func TestCached(t *testing.T) {
 		}
 	}
 	fail = false
-	ask(Cached(run, file, time.Hour))
+	ask(NewAnswers(run, file, time.Hour).Run)
 	if calls != 7 {
 		t.Fatalf("%d runs, want 7: a corrupt file is empty", calls)
 	}
@@ -113,12 +113,12 @@ func TestCachedKeepsOutputAndBounds(t *testing.T) {
 		return output, nil
 	}
 	for _, bin := range bins {
-		if _, err := Cached(run, cache, time.Hour)(context.Background(), bin, "--roots"); err != nil {
+		if _, err := NewAnswers(run, cache, time.Hour).Run(context.Background(), bin, "--roots"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	last := bins[len(bins)-1]
-	out, err := Cached(run, cache, time.Hour)(context.Background(), last, "--roots")
+	out, err := NewAnswers(run, cache, time.Hour).Run(context.Background(), last, "--roots")
 	if err != nil || !bytes.Equal(out, output) || calls != len(bins) {
 		t.Fatalf("cached answer %q, %v after %d runs; want %q from %d runs", out, err, calls, output, len(bins))
 	}

@@ -85,15 +85,14 @@ type discoverer struct {
 	getenv func(string) string
 	run    toolchain.Runner
 	// installed runs the commands whose answer depends on a tool's
-	// installation alone (version, bundled roots), through a cache.
-	installed toolchain.Runner
-	// installedOutput is installed for an answer the caller may know by
-	// its digest (Node's roots, kept decoded in trust's snapshot).
-	installedOutput func(ctx context.Context, known func(sum [32]byte, size int) bool, name string, args ...string) (toolchain.Output, error)
-	settings        map[string][]audit.Setting // by tool
-	system          func() Store
-	envOnce         func() Store         // the store OpenSSL's variables make, for the tools that read them
-	dirCerts        func() []trust.Block // the system store's directories, read once
+	// installation alone (version, bundled roots), through a cache, and
+	// leaves out an output the caller knows by its digest (known: Node's
+	// roots, kept decoded in trust's snapshot).
+	installed func(ctx context.Context, known func(sum [32]byte, size int) bool, name string, args ...string) (toolchain.Output, error)
+	settings  map[string][]audit.Setting // by tool
+	system    func() Store
+	envOnce   func() Store         // the store OpenSSL's variables make, for the tools that read them
+	dirCerts  func() []trust.Block // the system store's directories, read once
 }
 
 // Discover reads each tool's configuration and asks the tools themselves
@@ -108,8 +107,7 @@ func Discover(ctx context.Context, opts Options) Inventory {
 	if d.run == nil {
 		d.run = d.execRunner()
 	}
-	d.installed = d.run
-	d.installedOutput = func(ctx context.Context, _ func([32]byte, int) bool, name string, args ...string) (toolchain.Output, error) {
+	d.installed = func(ctx context.Context, _ func([32]byte, int) bool, name string, args ...string) (toolchain.Output, error) {
 		out, err := d.run(ctx, name, args...)
 		return toolchain.OutputOf(out), err
 	}
@@ -119,7 +117,7 @@ func Discover(ctx context.Context, opts Options) Inventory {
 		a := toolchain.NewAnswers(d.run, f, toolchain.DefaultAnswersTTL,
 			"PATH", "HOME", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV",
 			"GOTOOLCHAIN", "GOROOT", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_HOME")
-		d.installed, d.installedOutput = a.Run, a.Output
+		d.installed = a.Output
 	}
 	for _, s := range opts.Settings {
 		d.settings[s.Tool] = append(d.settings[s.Tool], s)
@@ -333,7 +331,8 @@ func (d *discoverer) ask(ctx context.Context, name string, args ...string) ([]by
 // askInstalled is ask for a command whose answer depends on the tool's
 // installation alone, which may come from the cache.
 func (d *discoverer) askInstalled(ctx context.Context, name string, args ...string) ([]byte, bool, error) {
-	return d.askWith(ctx, d.installed, name, args...)
+	o, installed, err := d.askInstalledOutput(ctx, nil, name, args...)
+	return o.Whole, installed, err
 }
 
 // askInstalledOutput is askInstalled for an answer the caller may know by
@@ -342,7 +341,7 @@ func (d *discoverer) askInstalledOutput(ctx context.Context, known func(sum [32]
 	var o toolchain.Output
 	_, installed, err := d.askWith(ctx, func(ctx context.Context, name string, args ...string) ([]byte, error) {
 		var err error
-		o, err = d.installedOutput(ctx, known, name, args...)
+		o, err = d.installed(ctx, known, name, args...)
 		return o.Whole, err
 	}, name, args...)
 	return o, installed, err
