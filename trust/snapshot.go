@@ -383,11 +383,7 @@ func decodeSnapshot(data []byte) (map[string]snapFile, error) {
 		f := snapFile{size: int64(r.uint()), mtime: int64(r.uint()), ctime: int64(r.uint())}
 		nBlock := r.count(budget)
 		budget -= nBlock
-		// Sized by the counts, which the budgets bound: appending would
-		// copy the blocks of a bundle of hundreds several times over.
-		if nBlock > 0 {
-			f.blocks = make([]Block, 0, nBlock)
-		}
+		f.blocks = sized[Block](nBlock)
 		for range nBlock {
 			typ := r.bytes()
 			line, headers, i := r.uint(), r.uint(), r.uint()
@@ -400,9 +396,7 @@ func decodeSnapshot(data []byte) (map[string]snapFile, error) {
 		}
 		nName := r.count(names)
 		names -= nName
-		if nName > 0 {
-			f.names = make([]string, 0, nName)
-		}
+		f.names = sized[string](nName)
 		for range nName {
 			n := r.bytes()
 			if r.err != nil || len(n) == 0 || bytes.ContainsRune(n, '/') || string(n) == "." || string(n) == ".." {
@@ -419,6 +413,17 @@ func decodeSnapshot(data []byte) (map[string]snapFile, error) {
 		return nil, errSnapshot
 	}
 	return files, nil
+}
+
+// sized is an empty slice for n elements, nil for none (a file's entry
+// has no names, a directory's no blocks). Sized by the counts, which the
+// budgets bound: appending would copy the blocks of a bundle of hundreds
+// several times over.
+func sized[T any](n int) []T {
+	if n == 0 {
+		return nil
+	}
+	return make([]T, 0, n)
 }
 
 // blockType is a block's type as a string, the usual one without a copy
